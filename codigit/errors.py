@@ -1,0 +1,5 @@
+"""User-facing errors: the CLI prints these as one line and exits non-zero, never a traceback."""
+
+
+class CodigitError(Exception):
+    """A mistake the user can fix (bad config, busy port, unreadable roster...)."""

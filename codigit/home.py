@@ -1,0 +1,81 @@
+"""Where codigit keeps its state on this machine, and how secrets are written there."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from codigit.errors import CodigitError
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+def resolve_home(home: str | os.PathLike | None = None) -> Path:
+    """`--home`, else `$CODIGIT_HOME`, else a per-user data directory (XDG on Linux)."""
+    if home:
+        return Path(home).expanduser().resolve()
+    if os.environ.get("CODIGIT_HOME"):
+        return Path(os.environ["CODIGIT_HOME"]).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return (Path(base) / "codigit").resolve()
+
+
+def ensure_writable_home(home: Path) -> Path:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.chmod(home, 0o700)  # the database holds participants' writing
+        probe = home / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise CodigitError(f"home directory {home} is not writable: {e.strerror or e}") from None
+    return home
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write to a temp file in the same directory, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_secret(nbytes: int = 24) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def read_credentials(home: Path) -> dict[str, Any]:
+    path = home / CREDENTIALS_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CodigitError(
+            f"no credentials in {home}: start the embedded server with `codigit serve --home {home}` first, "
+            "or set ARGILLA_API_URL and ARGILLA_API_KEY for an external Argilla"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CodigitError(f"{path} is not valid JSON: {e}") from None
+
+
+def write_credentials(home: Path, creds: dict[str, Any]) -> Path:
+    path = home / CREDENTIALS_FILE
+    atomic_write(path, json.dumps(creds, indent=2) + "\n", mode=0o600)
+    return path
+
+
+def redact(secret: str) -> str:
+    """Enough of a secret to recognise it in a log, not enough to use it."""
+    return secret[:4] + "…" if len(secret) > 8 else "…"

@@ -1,0 +1,143 @@
+"""Build the embedded Argilla server: settings, database, owner account, search engine, jobs, privacy fix.
+
+argilla-server reads its settings from `ARGILLA_*` variables when it is first imported, so `configure` must run
+before anything imports `argilla_server`; the functions below import it lazily for that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from codigit.errors import CodigitError
+from codigit.home import new_secret, read_credentials, write_credentials
+
+OWNER_USERNAME = "owner"
+_LOGGER = logging.getLogger("codigit.server")
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    if not database_url.startswith("sqlite"):
+        return None
+    return Path(database_url.split(":///", 1)[1].split("?", 1)[0])
+
+
+def configure(home: Path, database_url: str | None = None, redis_url: str | None = None) -> str:
+    """Set argilla-server's environment; returns the database URL in use."""
+    if "argilla_server.settings" in __import__("sys").modules:
+        raise RuntimeError("argilla_server was imported before codigit configured it")
+    database_url = database_url or f"sqlite+aiosqlite:///{home / 'argilla.db'}?check_same_thread=False"
+    os.environ.update(
+        {
+            "ARGILLA_HOME_PATH": str(home),
+            "ARGILLA_DATABASE_URL": database_url,
+            "ARGILLA_SEARCH_ENGINE": "codigit-sql",
+            "HF_HUB_DISABLE_TELEMETRY": "1",  # argilla-server's telemetry: nothing leaves the machine
+            # the in-process queue never dials this; with --redis-url it is the real one
+            "ARGILLA_REDIS_URL": redis_url or "redis://127.0.0.1:1/0",
+        }
+    )
+    return database_url
+
+
+def check_sqlite(path: Path) -> None:
+    """Refuse a database file that is not SQLite or fails its integrity check; turn on WAL for concurrency."""
+    if not path.exists():
+        return
+    try:
+        with sqlite3.connect(path) as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+            # WAL lets the UI's reads proceed while a submission is being written (persistent per file).
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as e:
+        raise CodigitError(f"database {path} is corrupt or not an SQLite database ({e}); restore a backup") from None
+    if verdict != "ok":
+        raise CodigitError(f"database {path} failed its integrity check ({verdict}); restore a backup")
+
+
+def prepare_database(database_url: str) -> None:
+    """Migrate argilla-server's schema to head, then add codigit's search indexes and triggers."""
+    import argilla_server
+    import sqlalchemy.exc
+    from alembic import command
+    from alembic.config import Config
+    from argilla_server.database import sync_engine
+
+    from codigit.server import sqlindex
+
+    path = sqlite_path(database_url)
+    if path is not None:
+        check_sqlite(path)
+    config = Config()  # no ini file: alembic would otherwise reconfigure our logging
+    config.set_main_option("script_location", str(Path(argilla_server.__file__).parent / "alembic"))
+    try:
+        command.upgrade(config, "head")
+        with sync_engine.begin() as conn:
+            if sqlindex.install(conn):
+                _LOGGER.info("built the text search index")
+    except sqlalchemy.exc.OperationalError as e:
+        raise CodigitError(f"cannot open the database at {database_url.split('?')[0]}: {e.orig}") from None
+    except sqlalchemy.exc.DatabaseError as e:
+        raise CodigitError(f"database error at {database_url.split('?')[0]}: {e.orig}") from None
+    if path is None:  # SQLite: WAL was set before migration; the file may be new
+        return
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def ensure_owner(home: Path) -> dict[str, Any]:
+    """The owner account, with a generated password and API key kept in `<home>/credentials.json` (0600).
+
+    Existing credentials that still open the account are kept; otherwise new secrets are generated and stored.
+    """
+    from argilla_server.contexts.accounts import hash_password, verify_password
+    from argilla_server.database import SyncSessionLocal
+    from argilla_server.enums import UserRole
+    from argilla_server.models import User
+
+    try:
+        creds = read_credentials(home)
+    except CodigitError:
+        creds = {}
+    with SyncSessionLocal() as db:
+        user = db.query(User).filter(User.username == OWNER_USERNAME).one_or_none()
+        valid = (
+            user is not None
+            and creds.get("api_key") == user.api_key
+            and creds.get("password")
+            and verify_password(creds["password"], user.password_hash)
+        )
+        if not valid:
+            password, api_key = new_secret(18), new_secret(32)
+            if user is None:
+                user = User(username=OWNER_USERNAME, first_name="Study", last_name="Owner", role=UserRole.owner)
+                db.add(user)
+            user.password_hash = hash_password(password)
+            user.api_key = api_key
+            db.commit()
+            creds = {"username": OWNER_USERNAME, "password": password, "api_key": api_key}
+            write_credentials(home, creds)
+            _LOGGER.info("generated owner credentials (%s)", home / "credentials.json")
+        SyncSessionLocal.remove()
+    return creds
+
+
+def create_app(in_process_jobs: bool = True):
+    """The argilla-server FastAPI app with codigit's engine, job runner and privacy fix installed."""
+    from argilla_server.jobs import queues
+
+    if in_process_jobs:
+        from codigit.server import jobs
+
+        jobs.install_in_process(queues)
+    import codigit.server.search  # noqa: F401  registers the engine under ARGILLA_SEARCH_ENGINE
+    from argilla_server._app import app  # built on import; a second build would copy the UI again
+    from argilla_server.api.routes import api_v1
+
+    from codigit.server import privacy
+
+    privacy.install(api_v1)
+    return app

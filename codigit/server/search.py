@@ -1,0 +1,525 @@
+"""codigit's SQL search engine for argilla-server: the whole `SearchEngine` interface from the same database.
+
+Elasticsearch keeps a second copy of every record and must be told about each change. Here the database *is*
+the index: searches read `records`, `responses`, `suggestions` and `vectors` directly, and text search reads
+FTS5 tables that triggers keep in step with `records` (see `sqlindex`). So the `index_*`/`update_*`/`delete_*`
+hooks have nothing left to do, and the index cannot disagree with the data after a crash or a rollback.
+
+Semantics follow argilla-server's Elasticsearch engine (`search_engine/commons.py`): simple-query-string AND
+semantics with bm25 ranking, terms/range filters over metadata, responses, suggestions and record properties,
+the per-user "pending" queue, missing values sorted last, cosine similarity scored as (1 + cos) / 2, and a
+deterministic per-user order for the annotation queue (a rotation of the random UUID order, so annotators start
+at different records, which is what Elasticsearch's seeded `random_score` is for).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Any, Iterable, List, Optional, Union
+
+import numpy as np
+from argilla_server.database import async_engine
+from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter, SimilarityOrder, SortOrder
+from argilla_server.models import (
+    Dataset,
+    MetadataProperty,
+    Question,
+    Record,
+    Response,
+    Suggestion,
+    User,
+    Vector,
+    VectorSettings,
+)
+from argilla_server.search_engine.base import (
+    AndFilter,
+    Filter,
+    FloatMetadataMetrics,
+    IntegerMetadataMetrics,
+    MetadataFilterScope,
+    MetadataMetrics,
+    Order,
+    RangeFilter,
+    RecordFilterScope,
+    ResponseFilterScope,
+    SearchEngine,
+    SearchResponseItem,
+    SearchResponses,
+    SuggestionFilterScope,
+    TermsFilter,
+    TermsMetrics,
+    TextQuery,
+)
+from sqlalchemy import Float, Integer, String, and_, case, cast, exists, func, literal, or_, select, text, true
+from sqlalchemy.sql import ColumnElement, Select
+
+ENGINE_NAME = "codigit-sql"
+MAX_TERMS = 2**14  # as Elasticsearch's terms aggregation size in argilla-server
+
+
+def _json_path(*keys: str) -> str:
+    return "$" + "".join('."' + k.replace('"', '""') + '"' for k in keys)
+
+
+class _Json:
+    """JSON access that works on SQLite (json1) and PostgreSQL (json)."""
+
+    def __init__(self, dialect: str):
+        self.pg = dialect == "postgresql"
+
+    def _pg_node(self, col: Any, keys: tuple[str, ...]) -> ColumnElement:
+        node = col
+        for k in keys:
+            node = node.op("->")(k)
+        return node
+
+    def value(self, col: Any, *keys: str) -> ColumnElement:
+        """The JSON value at keys: SQLite's native type, PostgreSQL text."""
+        if self.pg:
+            return self._pg_node(col, keys[:-1]).op("->>")(keys[-1])
+        return func.json_extract(col, _json_path(*keys))
+
+    def any(self, col: Any, keys: tuple[str, ...], predicate, numeric: bool = False) -> ColumnElement:
+        """True when the value at keys, or any element of it if it is an array, satisfies predicate(element).
+
+        Elements compare as text (terms) or as numbers (ranges), as Elasticsearch's keyword and numeric fields
+        do with multi-valued documents.
+        """
+        if self.pg:
+            node = self._pg_node(col, keys)
+            array = case((func.json_typeof(node) == "array", node), else_=func.json_build_array(node))
+            elems = func.json_array_elements_text(array).table_valued("value")
+        else:
+            elems = func.json_each(col, _json_path(*keys)).table_valued("value")
+        value = cast(elems.c.value, Float) if numeric else cast(elems.c.value, String)
+        return exists(select(literal(1)).select_from(elems).where(predicate(value)))
+
+
+_TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+def fts5_query(q: str) -> tuple[str, str]:
+    """Translate an Elasticsearch simple_query_string (AND by default) into FTS5 (positive, negative) parts.
+
+    Supported: bare terms (all required), "quoted phrases", `-term` exclusion, `a | b` alternatives, `pre*`
+    prefixes. Other operators are treated as text. Either part may be empty.
+    """
+    groups: list[list[str]] = []  # AND of OR-groups
+    negative: list[str] = []
+    join_next = False
+    for m in _TOKEN.finditer(q):
+        neg, phrase, bare = m.group(1), m.group(2), m.group(3)
+        if bare == "|":
+            join_next = True
+            continue
+        if bare is not None:
+            neg, word = ("-", bare[1:]) if bare.startswith("-") and len(bare) > 1 else ("", bare)
+            prefix = word.endswith("*")
+            words = _WORD.findall(word)
+            if not words:
+                continue
+            term = " + ".join(f'"{w}"' for w in words) + ("*" if prefix else "")
+        else:
+            words = _WORD.findall(phrase)
+            if not words:
+                continue
+            term = '"' + " ".join(words) + '"'
+        if neg:
+            negative.append(term)
+        elif join_next and groups:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        join_next = False
+    positive = " AND ".join("(" + " OR ".join(g) + ")" for g in groups)
+    return positive, " OR ".join(negative)
+
+
+def user_rotation_start(user_id: Any) -> uuid.UUID:
+    """Where a user's walk through the random (uuid4) record order begins: stable per user, spread across users."""
+    return uuid.UUID(bytes=hashlib.sha256(str(user_id).encode()).digest()[:16])
+
+
+def _enum_value(v: Any) -> str:
+    return getattr(v, "value", v)
+
+
+@SearchEngine.register(ENGINE_NAME)
+class SQLSearchEngine(SearchEngine):
+    """Answers argilla-server's searches from its own SQL database (SQLite with FTS5, or PostgreSQL)."""
+
+    def __init__(self) -> None:
+        self.dialect = async_engine.dialect.name
+        self.json = _Json(self.dialect)
+
+    @classmethod
+    async def new_instance(cls) -> "SQLSearchEngine":
+        return cls()
+
+    async def close(self) -> None:
+        pass  # connections are borrowed per query from argilla-server's pool
+
+    async def _all(self, stmt) -> list:
+        async with async_engine.connect() as conn:
+            return list((await conn.execute(stmt)).all())
+
+    async def ping(self) -> bool:
+        return (await self._all(select(literal(1))))[0][0] == 1
+
+    async def info(self) -> dict:
+        ranking = "fts5 bm25" if self.dialect == "sqlite" else "ts_rank"
+        return {"engine": ENGINE_NAME, "database": self.dialect, "text_ranking": ranking}
+
+    # -- index maintenance: the database is the index (see module docstring) ----------------------------------
+    async def create_index(self, dataset: Dataset) -> None:
+        pass
+
+    async def delete_index(self, dataset: Dataset) -> None:
+        pass
+
+    async def configure_metadata_property(self, dataset: Dataset, metadata_property: MetadataProperty) -> None:
+        pass
+
+    async def configure_index_vectors(self, vector_settings: VectorSettings) -> None:
+        pass
+
+    async def index_records(self, dataset: Dataset, records: Iterable[Record]) -> None:
+        pass
+
+    async def partial_record_update(self, record: Record, **update) -> None:
+        pass
+
+    async def delete_records(self, dataset: Dataset, records: Iterable[Record]) -> None:
+        pass
+
+    async def update_record_response(self, response: Response) -> None:
+        pass
+
+    async def delete_record_response(self, response: Response) -> None:
+        pass
+
+    async def update_record_suggestion(self, suggestion: Suggestion) -> None:
+        pass
+
+    async def delete_record_suggestion(self, suggestion: Suggestion) -> None:
+        pass
+
+    # -- progress and metrics -----------------------------------------------------------------------------------
+    async def get_dataset_progress(self, dataset: Dataset) -> dict:
+        if dataset.is_draft:
+            return {}
+        rows = await self._all(
+            select(Record.status, func.count()).where(Record.dataset_id == dataset.id).group_by(Record.status)
+        )
+        counts = {_enum_value(status): n for status, n in rows}
+        return {"total": sum(counts.values()), **counts}
+
+    async def get_dataset_user_progress(self, dataset: Dataset, user: User) -> dict:
+        """The user's own responses by status (Elasticsearch's nested version also counted co-annotators')."""
+        if dataset.is_draft:
+            return {}
+        rows = await self._all(
+            select(Response.status, func.count())
+            .join(Record, Record.id == Response.record_id)
+            .where(Record.dataset_id == dataset.id, Response.user_id == user.id)
+            .group_by(Response.status)
+        )
+        counts = {_enum_value(status): n for status, n in rows}
+        return {"total": sum(counts.values()), **counts}
+
+    async def compute_metrics_for(self, metadata_property: MetadataProperty) -> MetadataMetrics:
+        dataset_id, name = metadata_property.dataset_id, metadata_property.name
+        if metadata_property.type == MetadataPropertyType.terms:
+            if self.dialect == "sqlite":
+                elems = func.json_each(Record.metadata_, _json_path(name)).table_valued("value")
+            else:
+                node = Record.metadata_.op("->")(name)
+                array = case((func.json_typeof(node) == "array", node), else_=func.json_build_array(node))
+                elems = func.json_array_elements_text(array).table_valued("value")
+            term = cast(elems.c.value, String)
+            rows = await self._all(
+                select(term, func.count())
+                .select_from(Record)
+                .join(elems, true())
+                .where(Record.dataset_id == dataset_id, elems.c.value.is_not(None))
+                .group_by(term)
+                .order_by(func.count().desc(), term)
+            )
+            values = [TermsMetrics.TermCount(term=str(t), count=n) for t, n in rows[:MAX_TERMS]]
+            return TermsMetrics(total=sum(n for _, n in rows), values=values)
+        value = cast(self.json.value(Record.metadata_, name), Float)
+        lo, hi = (await self._all(select(func.min(value), func.max(value)).where(Record.dataset_id == dataset_id)))[0]
+        if metadata_property.type == MetadataPropertyType.integer:
+            return IntegerMetadataMetrics(
+                min=None if lo is None else int(lo), max=None if hi is None else int(hi)
+            )
+        return FloatMetadataMetrics(min=lo, max=hi)
+
+    # -- search -------------------------------------------------------------------------------------------------
+    async def search(
+        self,
+        dataset: Dataset,
+        query: Optional[Union[TextQuery, str]] = None,
+        filter: Optional[Filter] = None,
+        sort: Optional[List[Order]] = None,
+        offset: int = 0,
+        limit: int = 100,
+        user_id: Optional[str] = None,
+    ) -> SearchResponses:
+        stmt, score = self._matching(dataset, query, filter)
+        total = (await self._all(select(func.count()).select_from(stmt.subquery())))[0][0]
+        if limit <= 0 or offset >= total:
+            return SearchResponses(items=[], total=total)
+
+        if sort:
+            ordered = stmt.order_by(*self._order_by(dataset, sort), Record.id)
+        elif score is not None:
+            ordered = stmt.order_by(score.desc(), Record.id)
+        elif user_id is not None:
+            return SearchResponses(items=await self._rotated(stmt, user_id, offset, limit), total=total)
+        else:
+            ordered = stmt.order_by(Record.inserted_at, Record.id)
+        rows = await self._all(ordered.offset(offset).limit(limit))
+        return SearchResponses(items=[SearchResponseItem(record_id=r[0], score=r[1]) for r in rows], total=total)
+
+    async def _rotated(self, stmt: Select, user_id: Any, offset: int, limit: int) -> list[SearchResponseItem]:
+        """Records in uuid order starting at the user's own point and wrapping around: two index range scans."""
+        start = user_rotation_start(user_id)
+        head = await self._all(stmt.where(Record.id >= start).order_by(Record.id).offset(offset).limit(limit))
+        rows = list(head)
+        if len(rows) < limit:
+            skipped = 0
+            if offset:
+                n_head = (await self._all(select(func.count()).select_from(stmt.where(Record.id >= start).subquery())))
+                skipped = max(0, offset - n_head[0][0])
+            tail = await self._all(
+                stmt.where(Record.id < start).order_by(Record.id).offset(skipped).limit(limit - len(rows))
+            )
+            rows += tail
+        return [SearchResponseItem(record_id=r[0], score=r[1]) for r in rows]
+
+    def _matching(
+        self, dataset: Dataset, query: Optional[Union[TextQuery, str]], filter: Optional[Filter]
+    ) -> tuple[Select, Optional[ColumnElement]]:
+        """SELECT (record id, score) of the dataset's records matching the text query and the filter."""
+        score = None
+        stmt = select(Record.id, literal(1.0).label("score")).where(Record.dataset_id == dataset.id)
+        if query is not None:
+            if isinstance(query, str):
+                query = TextQuery(q=query)
+            hits = self._text_hits(dataset, query)
+            stmt = select(Record.id, hits.c.score).join(hits, hits.c.record_id == Record.id)
+            stmt = stmt.where(Record.dataset_id == dataset.id)
+            score = hits.c.score
+        if filter is not None:
+            stmt = stmt.where(self._filter(dataset, filter))
+        return stmt, score
+
+    def _text_hits(self, dataset: Dataset, query: TextQuery):
+        if query.field and dataset.field_by_name(query.field) is None:
+            raise ValueError(f"Field {query.field} not found in dataset {dataset.id}")
+        positive, negative = fts5_query(query.q)
+        if self.dialect != "sqlite":
+            return self._pg_text_hits(query)
+        if query.field:
+            table, base = "codigit_fts_field", "SELECT rowid / 1024 AS docid, -bm25(codigit_fts_field) AS score "
+            where = " AND field = :field"
+        else:
+            table, base = "codigit_fts_all", "SELECT rowid AS docid, -bm25(codigit_fts_all) AS score "
+            where = ""
+        if positive:
+            sql = f"{base} FROM {table} WHERE {table} MATCH :q{where}"
+            if negative:
+                sql += f" AND rowid NOT IN (SELECT rowid FROM {table} WHERE {table} MATCH :neg{where})"
+        elif negative:
+            sql = (
+                f"{base.split(',')[0]}, 1.0 AS score FROM {table} WHERE rowid NOT IN "
+                f"(SELECT rowid FROM {table} WHERE {table} MATCH :neg{where}){where}"
+            )
+        else:
+            sql = "SELECT NULL AS docid, NULL AS score WHERE 0"
+        params = {"q": positive, "neg": negative, "field": query.field}
+        hits = text(sql).bindparams(**{k: v for k, v in params.items() if f":{k}" in sql})
+        hits = hits.columns(docid=Integer, score=Float).subquery("hits")
+        docs = text("SELECT docid, record_id FROM codigit_fts_docs").columns(docid=Integer, record_id=Record.id.type)
+        docs = docs.subquery("docs")
+        return (
+            select(docs.c.record_id, hits.c.score)
+            .join(hits, hits.c.docid == docs.c.docid)
+            .subquery("text_hits")
+        )
+
+    def _pg_text_hits(self, query: TextQuery):
+        content = self.json.value(Record.fields, query.field) if query.field else cast(Record.fields, String)
+        vector = func.to_tsvector("simple", content)
+        tsquery = func.websearch_to_tsquery("simple", query.q)
+        return (
+            select(Record.id.label("record_id"), func.ts_rank(vector, tsquery).label("score"))
+            .where(vector.op("@@")(tsquery))
+            .subquery("text_hits")
+        )
+
+    # -- filters and sorts ----------------------------------------------------------------------------------------
+    def _filter(self, dataset: Dataset, f: Filter) -> ColumnElement:
+        if isinstance(f, AndFilter):
+            return and_(true(), *[self._filter(dataset, sub) for sub in f.filters])
+        scope = f.scope
+        if isinstance(scope, ResponseFilterScope):
+            return self._response_filter(f, scope)
+        if isinstance(scope, MetadataFilterScope):
+            return self._value_filter(f, Record.metadata_, (scope.metadata_property,))
+        if isinstance(scope, SuggestionFilterScope):
+            return exists(
+                select(literal(1))
+                .select_from(Suggestion)
+                .join(Question, Question.id == Suggestion.question_id)
+                .where(
+                    Suggestion.record_id == Record.id,
+                    Question.name == scope.question,
+                    Question.dataset_id == dataset.id,
+                    self._suggestion_condition(f, scope.property),
+                )
+            )
+        if isinstance(scope, RecordFilterScope):
+            col = getattr(Record, scope.property)
+            if isinstance(f, TermsFilter):
+                return col.in_(f.values)
+            return and_(
+                true(), *([col >= f.ge] if f.ge is not None else []), *([col <= f.le] if f.le is not None else [])
+            )
+        raise ValueError(f"Cannot process request for search scope {scope}")
+
+    def _value_filter(self, f: Filter, col: Any, keys: tuple[str, ...]) -> ColumnElement:
+        """Terms or range over a JSON value (scalar or array) in col at keys."""
+        if isinstance(f, TermsFilter):
+            values = [str(v) for v in f.values]
+            return self.json.any(col, keys, lambda v: v.in_(values))
+        if isinstance(f, RangeFilter):
+
+            def in_range(v: ColumnElement) -> ColumnElement:
+                bounds = ([v >= f.ge] if f.ge is not None else []) + ([v <= f.le] if f.le is not None else [])
+                return and_(v.is_not(None), *bounds)
+
+            return self.json.any(col, keys, in_range, numeric=True)
+        raise ValueError(f"Cannot process request for filter {f}")
+
+    def _suggestion_condition(self, f: Filter, prop: str) -> ColumnElement:
+        if prop in ("value", "score"):
+            return self._value_filter(f, getattr(Suggestion, prop), ())
+        if prop in ("agent", "type") and isinstance(f, TermsFilter):
+            return getattr(Suggestion, prop).in_(f.values)
+        raise ValueError(f"Cannot filter suggestions by {prop}")
+
+    def _response_filter(self, f: Filter, scope: ResponseFilterScope) -> ColumnElement:
+        mine = [Response.user_id == scope.user.id] if scope.user else []
+        if scope.question:
+            return exists(
+                select(literal(1)).where(
+                    Response.record_id == Record.id,
+                    *mine,
+                    self._value_filter(f, Response.values, (scope.question, "value")),
+                )
+            )
+        if scope.property != "status" or not isinstance(f, TermsFilter):
+            raise ValueError(f"Cannot process filter scope {scope}")
+        statuses = [str(_enum_value(v)) for v in f.values]
+        conditions = []
+        if ResponseStatusFilter.pending.value in statuses:
+            if scope.user:  # NOT IN over the user's (few) responses beats a per-record probe at 100k records
+                conditions.append(Record.id.not_in(select(Response.record_id).where(*mine)))
+            else:
+                conditions.append(~exists(select(literal(1)).where(Response.record_id == Record.id)))
+        others = [s for s in statuses if s != ResponseStatusFilter.pending.value]
+        if others:
+            conditions.append(
+                exists(
+                    select(literal(1)).where(Response.record_id == Record.id, Response.status.in_(others), *mine)
+                )
+            )
+        return or_(*conditions) if conditions else true()
+
+    def _order_by(self, dataset: Dataset, sort: List[Order]) -> list:
+        clauses = []
+        for order in sort:
+            expr = self._sort_expression(dataset, order)
+            direction = expr.desc() if order.order == SortOrder.desc else expr.asc()
+            clauses += [expr.is_(None), direction]  # missing values last, either way, as in Elasticsearch
+        return clauses
+
+    def _sort_expression(self, dataset: Dataset, order: Order) -> ColumnElement:
+        scope = order.scope
+        if isinstance(scope, RecordFilterScope):
+            return getattr(Record, scope.property)
+        if isinstance(scope, MetadataFilterScope):
+            prop = dataset.metadata_property_by_name(scope.metadata_property)
+            value = self.json.value(Record.metadata_, scope.metadata_property)
+            numeric = prop is not None and prop.type != MetadataPropertyType.terms
+            return cast(value, Float) if numeric else value
+        if isinstance(scope, SuggestionFilterScope):
+            col = getattr(Suggestion, scope.property)
+            if scope.property in ("value", "score"):  # JSON columns: compare native values, not their text
+                col = func.json_extract(col, "$") if not self.json.pg else cast(col, String)
+            return (
+                select(col)
+                .join(Question, Question.id == Suggestion.question_id)
+                .where(Suggestion.record_id == Record.id, Question.name == scope.question)
+                .limit(1)
+                .scalar_subquery()
+            )
+        if isinstance(scope, ResponseFilterScope):
+            mine = [Response.user_id == scope.user.id] if scope.user else []
+            if scope.question:
+                value = func.avg(cast(self.json.value(Response.values, scope.question, "value"), Float))
+            else:
+                value = func.min(getattr(Response, scope.property))
+            return select(value).where(Response.record_id == Record.id, *mine).scalar_subquery()
+        raise ValueError(f"Cannot sort by {scope}")
+
+    # -- vectors ----------------------------------------------------------------------------------------------------
+    async def similarity_search(
+        self,
+        dataset: Dataset,
+        vector_settings: VectorSettings,
+        value: Optional[List[float]] = None,
+        record: Optional[Record] = None,
+        query: Optional[Union[TextQuery, str]] = None,
+        filter: Optional[Filter] = None,
+        max_results: int = 100,
+        order: SimilarityOrder = SimilarityOrder.most_similar,
+        threshold: Optional[float] = None,
+    ) -> SearchResponses:
+        """Exact cosine similarity over the dataset's vectors (Elasticsearch's score: (1 + cos) / 2)."""
+        if bool(value) == bool(record):
+            raise ValueError("Must provide either vector value or record to compute the similarity search")
+        excluded = None
+        if not value:
+            excluded = record.id
+            value = record.vector_value_by_vector_settings(vector_settings)
+        if not value:
+            raise ValueError("Cannot find a vector value to apply with provided info")
+
+        stmt, _ = self._matching(dataset, query, filter)
+        candidates = stmt.with_only_columns(Record.id).subquery()
+        rows = await self._all(
+            select(Vector.record_id, Vector.value)
+            .join(candidates, candidates.c.id == Vector.record_id)
+            .where(Vector.vector_settings_id == vector_settings.id)
+        )
+        rows = [(rid, vec) for rid, vec in rows if rid != excluded and vec]
+        if not rows:
+            return SearchResponses(items=[], total=0)
+        matrix = np.asarray([vec for _, vec in rows], dtype=np.float64)
+        target = np.asarray(value, dtype=np.float64)
+        if order == SimilarityOrder.least_similar:
+            target = -target
+        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(target)
+        cosine = np.divide(matrix @ target, norms, out=np.zeros(len(rows)), where=norms > 0)
+        scores = (1.0 + cosine) / 2.0
+        best = np.argsort(-scores, kind="stable")[:max_results]
+        items = [SearchResponseItem(record_id=rows[i][0], score=float(scores[i])) for i in best]
+        if threshold is not None:
+            items = [item for item in items if item.score >= threshold]
+        return SearchResponses(items=items, total=len(items))

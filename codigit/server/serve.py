@@ -1,0 +1,82 @@
+"""`codigit serve`: the real Argilla server and UI in one process, on SQLite, without Docker, ES or Redis."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from codigit.errors import CodigitError
+from codigit.home import CREDENTIALS_FILE, ensure_writable_home
+
+_LOGGER = logging.getLogger("codigit.server")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise CodigitError(f"cannot listen on {host}:{port}: {e.strerror}; choose another with --port") from None
+
+
+def serve(
+    home: Path,
+    host: str = "127.0.0.1",
+    port: int = 6900,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Start the embedded server and block until SIGINT/SIGTERM."""
+    ensure_writable_home(home)
+    check_port_free(host, port)
+    if not is_loopback(host):
+        _LOGGER.warning(
+            "listening on %s, not loopback: anyone who can reach this machine can reach the login page; "
+            "use HTTPS in front of it and strong passwords",
+            host,
+        )
+
+    from codigit.server import app as server_app
+
+    url = server_app.configure(home, database_url, redis_url)
+    server_app.prepare_database(url)
+    server_app.ensure_owner(home)
+    application = server_app.create_app(in_process_jobs=redis_url is None)
+
+    import uvicorn
+
+    worker = None
+    if redis_url is not None:
+        worker = subprocess.Popen([sys.executable, "-m", "codigit.server.worker"])
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(
+        f"codigit: Argilla is at http://{shown}:{port}  (owner login and API key: {home / CREDENTIALS_FILE})",
+        flush=True,
+    )
+    config = uvicorn.Config(application, host=host, port=port, log_level=log_level, access_log=False)
+    try:
+        uvicorn.Server(config).run()  # handles SIGINT/SIGTERM: stops accepting, finishes requests, runs lifespan
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
+        from argilla_server.database import sync_engine
+
+        sync_engine.dispose()
+    print("codigit: server stopped", flush=True)
