@@ -30,13 +30,14 @@ def _init(args: argparse.Namespace) -> None:
 
 def _participants_add(args: argparse.Namespace) -> None:
     from codigit.client import connect
+    from codigit.home import ensure_writable_home, resolve_home
     from codigit.participants import add_participants, read_roster
     from codigit.study import load_study
 
     study = load_study(args.study)
     roster = read_roster(args.roster)
     client = connect(args.home)
-    out = add_participants(client, study, roster, args.out)
+    out = add_participants(client, study, roster, ensure_writable_home(resolve_home(args.home)), args.out)
     print(f"{len(roster)} participants in workspace {study.workspace!r}; credentials to hand out: {out} (mode 0600)")
 
 

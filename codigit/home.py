@@ -12,6 +12,7 @@ from typing import Any
 from codigit.errors import CodigitError
 
 CREDENTIALS_FILE = "credentials.json"
+SERVER_FILE = "server.json"
 
 
 def resolve_home(home: str | os.PathLike | None = None) -> Path:
@@ -79,3 +80,8 @@ def write_credentials(home: Path, creds: dict[str, Any]) -> Path:
 def redact(secret: str) -> str:
     """Enough of a secret to recognise it in a log, not enough to use it."""
     return secret[:4] + "…" if len(secret) > 8 else "…"
+
+
+def record_server_url(home: Path, url: str) -> None:
+    """`codigit serve` notes where it listens, so other commands find it the same way they find the home dir."""
+    atomic_write(home / SERVER_FILE, json.dumps({"url": url}) + "\n")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from codigit.errors import CodigitError
-from codigit.home import CREDENTIALS_FILE, ensure_writable_home
+from codigit.home import CREDENTIALS_FILE, ensure_writable_home, record_server_url
 
 _LOGGER = logging.getLogger("codigit.server")
 
@@ -64,7 +64,8 @@ def serve(
     worker = None
     if redis_url is not None:
         worker = subprocess.Popen([sys.executable, "-m", "codigit.server.worker"])
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    record_server_url(home, f"http://{shown}:{port}")
     print(
         f"codigit: Argilla is at http://{shown}:{port}  (owner login and API key: {home / CREDENTIALS_FILE})",
         flush=True,

@@ -1,0 +1,48 @@
+"""One narrow seam to the Argilla server: the embedded one in the home dir, or an external one by URL + key."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codigit.errors import CodigitError
+from codigit.home import SERVER_FILE, read_credentials, resolve_home
+
+if TYPE_CHECKING:
+    import argilla as rg
+
+def server_location(home: str | Path | None = None) -> tuple[str, str]:
+    """(api_url, api_key): ARGILLA_API_URL/ARGILLA_API_KEY if both set, else the embedded server's."""
+    url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
+    if url and key:
+        return url, key
+    if url or key:
+        raise CodigitError("set both ARGILLA_API_URL and ARGILLA_API_KEY for an external Argilla, or neither")
+    home = resolve_home(home)
+    creds = read_credentials(home)
+    try:
+        url = json.loads((home / SERVER_FILE).read_text())["url"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        raise CodigitError(f"no embedded server has run in {home}: start it with `codigit serve --home {home}`") from None
+    return url, creds["api_key"]
+
+
+def connect(home: str | Path | None = None) -> rg.Argilla:
+    """An argilla SDK client as the owner; a clear error if the server is not answering."""
+    import argilla as rg
+    import httpx
+
+    # The SDK warns on every lookup that finds nothing ("Workspace ... not found"): codigit asks on purpose.
+    warnings.filterwarnings("ignore", message=".* not found", module="argilla")
+    logging.getLogger("argilla.sdk").setLevel(logging.ERROR)
+    url, key = server_location(home)
+    try:
+        client = rg.Argilla(api_url=url, api_key=key, timeout=60)
+        client.me  # noqa: B018  the SDK connects lazily; fail here, not halfway through a command
+    except (httpx.HTTPError, rg._exceptions.ArgillaAPIError, ConnectionError) as e:
+        raise CodigitError(f"cannot reach Argilla at {url} ({type(e).__name__}): is `codigit serve` running?") from None
+    return client

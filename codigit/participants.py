@@ -1,0 +1,148 @@
+"""`codigit participants add`: annotator accounts with stable pseudonymous usernames, from a roster CSV.
+
+Real names and emails stay on the organiser's machine: the server only ever sees the pseudonym (as username and
+display name). A pseudonym is an HMAC of the person's email (or name) under a secret key kept in the home dir,
+so rerunning with the same roster gives the same pseudonyms and nobody can recompute them from a guessed name.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codigit.errors import CodigitError
+from codigit.home import atomic_write, new_secret
+from codigit.study import Study
+
+if TYPE_CHECKING:
+    import argilla as rg
+
+ROSTER_COLUMNS = {"name", "email", "pseudonym"}
+LOGINS_COLUMNS = ["name", "email", "username", "password", "login_url"]
+PSEUDONYM = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+KEY_FILE = "pseudonym.key"
+
+
+@dataclass(frozen=True)
+class Person:
+    row: int
+    name: str
+    email: str
+    pseudonym: str | None  # chosen by the organiser, else derived
+
+
+def read_roster(path: Path) -> list[Person]:
+    """Parse and validate the whole roster; the first problem is an error naming its row. Creates nothing."""
+    try:
+        content = Path(path).read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CodigitError(f"{path}: roster not found") from None
+    except UnicodeDecodeError as e:
+        raise CodigitError(f"{path}: not UTF-8 text (byte {e.start}); save the roster as UTF-8 CSV") from None
+    reader = csv.DictReader(io.StringIO(content))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "name" not in header:
+        raise CodigitError(f"{path}: the header must have a `name` column (and optionally email, pseudonym)")
+    if unknown := sorted(set(header) - ROSTER_COLUMNS):
+        raise CodigitError(f"{path}: unknown column(s) {', '.join(unknown)}; allowed: name, email, pseudonym")
+    reader.fieldnames = header
+    people: list[Person] = []
+    seen: dict[str, int] = {}
+    for row_no, row in enumerate(reader, start=2):
+        if None in row:
+            raise CodigitError(f"{path}: row {row_no}: more values than columns")
+        name = (row.get("name") or "").strip()
+        email = (row.get("email") or "").strip().lower()
+        pseudonym = (row.get("pseudonym") or "").strip() or None
+        if not name and not email and not pseudonym:
+            continue  # blank line
+        if not name:
+            raise CodigitError(f"{path}: row {row_no}: `name` is empty")
+        if email and not EMAIL.match(email):
+            raise CodigitError(f"{path}: row {row_no}: {email!r} is not an email address")
+        if pseudonym and not PSEUDONYM.match(pseudonym):
+            raise CodigitError(
+                f"{path}: row {row_no}: pseudonym {pseudonym!r} must be 3-40 lowercase letters, digits or '-', "
+                "starting with a letter"
+            )
+        identity = email or name.casefold()
+        for key in (f"id:{identity}", f"ps:{pseudonym}" if pseudonym else None):
+            if key and key in seen:
+                raise CodigitError(f"{path}: row {row_no}: same person or pseudonym as row {seen[key]}")
+            if key:
+                seen[key] = row_no
+        people.append(Person(row_no, name, email, pseudonym))
+    if not people:
+        raise CodigitError(f"{path}: the roster has no participants")
+    return people
+
+
+def pseudonym_key(home: Path) -> bytes:
+    path = home / KEY_FILE
+    if not path.exists():
+        atomic_write(path, new_secret(32), mode=0o600)
+    return path.read_bytes().strip()
+
+
+def pseudonym_for(person: Person, key: bytes) -> str:
+    if person.pseudonym:
+        return person.pseudonym
+    identity = (person.email or person.name.casefold()).encode()
+    return "p-" + hmac.new(key, identity, hashlib.sha256).hexdigest()[:10]
+
+
+def add_participants(
+    client: rg.Argilla, study: Study, people: list[Person], home: Path, out: Path | None = None
+) -> Path:
+    """Create missing accounts and add everyone to the study workspace; write the logins CSV (0600)."""
+    import argilla as rg
+
+    key = pseudonym_key(home)
+    out = out or home / "participant-logins.csv"
+
+    workspace = client.workspaces(study.workspace)
+    if workspace is None:
+        raise CodigitError(f"workspace {study.workspace!r} does not exist yet: run `codigit init` first")
+    usernames = [pseudonym_for(p, key) for p in people]
+    if len(set(usernames)) != len(usernames):
+        raise CodigitError("two roster rows map to the same pseudonym; give one of them an explicit pseudonym")
+
+    previous = _read_logins(out)
+    login_url = client.api_url.rstrip("/")
+    rows = []
+    for person, username in zip(people, usernames, strict=True):
+        user = client.users(username)
+        password = previous.get(username, "")
+        if user is None:
+            password = new_secret(12)
+            user = rg.User(
+                username=username, first_name=username, role="annotator", password=password, client=client
+            ).create()
+        elif user.role != "annotator":
+            raise CodigitError(f"row {person.row}: username {username} belongs to a {user.role}, not a participant")
+        if username not in {u.username for u in workspace.users}:
+            user.add_to_workspace(workspace)
+        rows.append([person.name, person.email, username, password or "(unchanged: set before)", login_url])
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(LOGINS_COLUMNS)
+    writer.writerows(rows)
+    atomic_write(out, buffer.getvalue(), mode=0o600)
+    return out
+
+
+def _read_logins(path: Path) -> dict[str, str]:
+    """Passwords handed out before, so a rerun does not lose them (they cannot be read back from the server)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return {r["username"]: r["password"] for r in csv.DictReader(f) if not r["password"].startswith("(")}
+    except (FileNotFoundError, KeyError, UnicodeDecodeError):
+        return {}

@@ -1,0 +1,105 @@
+"""Shared fixtures: a real `codigit serve` (argilla-server 2.8 on SQLite) in a temp home, driven over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = REPO / "annotation" / "study.yaml"
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    port: int
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def api_key(self) -> str:
+        return json.loads((self.home / "credentials.json").read_text())["api_key"]
+
+    def http(self, api_key: str | None = None) -> httpx.Client:
+        """A plain HTTP client on /api/v1 with the given key (default: the owner's)."""
+        return httpx.Client(
+            base_url=f"{self.url}/api/v1", headers={"X-Argilla-Api-Key": api_key or self.api_key}, timeout=60
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+def codigit(*args: str, home: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """Run the real CLI in a subprocess; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    if home is not None:
+        full_env["CODIGIT_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "codigit.cli", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_server(home: Path, port: int | None = None, extra: tuple[str, ...] = (), wait: float = 120) -> Server:
+    port = port or free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log = home.parent / f"{home.name}-serve-{port}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codigit.cli", "serve", "--home", str(home), "--port", str(port), *extra],
+        cwd=REPO,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", home, port, proc, log)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"codigit serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if server.http().get("/status").status_code == 200:
+                return server
+        except (httpx.HTTPError, FileNotFoundError, KeyError, json.JSONDecodeError):
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"codigit serve did not answer in {wait}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    srv = start_server(tmp_path_factory.mktemp("codigit") / "home")
+    yield srv
+    if srv.proc.poll() is None:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def study_server(server: Server) -> Server:
+    """The session server with the study initialised by the real `codigit init`."""
+    result = codigit("init", "--study", str(STUDY), home=server.home)
+    assert result.returncode == 0, result.stderr
+    return server
