@@ -92,7 +92,8 @@ def load_study(path: Path) -> Study:
     try:
         study = Study.model_validate({**raw, "root": path.parent})
     except ValidationError as e:
-        err = e.errors()[0]
+        # an unknown key is most often a misspelt known one: report it before the "missing" that follows from it
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise CodigitError(f"{path}: {key}: {msg}") from None

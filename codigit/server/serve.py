@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import uvicorn
 
 from codigit.errors import CodigitError
 from codigit.home import CREDENTIALS_FILE, ensure_writable_home, record_server_url
@@ -32,6 +36,23 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as e:
             raise CodigitError(f"cannot listen on {host}:{port}: {e.strerror}; choose another with --port") from None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a graceful shutdown on SIGINT/SIGTERM ends the process with status 0.
+
+    uvicorn stops accepting, lets running requests finish and runs the app's shutdown, then re-raises the signal,
+    so the process would be reported as killed. A finished shutdown is a clean exit.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def serve(
@@ -59,8 +80,6 @@ def serve(
     server_app.ensure_owner(home)
     application = server_app.create_app(in_process_jobs=redis_url is None)
 
-    import uvicorn
-
     worker = None
     if redis_url is not None:
         worker = subprocess.Popen([sys.executable, "-m", "codigit.server.worker"])
@@ -72,7 +91,7 @@ def serve(
     )
     config = uvicorn.Config(application, host=host, port=port, log_level=log_level, access_log=False)
     try:
-        uvicorn.Server(config).run()  # handles SIGINT/SIGTERM: stops accepting, finishes requests, runs lifespan
+        _Server(config).run()
     finally:
         if worker is not None:
             worker.terminate()

@@ -1,0 +1,95 @@
+"""The embedded server closes Argilla 2.8's read gap: a participant cannot read another participant's writing."""
+
+from __future__ import annotations
+
+import csv
+
+import argilla as rg
+import httpx
+import pytest
+
+from conftest import STUDY, Server, codigit
+
+QUEUE = {
+    "query": {},
+    "filters": {
+        "and": [
+            {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]},
+            {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["pending"]},
+        ]
+    },
+}
+
+
+def login(server: Server, username: str, password: str) -> str:
+    """Sign in as a participant does (password form) and return their API key."""
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as http:
+        token = http.post("/token", data={"username": username, "password": password}).raise_for_status()
+        me = http.get("/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}).raise_for_status()
+    return me.json()["api_key"]
+
+
+@pytest.fixture(scope="module")
+def participants(study_server: Server, tmp_path_factory) -> dict[str, str]:
+    roster = tmp_path_factory.mktemp("roster") / "roster.csv"
+    roster.write_text("name,email\nAsha Privacy,asha@example.org\nBo Privacy,bo@example.org\n")
+    result = codigit("participants", "add", str(roster), "--study", str(STUDY), home=study_server.home)
+    assert result.returncode == 0, result.stderr
+    with open(study_server.home / "participant-logins.csv") as f:
+        rows = {r["email"]: r for r in csv.DictReader(f)}
+    return {
+        who: login(study_server, rows[f"{who}@example.org"]["username"], rows[f"{who}@example.org"]["password"])
+        for who in ("asha", "bo")
+    }
+
+
+@pytest.fixture(scope="module")
+def authoring(study_server: Server) -> rg.Dataset:
+    client = rg.Argilla(api_url=study_server.url, api_key=study_server.api_key)
+    return client.datasets("codigit-authoring", workspace="codigit")
+
+
+def test_participant_cannot_read_another_participants_story(study_server, participants, authoring):
+    asha, bo = study_server.http(participants["asha"]), study_server.http(participants["bo"])
+
+    # Asha writes through the per-record endpoint, as the UI does.
+    record_id = asha.post(f"/me/datasets/{authoring.id}/records/search", json=QUEUE).json()["items"][0]["record"]["id"]
+    story = {"prompt": {"value": "Asha's private prompt"}, "story": {"value": "Asha's private story"}}
+    created = asha.post(f"/records/{record_id}/responses", json={"values": story, "status": "submitted"})
+    assert created.status_code == 201, created.text
+    response_id = created.json()["id"]
+
+    # The owner (study organiser) reads it back, through the SDK.
+    client = rg.Argilla(api_url=study_server.url, api_key=study_server.api_key)
+    owner_view = client.datasets("codigit-authoring", workspace="codigit")
+    stories = [r.value for rec in owner_view.records(with_responses=True) for r in rec.responses["story"]]
+    assert "Asha's private story" in stories
+
+    # Bo learns the record id from his own queue, then tries every door.
+    bo_queue = bo.post(f"/me/datasets/{authoring.id}/records/search?include=responses", json=QUEUE).json()
+    assert [item["record"]["id"] for item in bo_queue["items"]] == [record_id]
+    assert bo_queue["items"][0]["record"].get("responses", []) == []
+
+    direct = bo.get(f"/records/{record_id}", params={"include": "responses"})
+    assert direct.status_code == 200
+    assert direct.json()["responses"] == []
+    assert "Asha's private" not in direct.text
+
+    assert bo.get(f"/datasets/{authoring.id}/records", params={"include": "responses"}).status_code == 403
+    assert bo.post(f"/datasets/{authoring.id}/records/search", json={"query": {}}).status_code == 403
+    assert bo.put(f"/responses/{response_id}", json={"values": story, "status": "submitted"}).status_code == 403
+    assert bo.delete(f"/responses/{response_id}").status_code == 403
+
+    # Asha still sees her own answer on the same endpoint.
+    own = asha.get(f"/records/{record_id}", params={"include": "responses"}).json()
+    assert [r["values"]["story"]["value"] for r in own["responses"]] == ["Asha's private story"]
+
+    # And the owner's direct view is the full one.
+    full = study_server.http().get(f"/records/{record_id}", params={"include": "responses"}).json()
+    assert response_id in {r["id"] for r in full["responses"]}
+
+
+def test_annotator_key_is_refused_on_owner_endpoints(study_server, participants):
+    bo = study_server.http(participants["bo"])
+    assert bo.get("/users").status_code == 403
+    assert bo.post("/workspaces", json={"name": "bo-workspace"}).status_code == 403
