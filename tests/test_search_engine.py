@@ -1,0 +1,432 @@
+"""Contract tests for codigit's search engine (`codigit/server/search.py`), through the real argilla-server API.
+
+Every expectation is what argilla-server's Elasticsearch engine (`search_engine/commons.py`) answers for the same
+data: simple_query_string AND semantics with bm25, terms/range filters, per-user response views, missing values
+sorted last, cosine similarity scored (1 + cos) / 2. Datasets live in their own workspace, created once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+WORKSPACE = "search-contract"
+# Fixed annotator ids, so that their annotation queues (a rotation starting at a per-user point, see
+# `user_rotation_start`) start about half the id space apart: the "different orders" check cannot be luck.
+ANNOTATOR_IDS = {"a": "5ea4c000-0000-4000-8000-000000000002", "b": "5ea4c000-0000-4000-8000-000000000008"}
+
+# external id: (title, body, metadata, vector "emb")
+RECORDS = {
+    "k0": ("apple harvest", "apple apple orchard report today", dict(genre="news", topics=["tech", "politics"], words=5, ratio=0.05), [1, 0, 0]),  # noqa: E501
+    "k1": ("banana bread", "banana apple recipe with walnuts", dict(genre="blog", topics=["arts"], words=10, ratio=0.15), [0.9, 0.1, 0]),  # noqa: E501
+    "k2": ("fox story", "the quick brown fox jumps", dict(genre="review", topics=["sports"], words=15, ratio=0.25), [0, 1, 0]),  # noqa: E501
+    "k3": ("fox fable", "the fox was quick and brown", dict(genre="review", topics=["sports", "arts"], words=20, ratio=0.35), [0.5, 0.5, 0]),  # noqa: E501
+    "k4": ("market news", "bananas and apples prices rise", dict(genre="news", topics=["politics"], words=25, ratio=0.45), [-1, 0, 0]),  # noqa: E501
+    "k5": ("zebra report", "a zebra near the water", dict(genre="news", words=30, ratio=0.55), [0.1, 0, 1]),
+    "k6": ("river news", "a heron near the river", dict(genre="blog", words=35, ratio=0.65), [1, 1, 1]),
+    "k7": ("river walk", "the river bank at dawn and dusk", dict(ratio=0.75), [0.2, -0.3, 0.9]),
+    "k8": ("lorem", "lorem ipsum dolor sit amet", dict(genre="news", words=45), None),
+    "k9": ("apple", "cherry", dict(genre="review", words=50, ratio=0.95), [0.7, 0.7, 0.1]),
+}
+SUGGESTIONS = {  # external id: [(question, value, agent, score)]
+    "k0": [("label", "pos", "model-a", 0.9)],
+    "k1": [("label", "neg", "model-a", 0.4)],
+    "k2": [("label", "pos", "model-b", 0.3)],
+    "k3": [("tags", ["a", "b"], "model-b", [0.2, 0.8])],
+    "k4": [("tags", ["c"], "model-c", 0.6)],
+}
+RESPONSES = [  # (annotator, external id, status, values); min_submitted=1, so a submission completes the record
+    ("a", "k0", "submitted", dict(label="pos", tags=["a"], quality=5)),
+    ("a", "k1", "submitted", dict(label="neg", tags=["a", "b"], quality=2)),
+    ("b", "k1", "submitted", dict(label="neg", tags=["b"], quality=3)),
+    ("a", "k2", "draft", dict(label="pos", quality=4)),
+    ("b", "k3", "discarded", {}),
+    ("b", "k4", "submitted", dict(label="neu", tags=["c"], quality=1)),
+]
+QUESTIONS = {
+    "label": {"type": "label_selection", "options": [{"value": v, "text": v} for v in ("pos", "neg", "neu")]},
+    "tags": {"type": "multi_label_selection", "options": [{"value": v, "text": v} for v in "abc"]},
+    "quality": {"type": "rating", "options": [{"value": v} for v in range(1, 6)]},
+}
+METADATA = {"genre": "terms", "topics": "terms", "words": "integer", "ratio": "float"}
+ALL = set(RECORDS)
+
+
+def ok(response: httpx.Response):
+    assert response.status_code < 300, f"{response.request.method} {response.request.url}: {response.text}"
+    return response.json() if response.content else None
+
+
+@dataclass
+class Dataset:
+    id: str
+    ids: dict[str, str]  # external id -> record id
+    questions: dict[str, str]  # name -> question id
+    metadata: dict[str, str]  # name -> metadata property id
+
+
+def create_dataset(owner, ws_id, name, items, *, fields=("title", "body"), questions=None, metadata=None, vectors=0):
+    """A published dataset with the given record items; suggestions name their question (`question`)."""
+    questions = questions or {"label": QUESTIONS["label"]}
+    ds = ok(owner.post("/datasets", json={"name": name, "workspace_id": ws_id}))["id"]
+    for f in fields:
+        ok(owner.post(f"/datasets/{ds}/fields", json={"name": f, "title": f, "settings": {"type": "text"}}))
+    qids = {
+        q: ok(owner.post(f"/datasets/{ds}/questions", json={"name": q, "title": q, "required": i == 0, "settings": s}))
+        for i, (q, s) in enumerate(questions.items())
+    }
+    mids = {
+        m: ok(owner.post(f"/datasets/{ds}/metadata-properties", json={"name": m, "title": m, "settings": {"type": t}}))
+        for m, t in (metadata or {}).items()
+    }
+    if vectors:
+        ok(owner.post(f"/datasets/{ds}/vectors-settings", json={"name": "emb", "title": "emb", "dimensions": vectors}))
+    ok(owner.put(f"/datasets/{ds}/publish"))
+    for item in items:
+        for s in item.get("suggestions", []):
+            s["question_id"] = qids[s.pop("question")]["id"]
+    created = ok(owner.post(f"/datasets/{ds}/records/bulk", json={"items": items}))["items"]
+    return Dataset(
+        ds,
+        {r["external_id"]: r["id"] for r in created},
+        {q: v["id"] for q, v in qids.items()},
+        {m: v["id"] for m, v in mids.items()},
+    )
+
+
+@pytest.fixture(scope="module")
+def owner(server):
+    with server.http() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def workspace(owner) -> str:
+    return ok(owner.post("/workspaces", json={"name": WORKSPACE}))["id"]
+
+
+@pytest.fixture(scope="module")
+def annotators(server, owner, workspace) -> dict[str, httpx.Client]:
+    clients = {}
+    for name, uid in ANNOTATOR_IDS.items():
+        user = {"id": uid, "first_name": name, "username": f"contract-{name}", "role": "annotator"}
+        user = ok(owner.post("/users", json={**user, "password": "contract-password"}))
+        ok(owner.post(f"/workspaces/{workspace}/users", json={"user_id": user["id"]}))
+        clients[name] = server.http(user["api_key"])
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def main(owner, workspace, annotators) -> Dataset:
+    items = [
+        {
+            "external_id": ext,
+            "fields": {"title": title, "body": body},
+            "metadata": meta,
+            **({"vectors": {"emb": vec}} if vec else {}),
+            "suggestions": [
+                {"question": q, "value": v, "agent": a, "score": s} for q, v, a, s in SUGGESTIONS.get(ext, [])
+            ],
+        }
+        for ext, (title, body, meta, vec) in RECORDS.items()
+    ]
+    ds = create_dataset(owner, workspace, "contract", items, questions=QUESTIONS, metadata=METADATA, vectors=3)
+    for who, ext, status, values in RESPONSES:
+        body = {"values": {q: {"value": v} for q, v in values.items()}, "status": status}
+        ok(annotators[who].post(f"/records/{ds.ids[ext]}/responses", json=body))
+    return ds
+
+
+def search(client, ds: Dataset, body: dict | None = None, *, me: bool = False, **params) -> tuple[list[str], int]:
+    """External ids in the order the search returns them, and its total."""
+    path = f"/me/datasets/{ds.id}/records/search" if me else f"/datasets/{ds.id}/records/search"
+    result = ok(client.post(path, json=body or {}, params={"limit": 1000, **params}))
+    return [item["record"]["external_id"] for item in result["items"]], result["total"]
+
+
+def terms(entity: str, values: list, **scope) -> dict:
+    return {"type": "terms", "scope": {"entity": entity, **scope}, "values": values}
+
+
+def range_(entity: str, ge=None, le=None, **scope) -> dict:
+    bounds = {k: v for k, v in (("ge", ge), ("le", le)) if v is not None}
+    return {"type": "range", "scope": {"entity": entity, **scope}, **bounds}
+
+
+def where(*filters: dict, **body) -> dict:
+    return {"filters": {"and": list(filters)}, **body}
+
+
+def by(entity: str, order: str, **scope) -> dict:
+    return {"scope": {"entity": entity, **scope}, "order": order}
+
+
+PENDING_QUEUE = where(  # exactly what the UI sends for an annotator's "Pending" view
+    terms("response", ["pending"], property="status"), terms("record", ["pending"], property="status")
+)
+
+
+# -- text search ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "q, field, expected",
+    [
+        ("apple", None, ["k0", "k9", "k1"]),  # bm25: 3 hits > 1 hit in a short text > 1 hit in a longer one
+        ("zebra | river", None, ["k5", "k6", "k7"]),  # same tf and length: the rarer term ranks higher
+        ("APPLE banana", None, ["k1"]),  # every term is required; case folds
+        ("apple cherry", None, ["k9"]),  # terms may match in different fields
+        ("quick brown", None, ["k2", "k3"]),
+        ('"quick brown fox"', None, ["k2"]),
+        ('"apple cherry"', None, []),  # a phrase does not span two fields
+        ('"harvest apple"', None, []),
+        ("apple -banana", None, ["k0", "k9"]),
+        ("-apple", None, {"k2", "k3", "k4", "k5", "k6", "k7", "k8"}),  # no stemming: "apples" is not "apple"
+        ("banan*", None, {"k1", "k4"}),
+        ("apple*", None, {"k0", "k1", "k4", "k9"}),
+        ("apple", "title", ["k9", "k0"]),  # per field: "apple" alone is the shorter title
+        ("apple", "body", ["k0", "k1"]),
+        ("river -heron", "body", ["k7"]),
+        ("xylophone", None, []),
+        ("apple xylophone", None, []),
+    ],
+)
+def test_text_search(owner, main, q, field, expected):
+    got, total = search(owner, main, {"query": {"text": {"q": q, **({"field": field} if field else {})}}})
+    assert (set(got) if isinstance(expected, set) else got) == expected
+    assert total == len(expected)
+
+
+def test_text_search_scores_and_unknown_field(owner, main):
+    result = ok(owner.post(f"/datasets/{main.id}/records/search", json={"query": {"text": {"q": "apple"}}}))
+    scores = [item["query_score"] for item in result["items"]]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0 and len(set(scores)) == 3
+    body = {"query": {"text": {"q": "apple", "field": "nope"}}}
+    assert owner.post(f"/datasets/{main.id}/records/search", json=body).status_code == 422
+
+
+# -- filters -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        ([terms("metadata", ["news"], metadata_property="genre")], {"k0", "k4", "k5", "k8"}),
+        ([terms("metadata", ["blog", "review"], metadata_property="genre")], {"k1", "k2", "k3", "k6", "k9"}),
+        ([terms("metadata", ["arts"], metadata_property="topics")], {"k1", "k3"}),  # any element of a list
+        ([range_("metadata", 20, 35, metadata_property="words")], {"k3", "k4", "k5", "k6"}),  # bounds included
+        ([range_("metadata", le=10, metadata_property="words")], {"k0", "k1"}),
+        ([range_("metadata", 0.2, 0.4, metadata_property="ratio")], {"k2", "k3"}),
+        ([range_("metadata", ge=0.9, metadata_property="ratio")], {"k9"}),
+        (
+            [terms("metadata", ["news"], metadata_property="genre"), range_("metadata", 20, metadata_property="words")],
+            {"k5", "k8"},
+        ),
+        ([terms("suggestion", ["pos"], question="label")], {"k0", "k2"}),
+        ([terms("suggestion", ["pos"], question="label", property="value")], {"k0", "k2"}),
+        ([range_("suggestion", ge=0.5, question="label", property="score")], {"k0"}),
+        ([range_("suggestion", le=0.4, question="label", property="score")], {"k1", "k2"}),
+        ([terms("suggestion", ["model-b"], question="label", property="agent")], {"k2"}),  # k3's is on "tags"
+        ([terms("suggestion", ["b"], question="tags")], {"k3"}),
+        ([range_("suggestion", ge=0.7, question="tags", property="score")], {"k3"}),
+        ([terms("response", ["submitted"], property="status")], {"k0", "k1", "k4"}),  # anyone's responses
+        ([terms("response", ["draft", "discarded"], property="status")], {"k2", "k3"}),
+        ([terms("response", ["pending"], property="status")], {"k5", "k6", "k7", "k8", "k9"}),  # nobody's
+        ([terms("response", ["neg"], question="label")], {"k1"}),
+        ([terms("response", ["a"], question="tags")], {"k0", "k1"}),
+        ([range_("response", ge=3, question="quality")], {"k0", "k1", "k2"}),  # drafts count, as in Elasticsearch
+        ([terms("record", ["completed"], property="status")], {"k0", "k1", "k4"}),
+        ([terms("record", ["pending"], property="status")], ALL - {"k0", "k1", "k4"}),
+    ],
+)
+def test_filters(owner, main, filters, expected):
+    got, total = search(owner, main, where(*filters))
+    assert set(got) == expected and len(got) == total == len(expected)
+
+
+def test_filter_combined_with_text(owner, main):
+    got, _ = search(owner, main, where(terms("metadata", ["news"], metadata_property="genre"), query={"text": {"q": "apple"}}))
+    assert got == ["k0"]
+
+
+@pytest.mark.parametrize(
+    "who, body, expected",
+    [
+        ("a", where(terms("response", ["submitted"], property="status")), {"k0", "k1"}),
+        ("a", where(terms("response", ["draft"], property="status")), {"k2"}),
+        ("a", where(terms("response", ["discarded"], property="status")), set()),
+        ("b", where(terms("response", ["submitted"], property="status")), {"k1", "k4"}),
+        ("b", where(terms("response", ["discarded"], property="status")), {"k3"}),
+        ("a", where(terms("response", ["pending"], property="status")), ALL - {"k0", "k1", "k2"}),
+        ("a", PENDING_QUEUE, ALL - {"k0", "k1", "k2", "k4"}),  # k4: completed by b
+        ("b", PENDING_QUEUE, ALL - {"k0", "k1", "k3", "k4"}),  # k0: completed by a
+        ("a", where(terms("response", ["pending", "draft"], property="status")), ALL - {"k0", "k1"}),
+        ("a", where(range_("response", ge=3, question="quality")), {"k0", "k2"}),  # only a's own values
+        ("b", where(range_("response", ge=3, question="quality")), {"k1"}),
+        ("a", where(terms("response", ["b"], question="tags")), {"k1"}),
+        ("b", where(terms("response", ["a"], question="tags")), set()),
+    ],
+)
+def test_annotator_views(annotators, main, who, body, expected):
+    got, total = search(annotators[who], main, body, me=True)
+    assert set(got) == expected and len(got) == total == len(expected)
+
+
+# -- sorts and pagination --------------------------------------------------------------------------------------------
+WORDS_ASC = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k8", "k9"]
+
+
+@pytest.mark.parametrize(
+    "sort, expected",
+    [
+        ([by("record", "asc", property="inserted_at")], list(RECORDS)),
+        ([by("record", "desc", property="inserted_at")], list(reversed(RECORDS))),
+        ([by("metadata", "asc", metadata_property="words")], WORDS_ASC + ["k7"]),  # missing last...
+        ([by("metadata", "desc", metadata_property="words")], WORDS_ASC[::-1] + ["k7"]),  # ...either way
+        ([by("metadata", "desc", metadata_property="ratio")], ["k9", "k7", "k6", "k5", "k4", "k3", "k2", "k1", "k0", "k8"]),  # noqa: E501
+        (
+            [by("metadata", "asc", metadata_property="genre"), by("metadata", "desc", metadata_property="words")],
+            ["k6", "k1", "k8", "k5", "k4", "k0", "k9", "k3", "k2", "k7"],
+        ),
+        ([by("suggestion", "desc", question="label", property="score")], ["k0", "k1", "k2", ...]),
+        ([by("response", "asc", question="quality")], ["k4", "k1", "k2", "k0", ...]),  # k1: mean of 2 and 3
+        ([by("response", "desc", question="quality")], ["k0", "k2", "k1", "k4", ...]),
+    ],
+)
+def test_sort(owner, main, sort, expected):
+    got, total = search(owner, main, {"sort": sort})
+    assert total == 10 and sorted(got) == sorted(RECORDS)
+    if ... in expected:  # the rest, without values, may come in any order
+        expected = expected[:-1]
+        got = got[: len(expected)]
+    assert got == expected
+
+
+def test_sort_by_own_response(annotators, main):
+    got, _ = search(annotators["a"], main, {"sort": [by("response", "asc", question="quality")]}, me=True)
+    assert got[:3] == ["k1", "k2", "k0"] and sorted(got) == sorted(RECORDS)
+    got, _ = search(annotators["a"], main, {"sort": [by("response", "desc", question="quality")]}, me=True)
+    assert got[:3] == ["k0", "k2", "k1"]
+
+
+def test_pagination(owner, main):
+    body = {"sort": [by("metadata", "desc", metadata_property="ratio")]}
+    full, _ = search(owner, main, body)
+    pages = [search(owner, main, body, offset=offset, limit=3) for offset in range(0, 12, 3)]
+    assert [ext for page, _ in pages for ext in page] == full
+    assert [total for _, total in pages] == [10] * 4 and len(pages[-1][0]) == 1
+    assert search(owner, main, {"query": {"text": {"q": "apple"}}}, offset=1, limit=1) == (["k9"], 3)
+    assert search(owner, main, body, offset=20, limit=3) == ([], 10)
+
+
+@pytest.fixture(scope="module")
+def queue(owner, workspace, annotators) -> Dataset:
+    items = [{"external_id": f"q{i:02}", "fields": {"title": f"item {i}", "body": "queue"}} for i in range(40)]
+    return create_dataset(owner, workspace, "contract-queue", items)
+
+
+def test_annotation_queue_order_per_user(annotators, queue):
+    orders = {}
+    for who, client in annotators.items():
+        order, total = search(client, queue, PENDING_QUEUE, me=True)
+        assert total == 40 and sorted(order) == sorted(queue.ids)
+        assert search(client, queue, PENDING_QUEUE, me=True)[0] == order  # deterministic
+        pages = [search(client, queue, PENDING_QUEUE, me=True, offset=o, limit=7)[0] for o in range(0, 42, 7)]
+        assert [ext for page in pages for ext in page] == order  # pages walk the same order, across the wrap
+        assert search(client, queue, {}, me=True)[0] == order
+        orders[who] = order
+    assert orders["a"] != orders["b"]
+    assert search(annotators["a"], queue, {}, me=True, offset=40) == ([], 40)
+
+
+# -- progress and metrics --------------------------------------------------------------------------------------------
+def test_progress(owner, annotators, main):
+    progress = ok(owner.get(f"/datasets/{main.id}/progress"))
+    assert (progress["total"], progress["completed"], progress["pending"]) == (10, 3, 7)
+    a = ok(annotators["a"].get(f"/me/datasets/{main.id}/metrics"))
+    assert a == {"total": 10, "submitted": 2, "discarded": 0, "draft": 1, "pending": 7}
+    b = ok(annotators["b"].get(f"/me/datasets/{main.id}/metrics"))
+    assert b == {"total": 10, "submitted": 2, "discarded": 1, "draft": 0, "pending": 7}
+
+
+def test_metadata_metrics(owner, main):
+    def metrics(name):
+        return ok(owner.get(f"/metadata-properties/{main.metadata[name]}/metrics"))
+
+    def counts(*pairs):
+        return [{"term": t, "count": n} for t, n in pairs]
+
+    assert metrics("genre") == {"type": "terms", "total": 9, "values": counts(("news", 4), ("review", 3), ("blog", 2))}
+    topics = counts(("arts", 2), ("politics", 2), ("sports", 2), ("tech", 1))  # count desc, then term
+    assert metrics("topics") == {"type": "terms", "total": 7, "values": topics}
+    assert metrics("words") == {"type": "integer", "min": 5, "max": 50}
+    assert metrics("ratio") == {"type": "float", "min": 0.05, "max": 0.95}
+
+
+# -- vector similarity ---------------------------------------------------------------------------------------------
+def cosine_ranking(query: list[float], exclude: str | None = None) -> list[tuple[str, float]]:
+    def cos(v):
+        return sum(x * y for x, y in zip(query, v)) / math.hypot(*query) / math.hypot(*v)
+
+    scored = [(ext, cos(vec)) for ext, (*_, vec) in RECORDS.items() if vec and ext != exclude]
+    return sorted(scored, key=lambda pair: -pair[1])
+
+
+@pytest.mark.parametrize("order", ["most_similar", "least_similar"])
+def test_vector_search_by_value(owner, main, order):
+    body = {"query": {"vector": {"name": "emb", "value": [1, 0, 0], "order": order}}}
+    result = ok(owner.post(f"/datasets/{main.id}/records/search", json=body, params={"limit": 1000}))
+    expected = cosine_ranking([1, 0, 0])
+    if order == "least_similar":  # Elasticsearch searches with the negated vector
+        expected = [(ext, -c) for ext, c in reversed(expected)]
+    assert [item["record"]["external_id"] for item in result["items"]] == [ext for ext, _ in expected]
+    assert [item["query_score"] for item in result["items"]] == pytest.approx([(1 + c) / 2 for _, c in expected])
+
+
+def test_vector_search_by_record_with_limits_and_filters(owner, main):
+    body = {"query": {"vector": {"name": "emb", "record_id": main.ids["k6"]}}}
+    got, total = search(owner, main, body, limit=3)
+    assert got == [ext for ext, _ in cosine_ranking(RECORDS["k6"][3], exclude="k6")][:3] and total == 3
+    news = where(terms("metadata", ["news"], metadata_property="genre"), query=body["query"])
+    ranking = [ext for ext, _ in cosine_ranking(RECORDS["k6"][3], exclude="k6")]
+    assert search(owner, main, news)[0] == [ext for ext in ranking if ext in {"k0", "k4", "k5"}]  # k8: no vector
+    text = {"query": {**body["query"], "text": {"q": "apple"}}}
+    assert search(owner, main, text)[0] == [ext for ext in ranking if ext in {"k0", "k1", "k9"}]
+
+
+# -- the interface itself ----------------------------------------------------------------------------------------------
+def test_engine_implements_every_abstract_method(tmp_path):
+    """In a subprocess: argilla_server reads its settings (database URL) at import time."""
+    script = textwrap.dedent(
+        """
+        import inspect, json
+        from argilla_server.search_engine import SearchEngine
+        from codigit.server.search import ENGINE_NAME, SQLSearchEngine
+
+        abstract = sorted(SearchEngine.__abstractmethods__)
+        report = {"registered": SearchEngine.registered_classes.get(ENGINE_NAME) is SQLSearchEngine,
+                  "still_abstract": sorted(SQLSearchEngine.__abstractmethods__), "abstract": abstract,
+                  "inherited": [], "signature": []}
+        for name in abstract + ["configure_index_vectors"]:
+            impl = inspect.getattr_static(SQLSearchEngine, name)
+            if impl is inspect.getattr_static(SearchEngine, name):
+                report["inherited"].append(name)
+            base_params = inspect.signature(getattr(SearchEngine, name)).parameters
+            if not set(base_params) <= set(inspect.signature(getattr(SQLSearchEngine, name)).parameters):
+                report["signature"].append(name)
+        print(json.dumps(report))
+        """
+    )
+    env = {**os.environ, "ARGILLA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    env["ARGILLA_HOME_PATH"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["registered"] and len(report["abstract"]) >= 19
+    assert (report["still_abstract"], report["inherited"], report["signature"]) == ([], [], [])

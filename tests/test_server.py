@@ -1,0 +1,82 @@
+"""The embedded server's own life: background jobs on its loop, restart on the same home, clean shutdown."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import argilla as rg
+
+from conftest import STUDY, codigit, start_server
+
+
+def wait_for(predicate, timeout: float = 30.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met in {timeout}s")
+
+
+def make_dataset(client: rg.Argilla, name: str) -> rg.Dataset:
+    workspace = client.workspaces("jobs") or rg.Workspace(name="jobs", client=client).create()
+    settings = rg.Settings(
+        fields=[rg.TextField(name="text")],
+        questions=[rg.LabelQuestion(name="ok", labels=["yes", "no"])],
+        distribution=rg.TaskDistribution(min_submitted=2),
+    )
+    dataset = rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create()
+    dataset.records.log([{"id": f"r{i}", "text": f"record number {i}"} for i in range(3)])
+    return dataset
+
+
+def test_distribution_change_runs_the_status_job_in_process(server):
+    """PATCHing min_submitted enqueues argilla's rq job; it must run on the server's loop, without Redis."""
+    client = rg.Argilla(api_url=server.url, api_key=server.api_key)
+    dataset = make_dataset(client, "distribution-job")
+    http = server.http()
+    record = next(iter(dataset.records))
+    created = http.post(
+        f"/records/{record._server_id}/responses", json={"values": {"ok": {"value": "yes"}}, "status": "submitted"}
+    )
+    assert created.status_code == 201, created.text
+    assert http.get(f"/datasets/{dataset.id}/progress").json()["completed"] == 0  # 1 of 2 needed
+
+    patched = http.patch(f"/datasets/{dataset.id}", json={"distribution": {"strategy": "overlap", "min_submitted": 1}})
+    assert patched.status_code == 200, patched.text
+    progress = wait_for(lambda: (p := http.get(f"/datasets/{dataset.id}/progress").json())["completed"] == 1 and p)
+    assert progress["total"] == 3 and progress["pending"] == 2
+
+
+def test_restart_keeps_everything(tmp_path):
+    home = tmp_path / "home"
+    first = start_server(home)
+    try:
+        assert codigit("init", "--study", str(STUDY), home=home).returncode == 0
+        client = rg.Argilla(api_url=first.url, api_key=first.api_key)
+        dataset = make_dataset(client, "survives-restart")
+        key = first.api_key
+        http = first.http()
+        record_id = next(iter(dataset.records))._server_id
+        http.post(f"/records/{record_id}/responses", json={"values": {"ok": {"value": "no"}}, "status": "submitted"})
+    finally:
+        assert first.stop(signal.SIGINT) == 0  # Ctrl-C is a clean shutdown
+    assert "server stopped" in first.log.read_text()
+
+    second = start_server(home)
+    try:
+        assert second.api_key == key  # the owner's credentials still open the account
+        client = rg.Argilla(api_url=second.url, api_key=second.api_key)
+        again = client.datasets("survives-restart", workspace="jobs")
+        records = list(again.records(with_responses=True))
+        assert sorted(r.id for r in records) == ["r0", "r1", "r2"]
+        answered = [r for r in records if r._server_id == record_id][0]
+        assert [resp.value for resp in answered.responses["ok"]] == ["no"]
+        assert client.datasets("codigit-authoring", workspace="codigit") is not None
+        found = second.http().post(
+            f"/datasets/{again.id}/records/search", json={"query": {"text": {"q": "number 2"}}}
+        )
+        assert [item["record"]["external_id"] for item in found.json()["items"]] == ["r2"]
+    finally:
+        assert second.stop() == 0
