@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install serve test browser lint
+.PHONY: install serve test system-deps lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,12 +19,13 @@ install: $(VENV)/.installed
 serve: install
 	$(VENV)/bin/codigit serve $(ARGS)
 
-# The UI test drives Debian's chromium (Playwright's own browser download cannot work offline).
-browser:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+# System packages the tests use: Debian's chromium for the UI test (Playwright's own browser download cannot work
+# offline) and redis-server for the `--redis-url` job path.
+system-deps:
+	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq chromium fonts-dejavu-core redis-server >/dev/null; }
 
-test: install browser
+test: install system-deps
 	$(VENV)/bin/pytest $(ARGS)
 
 lint: install

@@ -10,7 +10,7 @@ import argilla as rg
 from conftest import STUDY, codigit, start_server
 
 
-def wait_for(predicate, timeout: float = 30.0, every: float = 0.2):
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := predicate():
@@ -80,3 +80,47 @@ def test_restart_keeps_everything(tmp_path):
         assert [item["record"]["external_id"] for item in found.json()["items"]] == ["r2"]
     finally:
         assert second.stop() == 0
+
+
+def test_redis_url_uses_a_real_redis_and_an_rq_worker(tmp_path):
+    """`--redis-url`: jobs go through a real Redis to the rq worker that serve starts beside itself."""
+    import subprocess
+
+    import redis
+
+    from conftest import free_port
+
+    port = free_port()
+    redis_proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_for(lambda: _pings(url))
+        server = start_server(tmp_path / "home", extra=("--redis-url", url))
+        try:
+            client = rg.Argilla(api_url=server.url, api_key=server.api_key)
+            dataset = make_dataset(client, "redis-job")
+            http = server.http()
+            record_id = next(iter(dataset.records))._server_id
+            body = {"values": {"ok": {"value": "yes"}}, "status": "submitted"}
+            assert http.post(f"/records/{record_id}/responses", json=body).status_code == 201
+            http.patch(f"/datasets/{dataset.id}", json={"distribution": {"strategy": "overlap", "min_submitted": 1}})
+            wait_for(lambda: http.get(f"/datasets/{dataset.id}/progress").json()["completed"] == 1)
+            finished = redis.Redis.from_url(url).keys("rq:finished:*") + redis.Redis.from_url(url).keys("rq:results:*")
+            assert finished, "the job did not go through Redis"
+        finally:
+            assert server.stop() == 0
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+
+
+def _pings(url: str) -> bool:
+    import redis
+
+    try:
+        return redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:
+        return False
