@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU torch first: an unpinned torch (asked for by trl/peft/accelerate) pulls gigabytes of CUDA packages.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,postgresql]"
 	$(PY) -m pip check
 	touch $@
 
@@ -20,10 +20,11 @@ serve: install
 	$(VENV)/bin/codigit serve $(ARGS)
 
 # System packages the tests use: Debian's chromium for the UI test (Playwright's own browser download cannot work
-# offline) and redis-server for the `--redis-url` job path.
+# offline), redis-server for the `--redis-url` job path, postgresql for `--database-url postgresql+asyncpg://`.
+SYSTEM_DEPS := chromium fonts-dejavu-core redis-server postgresql
 system-deps:
-	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq chromium fonts-dejavu-core redis-server >/dev/null; }
+	@dpkg -s $(SYSTEM_DEPS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS) >/dev/null; }
 
 test: install system-deps
 	$(VENV)/bin/pytest $(ARGS)
