@@ -93,3 +93,15 @@ def test_annotator_key_is_refused_on_owner_endpoints(study_server, participants)
     bo = study_server.http(participants["bo"])
     assert bo.get("/users").status_code == 403
     assert bo.post("/workspaces", json={"name": "bo-workspace"}).status_code == 403
+
+
+def test_ui_does_not_make_participants_browsers_contact_google(server):
+    """The bundled UI imports Google Fonts from its stylesheet; the embedded server serves it without them."""
+    import re
+
+    page = httpx.get(f"{server.url}/", timeout=30, follow_redirects=True).text
+    stylesheets = re.findall(r'href="([^"]+\.css)"', page)
+    assert stylesheets
+    for href in stylesheets:
+        css = httpx.get(f"{server.url}{href}" if href.startswith("/") else f"{server.url}/{href}", timeout=30)
+        assert css.status_code == 200 and "fonts.googleapis.com" not in css.text

@@ -140,4 +140,5 @@ def create_app(in_process_jobs: bool = True):
     from codigit.server import privacy
 
     privacy.install(api_v1)
+    privacy.keep_ui_local(app)
     return app

@@ -10,6 +10,8 @@ owner/admin-only upstream or already scoped to the current user; `tests/test_pri
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Security
@@ -69,3 +71,26 @@ def install(api: FastAPI) -> None:
 
 async def _sees_everything(user, record) -> bool:
     return user.is_owner or (user.is_admin and await user.is_member(record.dataset.workspace_id))
+
+
+_REMOTE_FONTS = re.compile(rb"@import url\(https://fonts\.googleapis\.com/[^)]*\);?")
+
+
+def keep_ui_local(app: FastAPI) -> int:
+    """Drop the UI stylesheet's imports of Google Fonts, so participants' browsers do not contact Google.
+
+    argilla-server serves its UI from a per-start copy of the bundled files; we edit that copy. The UI falls back
+    to local fonts. Returns the number of imports removed.
+    """
+    removed = 0
+    for route in app.routes:
+        directory = getattr(getattr(route, "app", None), "directory", None)
+        if getattr(route, "name", None) != "static" or directory is None:
+            continue
+        for css in Path(directory).rglob("*.css"):
+            content = css.read_bytes()
+            cleaned, n = _REMOTE_FONTS.subn(b"", content)
+            if n:
+                css.write_bytes(cleaned)
+                removed += n
+    return removed
