@@ -15,6 +15,7 @@ from codigit.home import SERVER_FILE, read_credentials, resolve_home
 if TYPE_CHECKING:
     import argilla as rg
 
+
 def server_location(home: str | Path | None = None) -> tuple[str, str]:
     """(api_url, api_key): ARGILLA_API_URL/ARGILLA_API_KEY if both set, else the embedded server's."""
     url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
@@ -27,7 +28,9 @@ def server_location(home: str | Path | None = None) -> tuple[str, str]:
     try:
         url = json.loads((home / SERVER_FILE).read_text())["url"]
     except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        raise CodigitError(f"no embedded server has run in {home}: start it with `codigit serve --home {home}`") from None
+        raise CodigitError(
+            f"no embedded server has run in {home}: start it with `codigit serve --home {home}`"
+        ) from None
     return url, creds["api_key"]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -108,8 +109,7 @@ def _settings(study: Study) -> rg.Settings:
     return rg.Settings(
         guidelines=study.guidelines_text(),
         fields=[
-            rg.TextField(name=f.name, title=f.title, use_markdown=f.use_markdown, required=f.required)
-            for f in a.fields
+            rg.TextField(name=f.name, title=f.title, use_markdown=f.use_markdown, required=f.required) for f in a.fields
         ],
         questions=[
             rg.TextQuestion(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, STUDY, codigit, free_port, start_server
 
 HEAVY = ("torch", "transformers", "trl", "datasets")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import argilla as rg
 import pytest
-
 from conftest import STUDY, codigit, free_port, start_server
 
 

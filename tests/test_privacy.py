@@ -7,7 +7,6 @@ import csv
 import argilla as rg
 import httpx
 import pytest
-
 from conftest import STUDY, Server, codigit
 
 QUEUE = {

@@ -7,13 +7,9 @@ sorted last, cosine similarity scored (1 + cos) / 2. Datasets live in their own 
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-import textwrap
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -23,25 +19,47 @@ WORKSPACE = "search-contract"
 # `user_rotation_start`) start about half the id space apart: the "different orders" check cannot be luck.
 ANNOTATOR_IDS = {"a": "5ea4c000-0000-4000-8000-000000000002", "b": "5ea4c000-0000-4000-8000-000000000008"}
 
-# external id: (title, body, metadata, vector "emb")
-RECORDS = {
-    "k0": ("apple harvest", "apple apple orchard report today", dict(genre="news", topics=["tech", "politics"], words=5, ratio=0.05), [1, 0, 0]),  # noqa: E501
-    "k1": ("banana bread", "banana apple recipe with walnuts", dict(genre="blog", topics=["arts"], words=10, ratio=0.15), [0.9, 0.1, 0]),  # noqa: E501
-    "k2": ("fox story", "the quick brown fox jumps", dict(genre="review", topics=["sports"], words=15, ratio=0.25), [0, 1, 0]),  # noqa: E501
-    "k3": ("fox fable", "the fox was quick and brown", dict(genre="review", topics=["sports", "arts"], words=20, ratio=0.35), [0.5, 0.5, 0]),  # noqa: E501
-    "k4": ("market news", "bananas and apples prices rise", dict(genre="news", topics=["politics"], words=25, ratio=0.45), [-1, 0, 0]),  # noqa: E501
-    "k5": ("zebra report", "a zebra near the water", dict(genre="news", words=30, ratio=0.55), [0.1, 0, 1]),
-    "k6": ("river news", "a heron near the river", dict(genre="blog", words=35, ratio=0.65), [1, 1, 1]),
-    "k7": ("river walk", "the river bank at dawn and dusk", dict(ratio=0.75), [0.2, -0.3, 0.9]),
-    "k8": ("lorem", "lorem ipsum dolor sit amet", dict(genre="news", words=45), None),
-    "k9": ("apple", "cherry", dict(genre="review", words=50, ratio=0.95), [0.7, 0.7, 0.1]),
+TEXTS = {  # external id: (title, body)
+    "k0": ("apple harvest", "apple apple orchard report today"),
+    "k1": ("banana bread", "banana apple recipe with walnuts"),
+    "k2": ("fox story", "the quick brown fox jumps"),
+    "k3": ("fox fable", "the fox was quick and brown"),
+    "k4": ("market news", "bananas and apples prices rise"),
+    "k5": ("zebra report", "a zebra near the water"),
+    "k6": ("river news", "a heron near the river"),
+    "k7": ("river walk", "the river bank at dawn and dusk"),
+    "k8": ("lorem", "lorem ipsum dolor sit amet"),
+    "k9": ("apple", "cherry"),
+}
+META = {  # k7 has no genre and no words, k8 no ratio
+    "k0": dict(genre="news", topics=["tech", "politics"], words=5, ratio=0.05),
+    "k1": dict(genre="blog", topics=["arts"], words=10, ratio=0.15),
+    "k2": dict(genre="review", topics=["sports"], words=15, ratio=0.25),
+    "k3": dict(genre="review", topics=["sports", "arts"], words=20, ratio=0.35),
+    "k4": dict(genre="news", topics=["politics"], words=25, ratio=0.45),
+    "k5": dict(genre="news", words=30, ratio=0.55),
+    "k6": dict(genre="blog", words=35, ratio=0.65),
+    "k7": dict(ratio=0.75),
+    "k8": dict(genre="news", words=45),
+    "k9": dict(genre="review", words=50, ratio=0.95),
+}
+VECTORS = {  # "emb"; k8 has none
+    "k0": [1, 0, 0],
+    "k1": [0.9, 0.1, 0],
+    "k2": [0, 1, 0],
+    "k3": [0.5, 0.5, 0],
+    "k4": [-1, 0, 0],
+    "k5": [0.1, 0, 1],
+    "k6": [1, 1, 1],
+    "k7": [0.2, -0.3, 0.9],
+    "k9": [0.7, 0.7, 0.1],
 }
 SUGGESTIONS = {  # external id: [(question, value, agent, score)]
     "k0": [("label", "pos", "model-a", 0.9)],
     "k1": [("label", "neg", "model-a", 0.4)],
     "k2": [("label", "pos", "model-b", 0.3)],
     "k3": [("tags", ["a", "b"], "model-b", [0.2, 0.8])],
-    "k4": [("tags", ["c"], "model-c", 0.6)],
+    "k4": [("tags", ["c"], "model-c", [0.6])],
 }
 RESPONSES = [  # (annotator, external id, status, values); min_submitted=1, so a submission completes the record
     ("a", "k0", "submitted", dict(label="pos", tags=["a"], quality=5)),
@@ -57,7 +75,7 @@ QUESTIONS = {
     "quality": {"type": "rating", "options": [{"value": v} for v in range(1, 6)]},
 }
 METADATA = {"genre": "terms", "topics": "terms", "words": "integer", "ratio": "float"}
-ALL = set(RECORDS)
+ALL = set(TEXTS)
 
 
 def ok(response: httpx.Response):
@@ -113,14 +131,19 @@ def workspace(owner) -> str:
     return ok(owner.post("/workspaces", json={"name": WORKSPACE}))["id"]
 
 
+def add_annotator(server, owner, workspace_id: str, username: str, user_id: str | None = None) -> httpx.Client:
+    """A new annotator in the workspace, as an HTTP client with the annotator's own API key."""
+    user = {"id": user_id, "first_name": username, "username": username, "role": "annotator", "password": "pass-1234"}
+    user = ok(owner.post("/users", json=user))
+    ok(owner.post(f"/workspaces/{workspace_id}/users", json={"user_id": user["id"]}))
+    return server.http(user["api_key"])
+
+
 @pytest.fixture(scope="module")
 def annotators(server, owner, workspace) -> dict[str, httpx.Client]:
-    clients = {}
-    for name, uid in ANNOTATOR_IDS.items():
-        user = {"id": uid, "first_name": name, "username": f"contract-{name}", "role": "annotator"}
-        user = ok(owner.post("/users", json={**user, "password": "contract-password"}))
-        ok(owner.post(f"/workspaces/{workspace}/users", json={"user_id": user["id"]}))
-        clients[name] = server.http(user["api_key"])
+    clients = {
+        name: add_annotator(server, owner, workspace, f"contract-{name}", uid) for name, uid in ANNOTATOR_IDS.items()
+    }
     yield clients
     for client in clients.values():
         client.close()
@@ -132,13 +155,13 @@ def main(owner, workspace, annotators) -> Dataset:
         {
             "external_id": ext,
             "fields": {"title": title, "body": body},
-            "metadata": meta,
-            **({"vectors": {"emb": vec}} if vec else {}),
+            "metadata": META[ext],
+            **({"vectors": {"emb": VECTORS[ext]}} if ext in VECTORS else {}),
             "suggestions": [
                 {"question": q, "value": v, "agent": a, "score": s} for q, v, a, s in SUGGESTIONS.get(ext, [])
             ],
         }
-        for ext, (title, body, meta, vec) in RECORDS.items()
+        for ext, (title, body) in TEXTS.items()
     ]
     ds = create_dataset(owner, workspace, "contract", items, questions=QUESTIONS, metadata=METADATA, vectors=3)
     for who, ext, status, values in RESPONSES:
@@ -186,6 +209,8 @@ PENDING_QUEUE = where(  # exactly what the UI sends for an annotator's "Pending"
         ("apple cherry", None, ["k9"]),  # terms may match in different fields
         ("quick brown", None, ["k2", "k3"]),
         ('"quick brown fox"', None, ["k2"]),
+        ('"quick fox"~1', None, ["k2", "k3"]),  # slop, as FTS5 NEAR: k3 has the words in the other order
+        ("apple~1", None, ["k0", "k9", "k1"]),  # fuzziness: the exact term at least
         ('"apple cherry"', None, []),  # a phrase does not span two fields
         ('"harvest apple"', None, []),
         ("apple -banana", None, ["k0", "k9"]),
@@ -226,7 +251,7 @@ def test_text_search_scores_and_unknown_field(owner, main):
         ([range_("metadata", ge=0.9, metadata_property="ratio")], {"k9"}),
         (
             [terms("metadata", ["news"], metadata_property="genre"), range_("metadata", 20, metadata_property="words")],
-            {"k5", "k8"},
+            {"k4", "k5", "k8"},
         ),
         ([terms("suggestion", ["pos"], question="label")], {"k0", "k2"}),
         ([terms("suggestion", ["pos"], question="label", property="value")], {"k0", "k2"}),
@@ -251,8 +276,24 @@ def test_filters(owner, main, filters, expected):
 
 
 def test_filter_combined_with_text(owner, main):
-    got, _ = search(owner, main, where(terms("metadata", ["news"], metadata_property="genre"), query={"text": {"q": "apple"}}))
-    assert got == ["k0"]
+    news = terms("metadata", ["news"], metadata_property="genre")
+    assert search(owner, main, where(news, query={"text": {"q": "apple"}})) == (["k0"], 1)
+
+
+def test_record_property_filters(owner, main):
+    """Record ids and dates arrive as text (or epoch milliseconds), as Elasticsearch's keyword and date fields take."""
+    listed = ok(owner.get(f"/datasets/{main.id}/records", params={"limit": 100}))["items"]
+    inserted = {r["external_id"]: r["inserted_at"] for r in listed}
+    by_id = terms("record", [main.ids["k1"], main.ids["k2"], "not-a-uuid"], property="id")
+    assert sorted(search(owner, main, where(by_id))[0]) == ["k1", "k2"]
+    assert sorted(search(owner, main, where(terms("record", ["k3", "k9"], property="external_id")))[0]) == ["k3", "k9"]
+    span = range_("record", inserted["k2"], inserted["k4"], property="inserted_at")  # ISO 8601, bounds included
+    assert search(owner, main, where(span, sort=[by("record", "asc", property="inserted_at")]))[0] == ["k2", "k3", "k4"]
+    hour_before = (datetime.fromisoformat(inserted["k0"]) - timedelta(hours=1)).isoformat() + "Z"
+    millis = datetime.fromisoformat(hour_before).timestamp() * 1000
+    assert search(owner, main, where(range_("record", ge=hour_before, property="updated_at")))[1] == 10
+    assert search(owner, main, where(range_("record", le=millis, property="inserted_at")))[1] == 0
+    assert search(owner, main, where(range_("record", ge=millis, property="inserted_at")))[1] == 10
 
 
 @pytest.mark.parametrize(
@@ -285,23 +326,43 @@ WORDS_ASC = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k8", "k9"]
 @pytest.mark.parametrize(
     "sort, expected",
     [
-        ([by("record", "asc", property="inserted_at")], list(RECORDS)),
-        ([by("record", "desc", property="inserted_at")], list(reversed(RECORDS))),
+        ([by("record", "asc", property="inserted_at")], list(TEXTS)),
+        ([by("record", "desc", property="inserted_at")], list(reversed(TEXTS))),
         ([by("metadata", "asc", metadata_property="words")], WORDS_ASC + ["k7"]),  # missing last...
         ([by("metadata", "desc", metadata_property="words")], WORDS_ASC[::-1] + ["k7"]),  # ...either way
-        ([by("metadata", "desc", metadata_property="ratio")], ["k9", "k7", "k6", "k5", "k4", "k3", "k2", "k1", "k0", "k8"]),  # noqa: E501
+        (
+            [by("metadata", "desc", metadata_property="ratio")],
+            ["k9", "k7", "k6", "k5", "k4", "k3", "k2", "k1", "k0", "k8"],
+        ),
         (
             [by("metadata", "asc", metadata_property="genre"), by("metadata", "desc", metadata_property="words")],
             ["k6", "k1", "k8", "k5", "k4", "k0", "k9", "k3", "k2", "k7"],
         ),
+        (  # a list sorts by its least element ascending, its greatest descending
+            [by("metadata", "asc", metadata_property="topics"), by("metadata", "asc", metadata_property="words")],
+            ["k1", "k3", "k0", "k4", "k2", "k5", "k6", "k8", "k9", "k7"],
+        ),
+        (
+            [by("metadata", "desc", metadata_property="topics"), by("metadata", "asc", metadata_property="words")],
+            ["k0", "k2", "k3", "k4", "k1", "k5", "k6", "k8", "k9", "k7"],
+        ),
         ([by("suggestion", "desc", question="label", property="score")], ["k0", "k1", "k2", ...]),
+        ([by("suggestion", "desc", question="tags", property="score")], ["k3", "k4", ...]),  # 0.8 of [0.2, 0.8]
+        ([by("suggestion", "asc", question="tags", property="score")], ["k3", "k4", ...]),  # 0.2
+        (
+            [
+                by("suggestion", "asc", question="label", property="agent"),
+                by("metadata", "asc", metadata_property="words"),
+            ],
+            ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k8", "k9", "k7"],
+        ),
         ([by("response", "asc", question="quality")], ["k4", "k1", "k2", "k0", ...]),  # k1: mean of 2 and 3
         ([by("response", "desc", question="quality")], ["k0", "k2", "k1", "k4", ...]),
     ],
 )
 def test_sort(owner, main, sort, expected):
     got, total = search(owner, main, {"sort": sort})
-    assert total == 10 and sorted(got) == sorted(RECORDS)
+    assert total == 10 and sorted(got) == sorted(TEXTS)
     if ... in expected:  # the rest, without values, may come in any order
         expected = expected[:-1]
         got = got[: len(expected)]
@@ -310,7 +371,7 @@ def test_sort(owner, main, sort, expected):
 
 def test_sort_by_own_response(annotators, main):
     got, _ = search(annotators["a"], main, {"sort": [by("response", "asc", question="quality")]}, me=True)
-    assert got[:3] == ["k1", "k2", "k0"] and sorted(got) == sorted(RECORDS)
+    assert got[:3] == ["k1", "k2", "k0"] and sorted(got) == sorted(TEXTS)
     got, _ = search(annotators["a"], main, {"sort": [by("response", "desc", question="quality")]}, me=True)
     assert got[:3] == ["k0", "k2", "k1"]
 
@@ -349,9 +410,9 @@ def test_annotation_queue_order_per_user(annotators, queue):
 def test_progress(owner, annotators, main):
     progress = ok(owner.get(f"/datasets/{main.id}/progress"))
     assert (progress["total"], progress["completed"], progress["pending"]) == (10, 3, 7)
-    a = ok(annotators["a"].get(f"/me/datasets/{main.id}/metrics"))
+    a = ok(annotators["a"].get(f"/me/datasets/{main.id}/metrics"))["responses"]
     assert a == {"total": 10, "submitted": 2, "discarded": 0, "draft": 1, "pending": 7}
-    b = ok(annotators["b"].get(f"/me/datasets/{main.id}/metrics"))
+    b = ok(annotators["b"].get(f"/me/datasets/{main.id}/metrics"))["responses"]
     assert b == {"total": 10, "submitted": 2, "discarded": 1, "draft": 0, "pending": 7}
 
 
@@ -372,9 +433,9 @@ def test_metadata_metrics(owner, main):
 # -- vector similarity ---------------------------------------------------------------------------------------------
 def cosine_ranking(query: list[float], exclude: str | None = None) -> list[tuple[str, float]]:
     def cos(v):
-        return sum(x * y for x, y in zip(query, v)) / math.hypot(*query) / math.hypot(*v)
+        return sum(x * y for x, y in zip(query, v, strict=True)) / math.hypot(*query) / math.hypot(*v)
 
-    scored = [(ext, cos(vec)) for ext, (*_, vec) in RECORDS.items() if vec and ext != exclude]
+    scored = [(ext, cos(vec)) for ext, vec in VECTORS.items() if ext != exclude]
     return sorted(scored, key=lambda pair: -pair[1])
 
 
@@ -391,42 +452,9 @@ def test_vector_search_by_value(owner, main, order):
 
 def test_vector_search_by_record_with_limits_and_filters(owner, main):
     body = {"query": {"vector": {"name": "emb", "record_id": main.ids["k6"]}}}
-    got, total = search(owner, main, body, limit=3)
-    assert got == [ext for ext, _ in cosine_ranking(RECORDS["k6"][3], exclude="k6")][:3] and total == 3
+    ranking = [ext for ext, _ in cosine_ranking(VECTORS["k6"], exclude="k6")]  # the record itself is left out
+    assert search(owner, main, body, limit=3) == (ranking[:3], 3)  # max_results: limit + offset
     news = where(terms("metadata", ["news"], metadata_property="genre"), query=body["query"])
-    ranking = [ext for ext, _ in cosine_ranking(RECORDS["k6"][3], exclude="k6")]
     assert search(owner, main, news)[0] == [ext for ext in ranking if ext in {"k0", "k4", "k5"}]  # k8: no vector
     text = {"query": {**body["query"], "text": {"q": "apple"}}}
     assert search(owner, main, text)[0] == [ext for ext in ranking if ext in {"k0", "k1", "k9"}]
-
-
-# -- the interface itself ----------------------------------------------------------------------------------------------
-def test_engine_implements_every_abstract_method(tmp_path):
-    """In a subprocess: argilla_server reads its settings (database URL) at import time."""
-    script = textwrap.dedent(
-        """
-        import inspect, json
-        from argilla_server.search_engine import SearchEngine
-        from codigit.server.search import ENGINE_NAME, SQLSearchEngine
-
-        abstract = sorted(SearchEngine.__abstractmethods__)
-        report = {"registered": SearchEngine.registered_classes.get(ENGINE_NAME) is SQLSearchEngine,
-                  "still_abstract": sorted(SQLSearchEngine.__abstractmethods__), "abstract": abstract,
-                  "inherited": [], "signature": []}
-        for name in abstract + ["configure_index_vectors"]:
-            impl = inspect.getattr_static(SQLSearchEngine, name)
-            if impl is inspect.getattr_static(SearchEngine, name):
-                report["inherited"].append(name)
-            base_params = inspect.signature(getattr(SearchEngine, name)).parameters
-            if not set(base_params) <= set(inspect.signature(getattr(SQLSearchEngine, name)).parameters):
-                report["signature"].append(name)
-        print(json.dumps(report))
-        """
-    )
-    env = {**os.environ, "ARGILLA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
-    env["ARGILLA_HOME_PATH"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["registered"] and len(report["abstract"]) >= 19
-    assert (report["still_abstract"], report["inherited"], report["signature"]) == ([], [], [])

@@ -6,7 +6,6 @@ import signal
 import time
 
 import argilla as rg
-
 from conftest import STUDY, codigit, start_server
 
 
@@ -74,9 +73,7 @@ def test_restart_keeps_everything(tmp_path):
         answered = [r for r in records if r._server_id == record_id][0]
         assert [resp.value for resp in answered.responses["ok"]] == ["no"]
         assert client.datasets("codigit-authoring", workspace="codigit") is not None
-        found = second.http().post(
-            f"/datasets/{again.id}/records/search", json={"query": {"text": {"q": "number 2"}}}
-        )
+        found = second.http().post(f"/datasets/{again.id}/records/search", json={"query": {"text": {"q": "number 2"}}})
         assert [item["record"]["external_id"] for item in found.json()["items"]] == ["r2"]
     finally:
         assert second.stop() == 0
@@ -87,7 +84,6 @@ def test_redis_url_uses_a_real_redis_and_an_rq_worker(tmp_path):
     import subprocess
 
     import redis
-
     from conftest import free_port
 
     port = free_port()

@@ -133,10 +133,10 @@ def create_app(in_process_jobs: bool = True):
         from codigit.server import jobs
 
         jobs.install_in_process(queues)
-    import codigit.server.search  # noqa: F401  registers the engine under ARGILLA_SEARCH_ENGINE
     from argilla_server._app import app  # built on import; a second build would copy the UI again
     from argilla_server.api.routes import api_v1
 
+    import codigit.server.search  # noqa: F401  registers the engine under ARGILLA_SEARCH_ENGINE
     from codigit.server import privacy
 
     privacy.install(api_v1)

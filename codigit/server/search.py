@@ -15,15 +15,17 @@ at different records, which is what Elasticsearch's seeded `random_score` is for
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
-from typing import Any, Iterable, List, Optional, Union
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from argilla_server.database import async_engine
 from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter, SimilarityOrder, SortOrder
 from argilla_server.models import (
     Dataset,
+    Field,
     MetadataProperty,
     Question,
     Record,
@@ -52,90 +54,13 @@ from argilla_server.search_engine.base import (
     TermsMetrics,
     TextQuery,
 )
-from sqlalchemy import Float, Integer, String, and_, case, cast, exists, func, literal, or_, select, text, true
+from sqlalchemy import Float, Integer, String, and_, cast, exists, func, literal, or_, select, text, true
 from sqlalchemy.sql import ColumnElement, Select
+
+from codigit.server.sqltext import JsonAccess, fts5_query, pg_tsquery
 
 ENGINE_NAME = "codigit-sql"
 MAX_TERMS = 2**14  # as Elasticsearch's terms aggregation size in argilla-server
-
-
-def _json_path(*keys: str) -> str:
-    return "$" + "".join('."' + k.replace('"', '""') + '"' for k in keys)
-
-
-class _Json:
-    """JSON access that works on SQLite (json1) and PostgreSQL (json)."""
-
-    def __init__(self, dialect: str):
-        self.pg = dialect == "postgresql"
-
-    def _pg_node(self, col: Any, keys: tuple[str, ...]) -> ColumnElement:
-        node = col
-        for k in keys:
-            node = node.op("->")(k)
-        return node
-
-    def value(self, col: Any, *keys: str) -> ColumnElement:
-        """The JSON value at keys: SQLite's native type, PostgreSQL text."""
-        if self.pg:
-            return self._pg_node(col, keys[:-1]).op("->>")(keys[-1])
-        return func.json_extract(col, _json_path(*keys))
-
-    def any(self, col: Any, keys: tuple[str, ...], predicate, numeric: bool = False) -> ColumnElement:
-        """True when the value at keys, or any element of it if it is an array, satisfies predicate(element).
-
-        Elements compare as text (terms) or as numbers (ranges), as Elasticsearch's keyword and numeric fields
-        do with multi-valued documents.
-        """
-        if self.pg:
-            node = self._pg_node(col, keys)
-            array = case((func.json_typeof(node) == "array", node), else_=func.json_build_array(node))
-            elems = func.json_array_elements_text(array).table_valued("value")
-        else:
-            elems = func.json_each(col, _json_path(*keys)).table_valued("value")
-        value = cast(elems.c.value, Float) if numeric else cast(elems.c.value, String)
-        return exists(select(literal(1)).select_from(elems).where(predicate(value)))
-
-
-_TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
-_WORD = re.compile(r"[\w']+", re.UNICODE)
-
-
-def fts5_query(q: str) -> tuple[str, str]:
-    """Translate an Elasticsearch simple_query_string (AND by default) into FTS5 (positive, negative) parts.
-
-    Supported: bare terms (all required), "quoted phrases", `-term` exclusion, `a | b` alternatives, `pre*`
-    prefixes. Other operators are treated as text. Either part may be empty.
-    """
-    groups: list[list[str]] = []  # AND of OR-groups
-    negative: list[str] = []
-    join_next = False
-    for m in _TOKEN.finditer(q):
-        neg, phrase, bare = m.group(1), m.group(2), m.group(3)
-        if bare == "|":
-            join_next = True
-            continue
-        if bare is not None:
-            neg, word = ("-", bare[1:]) if bare.startswith("-") and len(bare) > 1 else ("", bare)
-            prefix = word.endswith("*")
-            words = _WORD.findall(word)
-            if not words:
-                continue
-            term = " + ".join(f'"{w}"' for w in words) + ("*" if prefix else "")
-        else:
-            words = _WORD.findall(phrase)
-            if not words:
-                continue
-            term = '"' + " ".join(words) + '"'
-        if neg:
-            negative.append(term)
-        elif join_next and groups:
-            groups[-1].append(term)
-        else:
-            groups.append([term])
-        join_next = False
-    positive = " AND ".join("(" + " OR ".join(g) + ")" for g in groups)
-    return positive, " OR ".join(negative)
 
 
 def user_rotation_start(user_id: Any) -> uuid.UUID:
@@ -147,16 +72,37 @@ def _enum_value(v: Any) -> str:
     return getattr(v, "value", v)
 
 
+def _record_value(prop: str, value: Any) -> Any:
+    """A filter value for a `records` column, as the column holds it: ids as UUIDs, dates as naive UTC datetimes.
+
+    The API passes text (or numbers), which Elasticsearch reads as keywords and as ISO 8601 dates or epoch
+    milliseconds. SQLAlchemy cannot bind text to a UUID column, and SQLite would compare "2024-01-01T10:00" with
+    the stored "2024-01-01 10:00:00" as text. An id that is not a UUID matches nothing (None), as a keyword would.
+    """
+    if prop == "id":
+        try:
+            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        except ValueError:
+            return None
+    if prop in ("inserted_at", "updated_at") and not isinstance(value, datetime):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except (TypeError, ValueError):  # a number, or a number as text: epoch milliseconds
+            parsed = datetime.fromtimestamp(float(value) / 1000, tz=UTC)
+        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    return value
+
+
 @SearchEngine.register(ENGINE_NAME)
 class SQLSearchEngine(SearchEngine):
     """Answers argilla-server's searches from its own SQL database (SQLite with FTS5, or PostgreSQL)."""
 
     def __init__(self) -> None:
         self.dialect = async_engine.dialect.name
-        self.json = _Json(self.dialect)
+        self.json = JsonAccess(self.dialect)
 
     @classmethod
-    async def new_instance(cls) -> "SQLSearchEngine":
+    async def new_instance(cls) -> SQLSearchEngine:
         return cls()
 
     async def close(self) -> None:
@@ -233,12 +179,7 @@ class SQLSearchEngine(SearchEngine):
     async def compute_metrics_for(self, metadata_property: MetadataProperty) -> MetadataMetrics:
         dataset_id, name = metadata_property.dataset_id, metadata_property.name
         if metadata_property.type == MetadataPropertyType.terms:
-            if self.dialect == "sqlite":
-                elems = func.json_each(Record.metadata_, _json_path(name)).table_valued("value")
-            else:
-                node = Record.metadata_.op("->")(name)
-                array = case((func.json_typeof(node) == "array", node), else_=func.json_build_array(node))
-                elems = func.json_array_elements_text(array).table_valued("value")
+            elems = self.json.elements(Record.metadata_, (name,))
             term = cast(elems.c.value, String)
             rows = await self._all(
                 select(term, func.count())
@@ -253,29 +194,27 @@ class SQLSearchEngine(SearchEngine):
         value = cast(self.json.value(Record.metadata_, name), Float)
         lo, hi = (await self._all(select(func.min(value), func.max(value)).where(Record.dataset_id == dataset_id)))[0]
         if metadata_property.type == MetadataPropertyType.integer:
-            return IntegerMetadataMetrics(
-                min=None if lo is None else int(lo), max=None if hi is None else int(hi)
-            )
+            return IntegerMetadataMetrics(min=None if lo is None else int(lo), max=None if hi is None else int(hi))
         return FloatMetadataMetrics(min=lo, max=hi)
 
     # -- search -------------------------------------------------------------------------------------------------
     async def search(
         self,
         dataset: Dataset,
-        query: Optional[Union[TextQuery, str]] = None,
-        filter: Optional[Filter] = None,
-        sort: Optional[List[Order]] = None,
+        query: TextQuery | str | None = None,
+        filter: Filter | None = None,
+        sort: list[Order] | None = None,
         offset: int = 0,
         limit: int = 100,
-        user_id: Optional[str] = None,
+        user_id: str | None = None,
     ) -> SearchResponses:
-        stmt, score = self._matching(dataset, query, filter)
+        stmt, score = self._matching(dataset, await self._text_query(dataset, query), filter)
         total = (await self._all(select(func.count()).select_from(stmt.subquery())))[0][0]
         if limit <= 0 or offset >= total:
             return SearchResponses(items=[], total=total)
 
         if sort:
-            ordered = stmt.order_by(*self._order_by(dataset, sort), Record.id)
+            ordered = stmt.order_by(*self._order_by(sort, await self._numeric_metadata(dataset, sort)), Record.id)
         elif score is not None:
             ordered = stmt.order_by(score.desc(), Record.id)
         elif user_id is not None:
@@ -293,7 +232,7 @@ class SQLSearchEngine(SearchEngine):
         if len(rows) < limit:
             skipped = 0
             if offset:
-                n_head = (await self._all(select(func.count()).select_from(stmt.where(Record.id >= start).subquery())))
+                n_head = await self._all(select(func.count()).select_from(stmt.where(Record.id >= start).subquery()))
                 skipped = max(0, offset - n_head[0][0])
             tail = await self._all(
                 stmt.where(Record.id < start).order_by(Record.id).offset(skipped).limit(limit - len(rows))
@@ -301,16 +240,34 @@ class SQLSearchEngine(SearchEngine):
             rows += tail
         return [SearchResponseItem(record_id=r[0], score=r[1]) for r in rows]
 
+    # The engine reads the dataset's fields and metadata properties itself rather than through `dataset`'s
+    # relationships: handlers preload different ones, and a lazy load inside the async engine fails (MissingGreenlet).
+    async def _text_query(self, dataset: Dataset, query: TextQuery | str | None) -> TextQuery | None:
+        if isinstance(query, str):
+            query = TextQuery(q=query)
+        if query is not None and query.field:
+            found = await self._all(select(Field.id).where(Field.dataset_id == dataset.id, Field.name == query.field))
+            if not found:
+                raise ValueError(f"Field {query.field} not found in dataset {dataset.id}")
+        return query
+
+    async def _numeric_metadata(self, dataset: Dataset, sort: list[Order]) -> set[str]:
+        """Names of the dataset's integer and float metadata properties, when the sort needs them."""
+        if not any(isinstance(order.scope, MetadataFilterScope) for order in sort):
+            return set()
+        rows = await self._all(
+            select(MetadataProperty.name, MetadataProperty.settings).where(MetadataProperty.dataset_id == dataset.id)
+        )
+        return {name for name, settings in rows if settings.get("type") != MetadataPropertyType.terms}
+
     def _matching(
-        self, dataset: Dataset, query: Optional[Union[TextQuery, str]], filter: Optional[Filter]
-    ) -> tuple[Select, Optional[ColumnElement]]:
+        self, dataset: Dataset, query: TextQuery | None, filter: Filter | None
+    ) -> tuple[Select, ColumnElement | None]:
         """SELECT (record id, score) of the dataset's records matching the text query and the filter."""
         score = None
         stmt = select(Record.id, literal(1.0).label("score")).where(Record.dataset_id == dataset.id)
         if query is not None:
-            if isinstance(query, str):
-                query = TextQuery(q=query)
-            hits = self._text_hits(dataset, query)
+            hits = self._text_hits(query)
             stmt = select(Record.id, hits.c.score).join(hits, hits.c.record_id == Record.id)
             stmt = stmt.where(Record.dataset_id == dataset.id)
             score = hits.c.score
@@ -318,12 +275,10 @@ class SQLSearchEngine(SearchEngine):
             stmt = stmt.where(self._filter(dataset, filter))
         return stmt, score
 
-    def _text_hits(self, dataset: Dataset, query: TextQuery):
-        if query.field and dataset.field_by_name(query.field) is None:
-            raise ValueError(f"Field {query.field} not found in dataset {dataset.id}")
-        positive, negative = fts5_query(query.q)
+    def _text_hits(self, query: TextQuery):
         if self.dialect != "sqlite":
             return self._pg_text_hits(query)
+        positive, negative = fts5_query(query.q)
         if query.field:
             table, base = "codigit_fts_field", "SELECT rowid / 1024 AS docid, -bm25(codigit_fts_field) AS score "
             where = " AND field = :field"
@@ -346,18 +301,16 @@ class SQLSearchEngine(SearchEngine):
         hits = hits.columns(docid=Integer, score=Float).subquery("hits")
         docs = text("SELECT docid, record_id FROM codigit_fts_docs").columns(docid=Integer, record_id=Record.id.type)
         docs = docs.subquery("docs")
-        return (
-            select(docs.c.record_id, hits.c.score)
-            .join(hits, hits.c.docid == docs.c.docid)
-            .subquery("text_hits")
-        )
+        return select(docs.c.record_id, hits.c.score).join(hits, hits.c.docid == docs.c.docid).subquery("text_hits")
 
     def _pg_text_hits(self, query: TextQuery):
-        content = self.json.value(Record.fields, query.field) if query.field else cast(Record.fields, String)
+        # to_tsvector of the json value indexes its strings only: not the field names, as the text of the json would.
+        content = Record.fields.op("->")(query.field) if query.field else Record.fields
         vector = func.to_tsvector("simple", content)
-        tsquery = func.websearch_to_tsquery("simple", query.q)
+        tsquery = func.to_tsquery("simple", pg_tsquery(query.q) or "''")  # '': no lexemes, no match
+        rank = func.ts_rank(vector, tsquery, 1)  # 1: divided by 1 + log(length), so shorter texts rank higher
         return (
-            select(Record.id.label("record_id"), func.ts_rank(vector, tsquery).label("score"))
+            select(Record.id.label("record_id"), rank.label("score"))
             .where(vector.op("@@")(tsquery))
             .subquery("text_hits")
         )
@@ -384,12 +337,13 @@ class SQLSearchEngine(SearchEngine):
                 )
             )
         if isinstance(scope, RecordFilterScope):
-            col = getattr(Record, scope.property)
+            col, prop = getattr(Record, scope.property), scope.property
             if isinstance(f, TermsFilter):
-                return col.in_(f.values)
-            return and_(
-                true(), *([col >= f.ge] if f.ge is not None else []), *([col <= f.le] if f.le is not None else [])
-            )
+                values = [_record_value(prop, v) for v in f.values]
+                return col.in_([v for v in values if v is not None])
+            lower = col >= _record_value(prop, f.ge) if f.ge is not None else true()
+            upper = col <= _record_value(prop, f.le) if f.le is not None else true()
+            return and_(lower, upper)
         raise ValueError(f"Cannot process request for search scope {scope}")
 
     def _value_filter(self, f: Filter, col: Any, keys: tuple[str, ...]) -> ColumnElement:
@@ -435,35 +389,37 @@ class SQLSearchEngine(SearchEngine):
         others = [s for s in statuses if s != ResponseStatusFilter.pending.value]
         if others:
             conditions.append(
-                exists(
-                    select(literal(1)).where(Response.record_id == Record.id, Response.status.in_(others), *mine)
-                )
+                exists(select(literal(1)).where(Response.record_id == Record.id, Response.status.in_(others), *mine))
             )
         return or_(*conditions) if conditions else true()
 
-    def _order_by(self, dataset: Dataset, sort: List[Order]) -> list:
+    def _order_by(self, sort: list[Order], numeric_metadata: set[str]) -> list:
         clauses = []
         for order in sort:
-            expr = self._sort_expression(dataset, order)
+            expr = self._sort_expression(order, numeric_metadata)
             direction = expr.desc() if order.order == SortOrder.desc else expr.asc()
             clauses += [expr.is_(None), direction]  # missing values last, either way, as in Elasticsearch
         return clauses
 
-    def _sort_expression(self, dataset: Dataset, order: Order) -> ColumnElement:
+    def _sort_expression(self, order: Order, numeric_metadata: set[str]) -> ColumnElement:
         scope = order.scope
+        # Elasticsearch sorts by a multi-valued field's least value ascending and its greatest descending (a list
+        # of terms or scores); comparing the JSON text of lists instead would put '["b", "a"]' after '["a"]'.
+        pick = func.max if order.order == SortOrder.desc else func.min
         if isinstance(scope, RecordFilterScope):
             return getattr(Record, scope.property)
         if isinstance(scope, MetadataFilterScope):
-            prop = dataset.metadata_property_by_name(scope.metadata_property)
-            value = self.json.value(Record.metadata_, scope.metadata_property)
-            numeric = prop is not None and prop.type != MetadataPropertyType.terms
-            return cast(value, Float) if numeric else value
+            elems = self.json.elements(Record.metadata_, (scope.metadata_property,))
+            value = cast(elems.c.value, Float) if scope.metadata_property in numeric_metadata else elems.c.value
+            return select(pick(value)).select_from(elems).scalar_subquery()
         if isinstance(scope, SuggestionFilterScope):
-            col = getattr(Suggestion, scope.property)
+            source, value = Suggestion.__table__, getattr(Suggestion, scope.property)
             if scope.property in ("value", "score"):  # JSON columns: compare native values, not their text
-                col = func.json_extract(col, "$") if not self.json.pg else cast(col, String)
+                elems = self.json.elements(value, ())
+                source, value = source.join(elems, true()), pick(elems.c.value)
             return (
-                select(col)
+                select(value)
+                .select_from(source)
                 .join(Question, Question.id == Suggestion.question_id)
                 .where(Suggestion.record_id == Record.id, Question.name == scope.question)
                 .limit(1)
@@ -483,13 +439,13 @@ class SQLSearchEngine(SearchEngine):
         self,
         dataset: Dataset,
         vector_settings: VectorSettings,
-        value: Optional[List[float]] = None,
-        record: Optional[Record] = None,
-        query: Optional[Union[TextQuery, str]] = None,
-        filter: Optional[Filter] = None,
+        value: list[float] | None = None,
+        record: Record | None = None,
+        query: TextQuery | str | None = None,
+        filter: Filter | None = None,
         max_results: int = 100,
         order: SimilarityOrder = SimilarityOrder.most_similar,
-        threshold: Optional[float] = None,
+        threshold: float | None = None,
     ) -> SearchResponses:
         """Exact cosine similarity over the dataset's vectors (Elasticsearch's score: (1 + cos) / 2)."""
         if bool(value) == bool(record):
@@ -501,7 +457,7 @@ class SQLSearchEngine(SearchEngine):
         if not value:
             raise ValueError("Cannot find a vector value to apply with provided info")
 
-        stmt, _ = self._matching(dataset, query, filter)
+        stmt, _ = self._matching(dataset, await self._text_query(dataset, query), filter)
         candidates = stmt.with_only_columns(Record.id).subquery()
         rows = await self._all(
             select(Vector.record_id, Vector.value)

@@ -15,12 +15,16 @@ from sqlalchemy import Connection, text
 
 # One FTS5 row per (record, text field) lives at docid * FIELD_SLOTS + n, so a record's rows are one rowid range.
 FIELD_SLOTS = 1024
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: a break token (_BREAK) between fields and between the text leaves of a chat or custom field
 TOKENIZER = "unicode61 remove_diacritics 2"  # like Elasticsearch's standard analyzer: no stemming, folded case
 
-
-_TEXT = """CASE WHEN je.type = 'text' THEN je.atom
-    ELSE (SELECT group_concat(jt.atom, ' ') FROM json_tree(je.value) jt WHERE jt.type = 'text') END"""
+# Elasticsearch indexes each field (and each value of a multi-valued one) on its own, so a phrase never matches
+# across two of them; `codigit_fts_all` holds a record's text in one column. Between two texts it therefore puts
+# U+E000: unicode61 keeps that private-use character as a token (categories L*, N*, Co), and a query can never
+# contain it (`search.parse_simple_query` keeps only `\w` words), so "end-of-title start-of-body" cannot match.
+_BREAK = "' ' || char(57344) || ' '"
+_TEXT = f"""CASE WHEN je.type = 'text' THEN je.atom
+    ELSE (SELECT group_concat(jt.atom, {_BREAK}) FROM json_tree(je.value) jt WHERE jt.type = 'text') END"""
 
 
 def _not_image(r: str) -> str:
@@ -37,7 +41,7 @@ def _index_statements(r: str, records: str = "") -> list[str]:
     Assumes the record's `codigit_fts_docs` row exists.
     """
     docid = f"(SELECT docid FROM codigit_fts_docs WHERE record_id = {r}.id)"
-    all_text = f"(SELECT group_concat({_TEXT}, ' ') FROM json_each({r}.fields) je WHERE {_not_image(r)})"
+    all_text = f"(SELECT group_concat({_TEXT}, {_BREAK}) FROM json_each({r}.fields) je WHERE {_not_image(r)})"
     from_all = f"FROM {records.rstrip(', ')}" if records else ""
     return [
         f"INSERT INTO codigit_fts_all(rowid, content) SELECT {docid}, coalesce({all_text}, '') {from_all}",
