@@ -135,10 +135,13 @@ def create_app(in_process_jobs: bool = True):
         jobs.install_in_process(queues)
     from argilla_server._app import app  # built on import; a second build would copy the UI again
     from argilla_server.api.routes import api_v1
+    from argilla_server.database import async_engine
 
     import codigit.server.search  # noqa: F401  registers the engine under ARGILLA_SEARCH_ENGINE
-    from codigit.server import privacy
+    from codigit.server import privacy, sqlite_writes
 
     privacy.install(api_v1)
     privacy.keep_ui_local(app)
+    if async_engine.dialect.name == "sqlite":
+        sqlite_writes.install(app, async_engine)
     return app

@@ -14,6 +14,7 @@ at different records, which is what Elasticsearch's seeded `random_score` is for
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable
@@ -21,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from argilla_server.database import async_engine
 from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter, SimilarityOrder, SortOrder
 from argilla_server.models import (
     Dataset,
@@ -54,7 +54,9 @@ from argilla_server.search_engine.base import (
     TermsMetrics,
     TextQuery,
 )
+from argilla_server.settings import settings
 from sqlalchemy import Float, Integer, String, and_, cast, exists, func, literal, or_, select, text, true
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Select
 
 from codigit.server.sqltext import JsonAccess, fts5_query, pg_tsquery
@@ -93,12 +95,25 @@ def _record_value(prop: str, value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _read_engine() -> AsyncEngine:
+    """The engine's own connection pool, separate from the one argilla-server's request sessions use.
+
+    A request holds a pooled connection for its whole life and calls the search engine in the middle of it. If the
+    engine borrowed from the same pool, N concurrent requests holding all N connections would each wait for an
+    N+1th: the pool deadlocks until its timeout (seen at 20 concurrent annotators). Engine connections are only
+    ever held for one query, and (WAL mode) SQLite readers do not wait on writers, so this pool cannot deadlock.
+    """
+    pool = {"pool_size": 8, "max_overflow": 8, **settings.database_engine_args}  # PostgreSQL: its own settings
+    return create_async_engine(settings.database_url, **pool)
+
+
 @SearchEngine.register(ENGINE_NAME)
 class SQLSearchEngine(SearchEngine):
     """Answers argilla-server's searches from its own SQL database (SQLite with FTS5, or PostgreSQL)."""
 
     def __init__(self) -> None:
-        self.dialect = async_engine.dialect.name
+        self.dialect = _read_engine().dialect.name
         self.json = JsonAccess(self.dialect)
 
     @classmethod
@@ -109,7 +124,7 @@ class SQLSearchEngine(SearchEngine):
         pass  # connections are borrowed per query from argilla-server's pool
 
     async def _all(self, stmt) -> list:
-        async with async_engine.connect() as conn:
+        async with _read_engine().connect() as conn:
             return list((await conn.execute(stmt)).all())
 
     async def ping(self) -> bool:
