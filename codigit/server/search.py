@@ -55,7 +55,7 @@ from argilla_server.search_engine.base import (
     TextQuery,
 )
 from argilla_server.settings import settings
-from sqlalchemy import Float, Integer, String, and_, cast, exists, func, literal, or_, select, text, true
+from sqlalchemy import Float, Integer, String, and_, cast, column, exists, func, literal, or_, select, table, text, true
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -93,6 +93,14 @@ def _record_value(prop: str, value: Any) -> Any:
             parsed = datetime.fromtimestamp(float(value) / 1000, tz=UTC)
         return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
     return value
+
+
+_COUNTS = table(
+    "codigit_record_counts",
+    column("dataset_id", Record.dataset_id.type),
+    column("status", String),
+    column("n", Integer),
+)
 
 
 @functools.cache
@@ -172,11 +180,16 @@ class SQLSearchEngine(SearchEngine):
     async def get_dataset_progress(self, dataset: Dataset) -> dict:
         if dataset.is_draft:
             return {}
-        rows = await self._all(
-            select(Record.status, func.count()).where(Record.dataset_id == dataset.id).group_by(Record.status)
-        )
-        counts = {_enum_value(status): n for status, n in rows}
-        return {"total": sum(counts.values()), **counts}
+        counts = await self._status_counts(dataset)
+        return {"total": sum(counts.values()), **{status: n for status, n in counts.items() if n}}
+
+    async def _status_counts(self, dataset: Dataset) -> dict[str, int]:
+        """Records per status: from the trigger-kept counts on SQLite (see sqlindex), else counted."""
+        if self.dialect == "sqlite":
+            stmt = select(_COUNTS.c.status, _COUNTS.c.n).where(_COUNTS.c.dataset_id == dataset.id)
+        else:
+            stmt = select(Record.status, func.count()).where(Record.dataset_id == dataset.id).group_by(Record.status)
+        return {_enum_value(status): n for status, n in await self._all(stmt)}
 
     async def get_dataset_user_progress(self, dataset: Dataset, user: User) -> dict:
         """The user's own responses by status (Elasticsearch's nested version also counted co-annotators')."""
@@ -223,8 +236,11 @@ class SQLSearchEngine(SearchEngine):
         limit: int = 100,
         user_id: str | None = None,
     ) -> SearchResponses:
-        stmt, score = self._matching(dataset, await self._text_query(dataset, query), filter)
-        total = (await self._all(select(func.count()).select_from(stmt.subquery())))[0][0]
+        query = await self._text_query(dataset, query)
+        stmt, score = self._matching(dataset, query, filter)
+        total = await self._queue_total(dataset, filter) if query is None else None
+        if total is None:
+            total = (await self._all(select(func.count()).select_from(stmt.subquery())))[0][0]
         if limit <= 0 or offset >= total:
             return SearchResponses(items=[], total=total)
 
@@ -238,6 +254,46 @@ class SQLSearchEngine(SearchEngine):
             ordered = stmt.order_by(Record.inserted_at, Record.id)
         rows = await self._all(ordered.offset(offset).limit(limit))
         return SearchResponses(items=[SearchResponseItem(record_id=r[0], score=r[1]) for r in rows], total=total)
+
+    async def _queue_total(self, dataset: Dataset, filter: Filter | None) -> int | None:
+        """The size of the UI's "pending" queue without counting it, or None if `filter` is another query.
+
+        The queue is "no response by this user" (and usually "record pending"): its size is the dataset's count of
+        such records (kept by triggers) minus the few the user has answered. Counting the queue itself walks every
+        pending record, which at 100k records was most of the request's time.
+        """
+        parts = filter.filters if isinstance(filter, AndFilter) else [filter]
+        queue = [
+            f
+            for f in parts
+            if isinstance(f, TermsFilter)
+            and isinstance(f.scope, ResponseFilterScope)
+            and f.scope.user is not None
+            and f.scope.property == "status"
+            and not f.scope.question
+            and [_enum_value(v) for v in f.values] == [ResponseStatusFilter.pending.value]
+        ]
+        record_status = [
+            f
+            for f in parts
+            if isinstance(f, TermsFilter) and isinstance(f.scope, RecordFilterScope) and f.scope.property == "status"
+        ]
+        if (
+            self.dialect != "sqlite"
+            or len(queue) != 1
+            or len(record_status) > 1
+            or 1 + len(record_status) != len(parts)
+        ):
+            return None
+        statuses = [str(_enum_value(v)) for v in record_status[0].values] if record_status else None
+        counts = await self._status_counts(dataset)
+        in_scope = sum(n for status, n in counts.items() if statuses is None or status in statuses)
+        answered = select(func.count()).where(
+            Record.id.in_(select(Response.record_id).where(Response.user_id == queue[0].scope.user.id)),
+            Record.dataset_id == dataset.id,
+            *([Record.status.in_(statuses)] if statuses is not None else []),
+        )
+        return in_scope - (await self._all(answered))[0][0]
 
     async def _rotated(self, stmt: Select, user_id: Any, offset: int, limit: int) -> list[SearchResponseItem]:
         """Records in uuid order starting at the user's own point and wrapping around: two index range scans."""

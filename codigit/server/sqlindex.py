@@ -15,7 +15,9 @@ from sqlalchemy import Connection, text
 
 # One FTS5 row per (record, text field) lives at docid * FIELD_SLOTS + n, so a record's rows are one rowid range.
 FIELD_SLOTS = 1024
-SCHEMA_VERSION = "2"  # 2: a break token (_BREAK) between fields and between the text leaves of a chat or custom field
+# 2: a break token (_BREAK) between fields and between the text leaves of a chat or custom field
+# 3: codigit_record_counts
+SCHEMA_VERSION = "3"
 TOKENIZER = "unicode61 remove_diacritics 2"  # like Elasticsearch's standard analyzer: no stemming, folded case
 
 # Elasticsearch indexes each field (and each value of a multi-valued one) on its own, so a phrase never matches
@@ -60,6 +62,15 @@ def _unindex_statements(r: str) -> list[str]:
     ]
 
 
+# Records per (dataset, status), kept by the same triggers, so progress and the annotation queue's total do not
+# count 100k index entries on every request (the UI asks for both all the time).
+def _count(r: str, delta: int) -> str:
+    return (
+        f"INSERT INTO codigit_record_counts(dataset_id, status, n) VALUES ({r}.dataset_id, {r}.status, {delta}) "
+        f"ON CONFLICT(dataset_id, status) DO UPDATE SET n = n + {delta}"
+    )
+
+
 def _trigger(name: str, when: str, body: list[str]) -> str:
     return f"CREATE TRIGGER {name} {when} BEGIN\n" + ";\n".join(body) + ";\nEND"
 
@@ -68,7 +79,7 @@ SQLITE_TRIGGERS = {
     "codigit_records_ai": _trigger(
         "codigit_records_ai",
         "AFTER INSERT ON records",
-        ["INSERT INTO codigit_fts_docs(record_id) VALUES (new.id)", *_index_statements("new")],
+        ["INSERT INTO codigit_fts_docs(record_id) VALUES (new.id)", *_index_statements("new"), _count("new", 1)],
     ),
     "codigit_records_au": _trigger(
         "codigit_records_au",
@@ -78,7 +89,12 @@ SQLITE_TRIGGERS = {
     "codigit_records_ad": _trigger(
         "codigit_records_ad",
         "AFTER DELETE ON records",
-        [*_unindex_statements("old"), "DELETE FROM codigit_fts_docs WHERE record_id = old.id"],
+        [*_unindex_statements("old"), "DELETE FROM codigit_fts_docs WHERE record_id = old.id", _count("old", -1)],
+    ),
+    "codigit_records_status": _trigger(
+        "codigit_records_status",
+        "AFTER UPDATE OF status, dataset_id ON records",
+        [_count("old", -1), _count("new", 1)],
     ),
 }
 
@@ -93,7 +109,7 @@ QUERY_INDEXES = [
 def install(conn: Connection) -> bool:
     """Create (idempotently) what the engine needs; rebuild the text index if it is missing or stale.
 
-    Returns True when the text index was rebuilt from `records`.
+    Returns True when the text index and counts were rebuilt from `records`.
     """
     for stmt in QUERY_INDEXES:
         conn.execute(text(stmt))
@@ -115,6 +131,12 @@ def install(conn: Connection) -> bool:
             f"USING fts5(field UNINDEXED, content, tokenize='{TOKENIZER}')"
         )
     )
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS codigit_record_counts "
+            "(dataset_id CHAR(32) NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (dataset_id, status))"
+        )
+    )
     version = conn.execute(text("SELECT value FROM codigit_meta WHERE key = 'schema_version'")).scalar()
     existing = {row[0] for row in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
     if version != SCHEMA_VERSION:
@@ -127,7 +149,8 @@ def install(conn: Connection) -> bool:
 
     n_records = conn.execute(text("SELECT count(*) FROM records")).scalar()
     n_docs = conn.execute(text("SELECT count(*) FROM codigit_fts_docs")).scalar()
-    if version == SCHEMA_VERSION and n_records == n_docs:
+    n_counted = conn.execute(text("SELECT coalesce(sum(n), 0) FROM codigit_record_counts")).scalar()
+    if version == SCHEMA_VERSION and n_records == n_docs == n_counted:
         return False
     rebuild(conn)
     conn.execute(
@@ -137,9 +160,15 @@ def install(conn: Connection) -> bool:
 
 
 def rebuild(conn: Connection) -> None:
-    """Re-derive the whole text index from `records` (a database made before codigit, or a schema change)."""
-    for table in ("codigit_fts_all", "codigit_fts_field", "codigit_fts_docs"):
+    """Re-derive the text index and counts from `records` (a database made before codigit, or a schema change)."""
+    for table in ("codigit_fts_all", "codigit_fts_field", "codigit_fts_docs", "codigit_record_counts"):
         conn.execute(text(f"DELETE FROM {table}"))
+    conn.execute(
+        text(
+            "INSERT INTO codigit_record_counts(dataset_id, status, n) "
+            "SELECT dataset_id, status, count(*) FROM records GROUP BY dataset_id, status"
+        )
+    )
     conn.execute(text("INSERT INTO codigit_fts_docs(record_id) SELECT id FROM records ORDER BY inserted_at, id"))
     for stmt in _index_statements("r", records="records r,"):
         conn.execute(text(stmt))
