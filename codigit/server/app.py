@@ -6,9 +6,11 @@ before anything imports `argilla_server`; the functions below import it lazily f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ def sqlite_path(database_url: str) -> Path | None:
 
 def configure(home: Path, database_url: str | None = None, redis_url: str | None = None) -> str:
     """Set argilla-server's environment; returns the database URL in use."""
-    if "argilla_server.settings" in __import__("sys").modules:
+    if "argilla_server.settings" in sys.modules:
         raise RuntimeError("argilla_server was imported before codigit configured it")
     database_url = database_url or f"sqlite+aiosqlite:///{home / 'argilla.db'}?check_same_thread=False"
     os.environ.update(
@@ -43,15 +45,17 @@ def configure(home: Path, database_url: str | None = None, redis_url: str | None
     return database_url
 
 
+def _sqlite_pragma(path: Path, pragma: str) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+
+
 def check_sqlite(path: Path) -> None:
-    """Refuse a database file that is not SQLite or fails its integrity check; turn on WAL for concurrency."""
+    """Refuse a database file that is not SQLite or fails its integrity check."""
     if not path.exists():
         return
     try:
-        with sqlite3.connect(path) as conn:
-            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
-            # WAL lets the UI's reads proceed while a submission is being written (persistent per file).
-            conn.execute("PRAGMA journal_mode=WAL")
+        verdict = _sqlite_pragma(path, "quick_check")
     except sqlite3.DatabaseError as e:
         raise CodigitError(f"database {path} is corrupt or not an SQLite database ({e}); restore a backup") from None
     if verdict != "ok":
@@ -65,6 +69,7 @@ def prepare_database(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
     from argilla_server.database import sync_engine
+    from sqlalchemy import make_url
 
     from codigit.server import sqlindex
 
@@ -78,14 +83,12 @@ def prepare_database(database_url: str) -> None:
         with sync_engine.begin() as conn:
             if sqlindex.install(conn):
                 _LOGGER.info("built the text search index")
-    except sqlalchemy.exc.OperationalError as e:
-        raise CodigitError(f"cannot open the database at {database_url.split('?')[0]}: {e.orig}") from None
-    except sqlalchemy.exc.DatabaseError as e:
-        raise CodigitError(f"database error at {database_url.split('?')[0]}: {e.orig}") from None
-    if path is None:  # SQLite: WAL was set before migration; the file may be new
-        return
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlalchemy.exc.DatabaseError as e:  # includes OperationalError: unreachable, refused, locked...
+        where = make_url(database_url).render_as_string(hide_password=True).split("?")[0]
+        raise CodigitError(f"database error at {where}: {e.orig}") from None
+    if path is not None:
+        # WAL lets the UI's reads proceed while a submission is being written (a setting stored in the file).
+        _sqlite_pragma(path, "journal_mode=WAL")
 
 
 def ensure_owner(home: Path) -> dict[str, Any]:
