@@ -129,20 +129,21 @@ def ensure_owner(home: Path) -> dict[str, Any]:
 
 
 def create_app(in_process_jobs: bool = True):
-    """The argilla-server FastAPI app with codigit's engine, job runner and privacy fix installed."""
+    """The argilla-server FastAPI app with codigit's engine, job runner, privacy fixes and SQLite write queue."""
     from argilla_server.jobs import queues
 
-    if in_process_jobs:
-        from codigit.server import jobs
+    from codigit.server import jobs, privacy, sqlite_writes
 
+    if in_process_jobs:  # before argilla_server._app imports the queues' Redis connection
         jobs.install_in_process(queues)
     from argilla_server._app import app  # built on import; a second build would copy the UI again
     from argilla_server.api.routes import api_v1
     from argilla_server.database import async_engine
 
     import codigit.server.search  # noqa: F401  registers the engine under ARGILLA_SEARCH_ENGINE
-    from codigit.server import privacy, sqlite_writes
 
+    if in_process_jobs:
+        jobs.finish_jobs_on_shutdown(app)
     privacy.install(api_v1)
     privacy.keep_ui_local(app)
     if async_engine.dialect.name == "sqlite":

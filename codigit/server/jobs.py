@@ -9,6 +9,7 @@ reads) and run the job coroutine as a task on the running loop, with rq's retry 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import sys
@@ -89,10 +90,19 @@ async def _perform(queue: Any, job: Any, delay: float = 0.0) -> None:
         pipe.execute()
 
 
-async def drain(timeout: float = 10.0) -> None:
-    """Let running jobs finish (bounded) at shutdown."""
-    if _tasks:
-        await asyncio.wait(list(_tasks), timeout=timeout)
+def finish_jobs_on_shutdown(app: Any, timeout: float = 30.0) -> None:
+    """At a clean shutdown, let running jobs finish (bounded) before the loop closes and would drop them."""
+    lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def with_jobs_drained(application):
+        async with lifespan(application) as state:
+            yield state
+        if _tasks:
+            _LOGGER.info("waiting for %d background job(s) to finish", len(_tasks))
+            await asyncio.wait(list(_tasks), timeout=timeout)
+
+    app.router.lifespan_context = with_jobs_drained
 
 
 def run_worker() -> None:
