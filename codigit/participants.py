@@ -12,9 +12,12 @@ import hashlib
 import hmac
 import io
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 from codigit.errors import CodigitError
 from codigit.home import atomic_write, new_secret
@@ -117,7 +120,14 @@ def add_participants(
     previous = _read_logins(out)
     login_url = client.api_url.rstrip("/")
     rows = []
-    for person, username in zip(people, usernames, strict=True):
+    progress = tqdm(
+        zip(people, usernames, strict=True),
+        total=len(people),
+        desc="accounts",
+        unit="person",
+        disable=not sys.stderr.isatty(),
+    )  # each new account costs the server a bcrypt hash
+    for person, username in progress:
         user = client.users(username)
         password = previous.get(username, "")
         if user is None:
