@@ -19,17 +19,18 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _init(args: argparse.Namespace) -> None:
-    from codigit.client import connect
+    from codigit.client import argilla_errors, connect
     from codigit.study import init_study, load_study
 
     study = load_study(args.study)
     client = connect(args.home)
-    for line in init_study(client, study):
-        print(line)
+    with argilla_errors():
+        for line in init_study(client, study):
+            print(line)
 
 
 def _participants_add(args: argparse.Namespace) -> None:
-    from codigit.client import connect
+    from codigit.client import argilla_errors, connect
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.participants import add_participants, read_roster
     from codigit.study import load_study
@@ -37,8 +38,16 @@ def _participants_add(args: argparse.Namespace) -> None:
     study = load_study(args.study)
     roster = read_roster(args.roster)
     client = connect(args.home)
-    out = add_participants(client, study, roster, ensure_writable_home(resolve_home(args.home)), args.out)
+    with argilla_errors():
+        home = ensure_writable_home(resolve_home(args.home))
+        out = add_participants(client, study, roster, home, args.out, args.login_url)
     print(f"{len(roster)} participants in workspace {study.workspace!r}; credentials to hand out: {out} (mode 0600)")
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", parents=[home], help="run the embedded Argilla server and UI")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=6900)
+    p.add_argument("--port", type=_port, default=6900)
     p.add_argument("--database-url", help="default: SQLite in the home dir; or postgresql://…")
     p.add_argument("--redis-url", help="use a real Redis and an rq worker for background jobs")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -73,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = psub.add_parser("add", parents=[home, study], help="create accounts from a roster CSV; safe to rerun")
     p.add_argument("roster", type=Path, help="CSV with a `name` column (optional: email, pseudonym)")
     p.add_argument("--out", type=Path, default=None, help="credentials CSV (default: <home>/participant-logins.csv)")
+    p.add_argument("--login-url", help="the address participants open (default: the server's URL as codigit sees it)")
     p.set_defaults(func=_participants_add)
     return parser
 

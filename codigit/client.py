@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +48,20 @@ def connect(home: str | Path | None = None) -> rg.Argilla:
     try:
         client = rg.Argilla(api_url=url, api_key=key, timeout=60)
         client.me  # noqa: B018  the SDK connects lazily; fail here, not halfway through a command
-    except (httpx.HTTPError, rg._exceptions.ArgillaAPIError, ConnectionError) as e:
+    except rg._exceptions.ArgillaCredentialsError:
+        raise CodigitError(f"Argilla at {url} refused the API key: check ARGILLA_API_KEY or the home dir") from None
+    except (httpx.HTTPError, rg._exceptions.ArgillaError, ConnectionError) as e:
         raise CodigitError(f"cannot reach Argilla at {url} ({type(e).__name__}): is `codigit serve` running?") from None
     return client
+
+
+@contextlib.contextmanager
+def argilla_errors() -> Iterator[None]:
+    """A server that fails or goes away in the middle of a command is a one-line error, not a traceback."""
+    import argilla as rg
+    import httpx
+
+    try:
+        yield
+    except (httpx.HTTPError, rg._exceptions.ArgillaError) as e:
+        raise CodigitError(f"the Argilla server failed mid-command ({type(e).__name__}: {e}); rerun it") from None

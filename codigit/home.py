@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -11,6 +12,7 @@ from typing import Any
 
 from codigit.errors import CodigitError
 
+_LOGGER = logging.getLogger("codigit")
 CREDENTIALS_FILE = "credentials.json"
 SERVER_FILE = "server.json"
 
@@ -26,9 +28,12 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
 
 
 def ensure_writable_home(home: Path) -> Path:
+    """Create the home (private: it will hold participants' writing) or check an existing one is writable."""
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)  # the database holds participants' writing
+        if not home.exists():
+            home.mkdir(parents=True, mode=0o700)
+        elif home.stat().st_mode & 0o077:
+            _LOGGER.warning("%s can be read by other users of this machine; consider chmod 700", home)
         probe = home / ".write-probe"
         probe.write_text("ok")
         probe.unlink()
@@ -75,11 +80,6 @@ def write_credentials(home: Path, creds: dict[str, Any]) -> Path:
     path = home / CREDENTIALS_FILE
     atomic_write(path, json.dumps(creds, indent=2) + "\n", mode=0o600)
     return path
-
-
-def redact(secret: str) -> str:
-    """Enough of a secret to recognise it in a log, not enough to use it."""
-    return secret[:4] + "…" if len(secret) > 8 else "…"
 
 
 def record_server_url(home: Path, url: str) -> None:

@@ -49,6 +49,15 @@ def read_roster(path: Path) -> list[Person]:
         raise CodigitError(f"{path}: roster not found") from None
     except UnicodeDecodeError as e:
         raise CodigitError(f"{path}: not UTF-8 text (byte {e.start}); save the roster as UTF-8 CSV") from None
+    except OSError as e:
+        raise CodigitError(f"{path}: cannot read the roster ({e.strerror or e})") from None
+    try:
+        return _parse_roster(path, content)
+    except csv.Error as e:
+        raise CodigitError(f"{path}: not a readable CSV ({e})") from None
+
+
+def _parse_roster(path: Path, content: str) -> list[Person]:
     reader = csv.DictReader(io.StringIO(content))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "name" not in header:
@@ -102,13 +111,24 @@ def pseudonym_for(person: Person, key: bytes) -> str:
 
 
 def add_participants(
-    client: rg.Argilla, study: Study, people: list[Person], home: Path, out: Path | None = None
+    client: rg.Argilla,
+    study: Study,
+    people: list[Person],
+    home: Path,
+    out: Path | None = None,
+    login_url: str | None = None,
 ) -> Path:
-    """Create missing accounts and add everyone to the study workspace; write the logins CSV (0600)."""
+    """Create missing accounts and add everyone to the study workspace; keep the logins CSV (0600) up to date.
+
+    Everything that can be checked is checked before the first account is created. The logins file keeps the
+    rows of earlier runs (passwords cannot be read back from the server) and is rewritten after each new
+    account, so an interruption never leaves an account whose password nobody has.
+    """
     import argilla as rg
 
     key = pseudonym_key(home)
     out = out or home / "participant-logins.csv"
+    login_url = (login_url or client.api_url).rstrip("/")
 
     workspace = client.workspaces(study.workspace)
     if workspace is None:
@@ -116,10 +136,17 @@ def add_participants(
     usernames = [pseudonym_for(p, key) for p in people]
     if len(set(usernames)) != len(usernames):
         raise CodigitError("two roster rows map to the same pseudonym; give one of them an explicit pseudonym")
+    existing = {}
+    for person, username in zip(people, usernames, strict=True):
+        user = client.users(username)
+        if user is not None and str(getattr(user.role, "value", user.role)) != "annotator":
+            role = getattr(user.role, "value", user.role)
+            raise CodigitError(f"row {person.row}: username {username} belongs to an {role}, not a participant")
+        existing[username] = user
+    logins = _read_logins(out)  # also checks now that `out` is a readable file, if it exists
+    _write_logins(out, logins)  # ... and writable, before any account exists that it must record
+    members = {u.username for u in workspace.users}
 
-    previous = _read_logins(out)
-    login_url = client.api_url.rstrip("/")
-    rows = []
     progress = tqdm(
         zip(people, usernames, strict=True),
         total=len(people),
@@ -128,31 +155,43 @@ def add_participants(
         disable=not sys.stderr.isatty(),
     )  # each new account costs the server a bcrypt hash
     for person, username in progress:
-        user = client.users(username)
-        password = previous.get(username, "")
+        user = existing[username]
+        row = logins.get(username, {"password": "(unchanged: set before)"})
         if user is None:
-            password = new_secret(12)
+            row = {"password": new_secret(12)}
             user = rg.User(
-                username=username, first_name=username, role="annotator", password=password, client=client
+                username=username, first_name=username, role="annotator", password=row["password"], client=client
             ).create()
-        elif user.role != "annotator":
-            raise CodigitError(f"row {person.row}: username {username} belongs to a {user.role}, not a participant")
-        if username not in {u.username for u in workspace.users}:
+        logins[username] = {
+            **row,
+            "name": person.name,
+            "email": person.email,
+            "username": username,
+            "login_url": login_url,
+        }
+        _write_logins(out, logins)
+        if username not in members:
             user.add_to_workspace(workspace)
-        rows.append([person.name, person.email, username, password or "(unchanged: set before)", login_url])
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(LOGINS_COLUMNS)
-    writer.writerows(rows)
-    atomic_write(out, buffer.getvalue(), mode=0o600)
     return out
 
 
-def _read_logins(path: Path) -> dict[str, str]:
-    """Passwords handed out before, so a rerun does not lose them (they cannot be read back from the server)."""
+def _read_logins(path: Path) -> dict[str, dict[str, str]]:
+    """Rows of earlier runs by username (their passwords cannot be read back from the server)."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            return {r["username"]: r["password"] for r in csv.DictReader(f) if not r["password"].startswith("(")}
-    except (FileNotFoundError, KeyError, UnicodeDecodeError):
+            return {r["username"]: r for r in csv.DictReader(f) if r.get("username")}
+    except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise CodigitError(f"{path}: cannot read the logins file ({e}); move it away or pass --out") from None
+
+
+def _write_logins(path: Path, logins: dict[str, dict[str, str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LOGINS_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(logins.values())
+    try:
+        atomic_write(path, buffer.getvalue(), mode=0o600)
+    except OSError as e:
+        raise CodigitError(f"{path}: cannot write the logins file ({e.strerror or e})") from None

@@ -73,6 +73,8 @@ class Study(_Strict):
             raise CodigitError(f"{path}: guidelines file not found (named by authoring.guidelines)") from None
         except UnicodeDecodeError:
             raise CodigitError(f"{path}: not UTF-8 text") from None
+        except OSError as e:
+            raise CodigitError(f"{path}: cannot read the guidelines ({e.strerror or e})") from None
 
 
 def load_study(path: Path) -> Study:
@@ -84,6 +86,8 @@ def load_study(path: Path) -> Study:
         raise CodigitError(f"{path}: study configuration not found (pass --study)") from None
     except UnicodeDecodeError:
         raise CodigitError(f"{path}: not UTF-8 text") from None
+    except OSError as e:
+        raise CodigitError(f"{path}: cannot read the study configuration ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

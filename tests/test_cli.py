@@ -194,3 +194,60 @@ def listening_addresses(port: int) -> set[str]:
 
 def test_default_bind_is_loopback_only(study_server):
     assert listening_addresses(study_server.port) == {"127.0.0.1"}
+
+
+def test_a_later_roster_keeps_earlier_logins(study_server, tmp_path):
+    out = tmp_path / "logins.csv"
+    first, later = tmp_path / "first.csv", tmp_path / "later.csv"
+    first.write_text("name,email\nEarly One,early1@example.org\nEarly Two,early2@example.org\n")
+    later.write_text("name,email\nLate Three,late3@example.org\n")
+    for roster in (first, later):
+        result = codigit(
+            "participants",
+            "add",
+            str(roster),
+            "--study",
+            str(STUDY),
+            "--out",
+            str(out),
+            "--login-url",
+            "https://workshop.example.org",
+            home=study_server.home,
+        )
+        assert result.returncode == 0, result.stderr
+    rows = {r["email"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"early1@example.org", "early2@example.org", "late3@example.org"}
+    assert all(len(r["password"]) >= 12 and r["login_url"] == "https://workshop.example.org" for r in rows.values())
+
+
+def test_roster_clashing_with_a_non_participant_creates_nothing(study_server, tmp_path):
+    before = users(study_server)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,pseudonym\nNew Person,new-person-x\nNot Owner,owner\n")
+    line = one_line_error(codigit("participants", "add", str(roster), "--study", str(STUDY), home=study_server.home))
+    assert "row 3" in line and "owner" in line
+    assert users(study_server) == before
+
+
+def test_wrong_api_key_is_one_line(study_server, tmp_path):
+    env = {"ARGILLA_API_URL": study_server.url, "ARGILLA_API_KEY": "not-the-key"}
+    assert "refused the API key" in one_line_error(codigit("init", "--study", str(STUDY), home=tmp_path, env=env))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--database-url", "sqlite://"), "not a usable database URL"),
+        (("--database-url", "nonsense"), "not a usable database URL"),
+    ],
+)
+def test_bad_database_url(tmp_path, args, expected):
+    line = one_line_error(codigit("serve", "--home", str(tmp_path / "h"), "--port", str(free_port()), *args))
+    assert expected in line
+
+
+def test_bad_port_and_unreadable_inputs(tmp_path):
+    result = codigit("serve", "--home", str(tmp_path / "h"), "--port", "70000")
+    assert result.returncode == 2 and "not a TCP port" in result.stderr and "Traceback" not in result.stderr
+    assert "cannot read the roster" in one_line_error(codigit("participants", "add", str(tmp_path), home=tmp_path))
+    assert "cannot read the study" in one_line_error(codigit("init", "--study", str(tmp_path), home=tmp_path))

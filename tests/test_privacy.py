@@ -104,3 +104,50 @@ def test_ui_does_not_make_participants_browsers_contact_google(server):
     for href in stylesheets:
         css = httpx.get(f"{server.url}{href}" if href.startswith("/") else f"{server.url}/{href}", timeout=30)
         assert css.status_code == 200 and "fonts.googleapis.com" not in css.text
+
+
+@pytest.fixture(scope="module")
+def with_metadata(study_server: Server, participants) -> rg.Dataset:
+    """A dataset whose records carry metadata, one property hidden from annotators, in the study workspace."""
+    client = rg.Argilla(api_url=study_server.url, api_key=study_server.api_key)
+    settings = rg.Settings(
+        fields=[rg.TextField(name="text")],
+        questions=[rg.TextQuestion(name="note")],
+        metadata=[
+            rg.TermsMetadataProperty(name="theme", visible_for_annotators=True),
+            rg.TermsMetadataProperty(name="author", visible_for_annotators=False),
+        ],
+        distribution=rg.TaskDistribution(min_submitted=10),
+    )
+    dataset = rg.Dataset(name="privacy-metadata", workspace="codigit", settings=settings, client=client).create()
+    dataset.records.log(
+        [{"id": f"m{i}", "text": f"story {i}", "theme": "care", "author": "p-secret"} for i in range(3)]
+    )
+    return dataset
+
+
+def test_hidden_metadata_stays_hidden(study_server, participants, with_metadata):
+    bo = study_server.http(participants["bo"])
+    found = bo.post(f"/me/datasets/{with_metadata.id}/records/search", json=QUEUE).json()["items"]
+    assert len(found) == 3
+    assert all(item["record"]["metadata"] == {"theme": "care"} for item in found)
+    direct = bo.get(f"/records/{found[0]['record']['id']}")
+    assert direct.status_code == 200, direct.text
+    assert direct.json()["metadata"] == {"theme": "care"}
+    owner = study_server.http().get(f"/records/{found[0]['record']['id']}").json()
+    assert owner["metadata"] == {"theme": "care", "author": "p-secret"}
+
+
+def test_annotator_search_does_not_write(study_server, participants, with_metadata):
+    """Searching must not take SQLite's write lock: while another writer holds it, the search still answers."""
+    import sqlite3
+
+    holder = sqlite3.connect(study_server.home / "argilla.db", timeout=1, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a long write elsewhere
+    try:
+        bo = study_server.http(participants["bo"])
+        answer = bo.post(f"/me/datasets/{with_metadata.id}/records/search?include=responses", json=QUEUE, timeout=20)
+        assert answer.status_code == 200, answer.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

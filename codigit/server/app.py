@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
 from codigit.errors import CodigitError
 from codigit.home import new_secret, read_credentials, write_credentials
 
@@ -22,21 +25,36 @@ _LOGGER = logging.getLogger("codigit.server")
 
 
 def sqlite_path(database_url: str) -> Path | None:
-    if not database_url.startswith("sqlite"):
-        return None
-    return Path(database_url.split(":///", 1)[1].split("?", 1)[0])
+    url = make_url(database_url)
+    return Path(url.database) if url.get_backend_name() == "sqlite" else None
+
+
+def check_database_url(database_url: str) -> None:
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        url = None
+    if url is None or url.get_backend_name() not in ("sqlite", "postgresql") or not url.database:
+        raise CodigitError(
+            f"--database-url {database_url!r} is not a usable database URL: give sqlite:///PATH/argilla.db or "
+            "postgresql://USER@HOST:PORT/DATABASE"
+        )
 
 
 def configure(home: Path, database_url: str | None = None, redis_url: str | None = None) -> str:
     """Set argilla-server's environment; returns the database URL in use."""
     if "argilla_server.settings" in sys.modules:
         raise RuntimeError("argilla_server was imported before codigit configured it")
+    if database_url:
+        check_database_url(database_url)
     database_url = database_url or f"sqlite+aiosqlite:///{home / 'argilla.db'}?check_same_thread=False"
     os.environ.update(
         {
             "ARGILLA_HOME_PATH": str(home),
             "ARGILLA_DATABASE_URL": database_url,
             "ARGILLA_SEARCH_ENGINE": "codigit-sql",
+            # SQLite's busy timeout: a writer queued behind a large bulk upload waits instead of failing (default 5 s)
+            "ARGILLA_DATABASE_SQLITE_TIMEOUT": "60",
             "HF_HUB_DISABLE_TELEMETRY": "1",  # argilla-server's telemetry: nothing leaves the machine
             # the in-process queue never dials this; with --redis-url it is the real one
             "ARGILLA_REDIS_URL": redis_url or "redis://127.0.0.1:1/0",
@@ -69,7 +87,6 @@ def prepare_database(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
     from argilla_server.database import sync_engine
-    from sqlalchemy import make_url
 
     from codigit.server import sqlindex
 

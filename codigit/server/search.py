@@ -129,7 +129,7 @@ class SQLSearchEngine(SearchEngine):
         return cls()
 
     async def close(self) -> None:
-        pass  # connections are borrowed per query from argilla-server's pool
+        pass  # each query borrows a connection from the engine's own pool (_read_engine) and returns it
 
     async def _all(self, stmt) -> list:
         async with _read_engine().connect() as conn:

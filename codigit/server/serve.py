@@ -94,8 +94,11 @@ def serve(
         _Server(config).run()
     finally:
         if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=10)
+            worker.terminate()  # rq: a warm shutdown, the current job finishes first
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         from argilla_server.database import sync_engine
 
         sync_engine.dispose()

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 READ_ONLY_POSTS = ("/search", "/token")  # POST, but they only read (a login's bcrypt must not hold the lock)
-WRITERS_ADMITTED = 4  # at most 2 connections each: well inside argilla-server's pool of 15
+WRITERS_ADMITTED = 2  # at most 2 connections each, well inside argilla-server's pool of 15; the rest queue FIFO
 _may_write: ContextVar[bool] = ContextVar("codigit_may_write", default=False)
 
 
