@@ -29,13 +29,8 @@ class FieldSpec(_Strict):
     required: bool = True
 
 
-class QuestionSpec(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    title: str | None = None
+class QuestionSpec(FieldSpec):
     description: str | None = None
-    type: Literal["text"] = "text"
-    required: bool = True
-    use_markdown: bool = False
 
 
 class Invitation(_Strict):

@@ -103,3 +103,10 @@ def study_server(server: Server) -> Server:
     result = codigit("init", "--study", str(STUDY), home=server.home)
     assert result.returncode == 0, result.stderr
     return server
+
+
+@pytest.fixture(scope="module")
+def owner(server: Server) -> httpx.Client:
+    """The owner's HTTP client on the session server (one per test module)."""
+    with server.http() as client:
+        yield client

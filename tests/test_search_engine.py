@@ -121,12 +121,6 @@ def create_dataset(owner, ws_id, name, items, *, fields=("title", "body"), quest
 
 
 @pytest.fixture(scope="module")
-def owner(server):
-    with server.http() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def workspace(owner) -> str:
     return ok(owner.post("/workspaces", json={"name": WORKSPACE}))["id"]
 

@@ -20,12 +20,6 @@ from test_search_engine import PENDING_QUEUE, Dataset, add_annotator, by, create
 
 
 @pytest.fixture(scope="module")
-def owner(server):
-    with server.http() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def workspace(owner) -> str:
     return ok(owner.post("/workspaces", json={"name": "search-index"}))["id"]
 
