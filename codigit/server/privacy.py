@@ -94,21 +94,16 @@ async def _sees_everything(user, record) -> bool:
 _REMOTE_FONTS = re.compile(rb"@import url\(https://fonts\.googleapis\.com/[^)]*\);?")
 
 
-def keep_ui_local(app: FastAPI) -> int:
+def keep_ui_local(ui_directory: Path) -> int:
     """Drop the UI stylesheet's imports of Google Fonts, so participants' browsers do not contact Google.
 
-    argilla-server serves its UI from a per-start copy of the bundled files; we edit that copy. The UI falls back
-    to local fonts. Returns the number of imports removed.
+    argilla-server serves its UI from a per-start copy of the bundled files (`ui_directory`); we edit that copy.
+    The UI falls back to local fonts. Returns the number of imports removed.
     """
     removed = 0
-    for route in app.routes:
-        directory = getattr(getattr(route, "app", None), "directory", None)
-        if getattr(route, "name", None) != "static" or directory is None:
-            continue
-        for css in Path(directory).rglob("*.css"):
-            content = css.read_bytes()
-            cleaned, n = _REMOTE_FONTS.subn(b"", content)
-            if n:
-                css.write_bytes(cleaned)
-                removed += n
+    for css in ui_directory.rglob("*.css"):
+        cleaned, n = _REMOTE_FONTS.subn(b"", css.read_bytes())
+        if n:
+            css.write_bytes(cleaned)
+            removed += n
     return removed

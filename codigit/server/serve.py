@@ -102,4 +102,5 @@ def serve(
         from argilla_server.database import sync_engine
 
         sync_engine.dispose()
+        server_app.remove_ui_copy(application)
     print("codigit: server stopped", flush=True)
