@@ -61,28 +61,26 @@ class Study(_Strict):
     root: Path = Field(default=Path("."), exclude=True)
 
     def guidelines_text(self) -> str:
-        path = self.root / self.authoring.guidelines
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CodigitError(f"{path}: guidelines file not found (named by authoring.guidelines)") from None
-        except UnicodeDecodeError:
-            raise CodigitError(f"{path}: not UTF-8 text") from None
-        except OSError as e:
-            raise CodigitError(f"{path}: cannot read the guidelines ({e.strerror or e})") from None
+        return read_text(self.root / self.authoring.guidelines, "the guidelines (authoring.guidelines)")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 file the user named; any problem reading it is a CodigitError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CodigitError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError:
+        raise CodigitError(f"{path}: not UTF-8 text") from None
+    except OSError as e:
+        raise CodigitError(f"{path}: cannot read {what} ({e.strerror or e})") from None
 
 
 def load_study(path: Path) -> Study:
     """Read and validate the study YAML; any problem is one CodigitError naming the file and the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CodigitError(f"{path}: study configuration not found (pass --study)") from None
-    except UnicodeDecodeError:
-        raise CodigitError(f"{path}: not UTF-8 text") from None
-    except OSError as e:
-        raise CodigitError(f"{path}: cannot read the study configuration ({e.strerror or e})") from None
+        raw = yaml.safe_load(read_text(path, "the study configuration (pass --study)"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

@@ -18,16 +18,14 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter, SimilarityOrder, SortOrder
+from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter, SimilarityOrder
 from argilla_server.models import (
     Dataset,
     Field,
     MetadataProperty,
-    Question,
     Record,
     Response,
     Suggestion,
@@ -43,22 +41,21 @@ from argilla_server.search_engine.base import (
     MetadataFilterScope,
     MetadataMetrics,
     Order,
-    RangeFilter,
     RecordFilterScope,
     ResponseFilterScope,
     SearchEngine,
     SearchResponseItem,
     SearchResponses,
-    SuggestionFilterScope,
     TermsFilter,
     TermsMetrics,
     TextQuery,
 )
 from argilla_server.settings import settings
-from sqlalchemy import Float, Integer, String, and_, cast, column, exists, func, literal, or_, select, table, text, true
+from sqlalchemy import Float, Integer, String, cast, column, func, literal, select, table, text, true
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Select
 
+from codigit.server.sqlfilters import FilterSQL, enum_value
 from codigit.server.sqltext import JsonAccess, fts5_query, pg_tsquery
 
 ENGINE_NAME = "codigit-sql"
@@ -68,31 +65,6 @@ MAX_TERMS = 2**14  # as Elasticsearch's terms aggregation size in argilla-server
 def user_rotation_start(user_id: Any) -> uuid.UUID:
     """Where a user's walk through the random (uuid4) record order begins: stable per user, spread across users."""
     return uuid.UUID(bytes=hashlib.sha256(str(user_id).encode()).digest()[:16])
-
-
-def _enum_value(v: Any) -> str:
-    return getattr(v, "value", v)
-
-
-def _record_value(prop: str, value: Any) -> Any:
-    """A filter value for a `records` column, as the column holds it: ids as UUIDs, dates as naive UTC datetimes.
-
-    The API passes text (or numbers), which Elasticsearch reads as keywords and as ISO 8601 dates or epoch
-    milliseconds. SQLAlchemy cannot bind text to a UUID column, and SQLite would compare "2024-01-01T10:00" with
-    the stored "2024-01-01 10:00:00" as text. An id that is not a UUID matches nothing (None), as a keyword would.
-    """
-    if prop == "id":
-        try:
-            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-        except ValueError:
-            return None
-    if prop in ("inserted_at", "updated_at") and not isinstance(value, datetime):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except (TypeError, ValueError):  # a number, or a number as text: epoch milliseconds
-            parsed = datetime.fromtimestamp(float(value) / 1000, tz=UTC)
-        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
-    return value
 
 
 _COUNTS = table(
@@ -123,6 +95,7 @@ class SQLSearchEngine(SearchEngine):
     def __init__(self) -> None:
         self.dialect = _read_engine().dialect.name
         self.json = JsonAccess(self.dialect)
+        self.sql = FilterSQL(self.json)
 
     @classmethod
     async def new_instance(cls) -> SQLSearchEngine:
@@ -189,7 +162,7 @@ class SQLSearchEngine(SearchEngine):
             stmt = select(_COUNTS.c.status, _COUNTS.c.n).where(_COUNTS.c.dataset_id == dataset.id)
         else:
             stmt = select(Record.status, func.count()).where(Record.dataset_id == dataset.id).group_by(Record.status)
-        return {_enum_value(status): n for status, n in await self._all(stmt)}
+        return {enum_value(status): n for status, n in await self._all(stmt)}
 
     async def get_dataset_user_progress(self, dataset: Dataset, user: User) -> dict:
         """The user's own responses by status (Elasticsearch's nested version also counted co-annotators')."""
@@ -201,7 +174,7 @@ class SQLSearchEngine(SearchEngine):
             .where(Record.dataset_id == dataset.id, Response.user_id == user.id)
             .group_by(Response.status)
         )
-        counts = {_enum_value(status): n for status, n in rows}
+        counts = {enum_value(status): n for status, n in rows}
         return {"total": sum(counts.values()), **counts}
 
     async def compute_metrics_for(self, metadata_property: MetadataProperty) -> MetadataMetrics:
@@ -245,7 +218,7 @@ class SQLSearchEngine(SearchEngine):
             return SearchResponses(items=[], total=total)
 
         if sort:
-            ordered = stmt.order_by(*self._order_by(sort, await self._numeric_metadata(dataset, sort)), Record.id)
+            ordered = stmt.order_by(*self.sql.order_by(sort, await self._numeric_metadata(dataset, sort)), Record.id)
         elif score is not None:
             ordered = stmt.order_by(score.desc(), Record.id)
         elif user_id is not None:
@@ -271,7 +244,7 @@ class SQLSearchEngine(SearchEngine):
             and f.scope.user is not None
             and f.scope.property == "status"
             and not f.scope.question
-            and [_enum_value(v) for v in f.values] == [ResponseStatusFilter.pending.value]
+            and [enum_value(v) for v in f.values] == [ResponseStatusFilter.pending.value]
         ]
         record_status = [
             f
@@ -285,7 +258,7 @@ class SQLSearchEngine(SearchEngine):
             or 1 + len(record_status) != len(parts)
         ):
             return None
-        statuses = [str(_enum_value(v)) for v in record_status[0].values] if record_status else None
+        statuses = [str(enum_value(v)) for v in record_status[0].values] if record_status else None
         counts = await self._status_counts(dataset)
         in_scope = sum(n for status, n in counts.items() if statuses is None or status in statuses)
         answered = select(func.count()).where(
@@ -343,7 +316,7 @@ class SQLSearchEngine(SearchEngine):
             stmt = stmt.where(Record.dataset_id == dataset.id)
             score = hits.c.score
         if filter is not None:
-            stmt = stmt.where(self._filter(dataset, filter))
+            stmt = stmt.where(self.sql.where(dataset, filter))
         return stmt, score
 
     def _text_hits(self, query: TextQuery):
@@ -385,125 +358,6 @@ class SQLSearchEngine(SearchEngine):
             .where(vector.op("@@")(tsquery))
             .subquery("text_hits")
         )
-
-    # -- filters and sorts ----------------------------------------------------------------------------------------
-    def _filter(self, dataset: Dataset, f: Filter) -> ColumnElement:
-        if isinstance(f, AndFilter):
-            return and_(true(), *[self._filter(dataset, sub) for sub in f.filters])
-        scope = f.scope
-        if isinstance(scope, ResponseFilterScope):
-            return self._response_filter(f, scope)
-        if isinstance(scope, MetadataFilterScope):
-            return self._value_filter(f, Record.metadata_, (scope.metadata_property,))
-        if isinstance(scope, SuggestionFilterScope):
-            return exists(
-                select(literal(1))
-                .select_from(Suggestion)
-                .join(Question, Question.id == Suggestion.question_id)
-                .where(
-                    Suggestion.record_id == Record.id,
-                    Question.name == scope.question,
-                    Question.dataset_id == dataset.id,
-                    self._suggestion_condition(f, scope.property),
-                )
-            )
-        if isinstance(scope, RecordFilterScope):
-            col, prop = getattr(Record, scope.property), scope.property
-            if isinstance(f, TermsFilter):
-                values = [_record_value(prop, v) for v in f.values]
-                return col.in_([v for v in values if v is not None])
-            lower = col >= _record_value(prop, f.ge) if f.ge is not None else true()
-            upper = col <= _record_value(prop, f.le) if f.le is not None else true()
-            return and_(lower, upper)
-        raise ValueError(f"Cannot process request for search scope {scope}")
-
-    def _value_filter(self, f: Filter, col: Any, keys: tuple[str, ...]) -> ColumnElement:
-        """Terms or range over a JSON value (scalar or array) in col at keys."""
-        if isinstance(f, TermsFilter):
-            values = [str(v) for v in f.values]
-            return self.json.any(col, keys, lambda v: v.in_(values))
-        if isinstance(f, RangeFilter):
-
-            def in_range(v: ColumnElement) -> ColumnElement:
-                bounds = ([v >= f.ge] if f.ge is not None else []) + ([v <= f.le] if f.le is not None else [])
-                return and_(v.is_not(None), *bounds)
-
-            return self.json.any(col, keys, in_range, numeric=True)
-        raise ValueError(f"Cannot process request for filter {f}")
-
-    def _suggestion_condition(self, f: Filter, prop: str) -> ColumnElement:
-        if prop in ("value", "score"):
-            return self._value_filter(f, getattr(Suggestion, prop), ())
-        if prop in ("agent", "type") and isinstance(f, TermsFilter):
-            return getattr(Suggestion, prop).in_(f.values)
-        raise ValueError(f"Cannot filter suggestions by {prop}")
-
-    def _response_filter(self, f: Filter, scope: ResponseFilterScope) -> ColumnElement:
-        mine = [Response.user_id == scope.user.id] if scope.user else []
-        if scope.question:
-            return exists(
-                select(literal(1)).where(
-                    Response.record_id == Record.id,
-                    *mine,
-                    self._value_filter(f, Response.values, (scope.question, "value")),
-                )
-            )
-        if scope.property != "status" or not isinstance(f, TermsFilter):
-            raise ValueError(f"Cannot process filter scope {scope}")
-        statuses = [str(_enum_value(v)) for v in f.values]
-        conditions = []
-        if ResponseStatusFilter.pending.value in statuses:
-            if scope.user:  # NOT IN over the user's (few) responses beats a per-record probe at 100k records
-                conditions.append(Record.id.not_in(select(Response.record_id).where(*mine)))
-            else:
-                conditions.append(~exists(select(literal(1)).where(Response.record_id == Record.id)))
-        others = [s for s in statuses if s != ResponseStatusFilter.pending.value]
-        if others:
-            conditions.append(
-                exists(select(literal(1)).where(Response.record_id == Record.id, Response.status.in_(others), *mine))
-            )
-        return or_(*conditions) if conditions else true()
-
-    def _order_by(self, sort: list[Order], numeric_metadata: set[str]) -> list:
-        clauses = []
-        for order in sort:
-            expr = self._sort_expression(order, numeric_metadata)
-            direction = expr.desc() if order.order == SortOrder.desc else expr.asc()
-            clauses += [expr.is_(None), direction]  # missing values last, either way, as in Elasticsearch
-        return clauses
-
-    def _sort_expression(self, order: Order, numeric_metadata: set[str]) -> ColumnElement:
-        scope = order.scope
-        # Elasticsearch sorts by a multi-valued field's least value ascending and its greatest descending (a list
-        # of terms or scores); comparing the JSON text of lists instead would put '["b", "a"]' after '["a"]'.
-        pick = func.max if order.order == SortOrder.desc else func.min
-        if isinstance(scope, RecordFilterScope):
-            return getattr(Record, scope.property)
-        if isinstance(scope, MetadataFilterScope):
-            elems = self.json.elements(Record.metadata_, (scope.metadata_property,))
-            value = cast(elems.c.value, Float) if scope.metadata_property in numeric_metadata else elems.c.value
-            return select(pick(value)).select_from(elems).scalar_subquery()
-        if isinstance(scope, SuggestionFilterScope):
-            source, value = Suggestion.__table__, getattr(Suggestion, scope.property)
-            if scope.property in ("value", "score"):  # JSON columns: compare native values, not their text
-                elems = self.json.elements(value, ())
-                source, value = source.join(elems, true()), pick(elems.c.value)
-            return (
-                select(value)
-                .select_from(source)
-                .join(Question, Question.id == Suggestion.question_id)
-                .where(Suggestion.record_id == Record.id, Question.name == scope.question)
-                .limit(1)
-                .scalar_subquery()
-            )
-        if isinstance(scope, ResponseFilterScope):
-            mine = [Response.user_id == scope.user.id] if scope.user else []
-            if scope.question:
-                value = func.avg(cast(self.json.value(Response.values, scope.question, "value"), Float))
-            else:
-                value = func.min(getattr(Response, scope.property))
-            return select(value).where(Response.record_id == Record.id, *mine).scalar_subquery()
-        raise ValueError(f"Cannot sort by {scope}")
 
     # -- vectors ----------------------------------------------------------------------------------------------------
     async def similarity_search(
