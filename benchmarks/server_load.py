@@ -39,18 +39,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import Server, start_server  # noqa: E402  the tests' own way of starting `codigit serve`
+from conftest import UI_QUEUE, Server, start_server  # noqa: E402  the tests' own way of starting `codigit serve`
 
 BULK_MAX = 500  # argilla_server.api.schemas.v1.records_bulk.RECORDS_BULK_CREATE_MAX_ITEMS
-QUEUE_BODY = {
-    "query": {},
-    "filters": {
-        "and": [
-            {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]},
-            {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["pending"]},
-        ]
-    },
-}
 QUEUE_PARAMS = {"include": "responses", "offset": 0, "limit": 10}
 WORDS = (
     "gender work family identity care safety story prompt answer model community language school parent child "
@@ -307,7 +298,7 @@ async def annotator(
             t0 = time.perf_counter()
             try:
                 resp = await client.post(
-                    f"/me/datasets/{dataset_id}/records/search", params=QUEUE_PARAMS, json=QUEUE_BODY
+                    f"/me/datasets/{dataset_id}/records/search", params=QUEUE_PARAMS, json=UI_QUEUE
                 )
             except httpx.HTTPError as e:
                 timings.errors["queue " + error_key(exc=e)] += 1
@@ -367,7 +358,7 @@ def queue_latencies(
     for i in range(warmup + n):
         for label, dataset_id in dataset_ids.items():
             t0 = time.perf_counter()
-            resp = http.post(f"/me/datasets/{dataset_id}/records/search", params=QUEUE_PARAMS, json=QUEUE_BODY)
+            resp = http.post(f"/me/datasets/{dataset_id}/records/search", params=QUEUE_PARAMS, json=UI_QUEUE)
             elapsed = time.perf_counter() - t0
             total[label] = check(resp, "queue")["total"]
             if i >= warmup:
@@ -378,7 +369,7 @@ def queue_latencies(
 def submit_some(http: httpx.Client, dataset_id: str, n: int) -> None:
     for i in range(n):
         items = check(
-            http.post(f"/me/datasets/{dataset_id}/records/search", params=QUEUE_PARAMS, json=QUEUE_BODY), "queue"
+            http.post(f"/me/datasets/{dataset_id}/records/search", params=QUEUE_PARAMS, json=UI_QUEUE), "queue"
         )["items"]
         body = {"values": {"q": {"value": f"answer {i}"}}, "status": "submitted"}
         check(http.post(f"/records/{items[0]['record']['id']}/responses", json=body), "submit")

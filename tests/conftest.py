@@ -18,6 +18,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
+# The body the annotation UI sends for a participant's "Pending" queue (POST /me/datasets/{id}/records/search).
+UI_QUEUE = {
+    "query": {},
+    "filters": {
+        "and": [
+            {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]},
+            {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["pending"]},
+        ]
+    },
+}
 
 
 def free_port() -> int:

@@ -7,17 +7,7 @@ import csv
 import argilla as rg
 import httpx
 import pytest
-from conftest import STUDY, Server, codigit
-
-QUEUE = {
-    "query": {},
-    "filters": {
-        "and": [
-            {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]},
-            {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["pending"]},
-        ]
-    },
-}
+from conftest import STUDY, UI_QUEUE, Server, codigit
 
 
 def login(server: Server, username: str, password: str) -> str:
@@ -52,7 +42,9 @@ def test_participant_cannot_read_another_participants_story(study_server, partic
     asha, bo = study_server.http(participants["asha"]), study_server.http(participants["bo"])
 
     # Asha writes through the per-record endpoint, as the UI does.
-    record_id = asha.post(f"/me/datasets/{authoring.id}/records/search", json=QUEUE).json()["items"][0]["record"]["id"]
+    record_id = asha.post(f"/me/datasets/{authoring.id}/records/search", json=UI_QUEUE).json()["items"][0]["record"][
+        "id"
+    ]
     story = {"prompt": {"value": "Asha's private prompt"}, "story": {"value": "Asha's private story"}}
     created = asha.post(f"/records/{record_id}/responses", json={"values": story, "status": "submitted"})
     assert created.status_code == 201, created.text
@@ -65,7 +57,7 @@ def test_participant_cannot_read_another_participants_story(study_server, partic
     assert "Asha's private story" in stories
 
     # Bo learns the record id from his own queue, then tries every door.
-    bo_queue = bo.post(f"/me/datasets/{authoring.id}/records/search?include=responses", json=QUEUE).json()
+    bo_queue = bo.post(f"/me/datasets/{authoring.id}/records/search?include=responses", json=UI_QUEUE).json()
     assert [item["record"]["id"] for item in bo_queue["items"]] == [record_id]
     assert bo_queue["items"][0]["record"].get("responses", []) == []
 
@@ -128,7 +120,7 @@ def with_metadata(study_server: Server, participants) -> rg.Dataset:
 
 def test_hidden_metadata_stays_hidden(study_server, participants, with_metadata):
     bo = study_server.http(participants["bo"])
-    found = bo.post(f"/me/datasets/{with_metadata.id}/records/search", json=QUEUE).json()["items"]
+    found = bo.post(f"/me/datasets/{with_metadata.id}/records/search", json=UI_QUEUE).json()["items"]
     assert len(found) == 3
     assert all(item["record"]["metadata"] == {"theme": "care"} for item in found)
     direct = bo.get(f"/records/{found[0]['record']['id']}")
@@ -146,7 +138,7 @@ def test_annotator_search_does_not_write(study_server, participants, with_metada
     holder.execute("BEGIN IMMEDIATE")  # a long write elsewhere
     try:
         bo = study_server.http(participants["bo"])
-        answer = bo.post(f"/me/datasets/{with_metadata.id}/records/search?include=responses", json=QUEUE, timeout=20)
+        answer = bo.post(f"/me/datasets/{with_metadata.id}/records/search?include=responses", json=UI_QUEUE, timeout=20)
         assert answer.status_code == 200, answer.text
     finally:
         holder.execute("ROLLBACK")
