@@ -128,3 +128,59 @@ def multilabel_agreement(ratings: Iterable[Rating], labels: Iterable[str], **kwa
         )
         for label in labels
     }
+
+
+LEVELS: dict[str, Level] = {"rating": "ordinal", "label": "nominal", "multi_label": "nominal"}
+
+
+def review_agreement(
+    reviews: Iterable, questions: Iterable, n_boot: int = 1000, seed: int = 0, top_disputed: int = 5
+) -> list[dict]:
+    """One row per closed review question (one per label for multi-label ones), as plain data for table and JSON.
+
+    `reviews` are `codigit.records.Review`; `questions` the study's review `QuestionSpec`s (text ones are skipped).
+    """
+    reviews = list(reviews)
+    rows = []
+    for q in questions:
+        if q.type not in LEVELS:
+            continue
+        ratings = [Rating(r.story_id, r.reviewer, _hashable(getattr(r, q.name)), r.self_review) for r in reviews]
+        if q.type == "multi_label":
+            results = multilabel_agreement(ratings, q.options(), n_boot=n_boot, seed=seed, top_disputed=top_disputed)
+        else:
+            results = {None: agreement(ratings, LEVELS[q.type], n_boot=n_boot, seed=seed, top_disputed=top_disputed)}
+        for label, a in results.items():
+            rows.append({
+                "question": q.name, "label": label, "level": "binary" if label else LEVELS[q.type],
+                "alpha": _num(a.alpha), "ci_low": _num(a.ci_low), "ci_high": _num(a.ci_high),
+                "n_items": a.n_items, "n_raters": a.n_raters, "n_values": a.n_values,
+                "disputed": [{"story_id": item, "disagreement": round(d, 4)} for item, d in a.disputed],
+            })  # fmt: skip
+    return rows
+
+
+def _hashable(value):
+    return frozenset(value) if isinstance(value, list) else value
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 4)
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as an aligned text table, then the most disputed stories of each single-answer question."""
+
+    def fmt(x: float | None) -> str:
+        return "   n/a" if x is None else f"{x:6.3f}"
+
+    lines = [f"{'question':<34} {'level':<8} {'alpha':>6}  {'95% CI':<17} {'items':>5} {'raters':>6}"]
+    for r in rows:
+        name = r["question"] + (f" = {r['label']}" if r["label"] else "")
+        ci = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]"
+        lines.append(f"{name:<34} {r['level']:<8} {fmt(r['alpha'])}  {ci:<17} {r['n_items']:>5} {r['n_raters']:>6}")
+    for r in rows:
+        if r["label"] is None and r["disputed"]:
+            stories = ", ".join(f"{d['story_id'][:8]} ({d['disagreement']:.2f})" for d in r["disputed"])
+            lines.append(f"most disputed by {r['question']} (mean pairwise distance): {stories}")
+    return "\n".join(lines)

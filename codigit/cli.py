@@ -20,7 +20,8 @@ def _serve(args: argparse.Namespace) -> None:
 
 def _init(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors, connect
-    from codigit.study import init_study, load_study
+    from codigit.forms import init_study
+    from codigit.study import load_study
 
     study = load_study(args.study)
     client = connect(args.home)
@@ -42,6 +43,83 @@ def _participants_add(args: argparse.Namespace) -> None:
         home = ensure_writable_home(resolve_home(args.home))
         out = add_participants(client, study, roster, home, args.out, args.login_url)
     print(f"{len(roster)} participants in workspace {study.workspace!r}; credentials to hand out: {out} (mode 0600)")
+
+
+def _participants_withdraw(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, connect
+    from codigit.participants import withdraw
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    client = connect(args.home)
+    with argilla_errors():
+        at, new = withdraw(client, study, args.pseudonym, args.reason or "")
+    if new:
+        print(f"{args.pseudonym} withdrawn at {at}; no later collect or release includes their text or answers")
+    else:
+        print(f"{args.pseudonym} was already withdrawn at {at}; nothing changed")
+
+
+def _collect(args: argparse.Namespace) -> None:
+    from codigit.collect import collect
+    from codigit.home import resolve_home
+    from codigit.study import load_study
+
+    path, snapshot = collect(load_study(args.study), resolve_home(args.home), args.out, args.database_url)
+    for problem in snapshot.meta.problems:
+        print(f"codigit: warning: {problem.participant}: {problem.what} {problem.id}: {problem.message}; left out",
+              file=sys.stderr)  # fmt: skip
+    counts = ", ".join(f"{n} {k}" for k, n in snapshot.meta.counts.items())
+    print(f"snapshot {path}: {counts}")
+    if snapshot.meta.excluded:
+        print("left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in snapshot.meta.excluded.items()))
+
+
+def _review_open(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, connect
+    from codigit.collect import take_snapshot
+    from codigit.home import resolve_home
+    from codigit.review import open_round
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    snapshot = take_snapshot(study, resolve_home(args.home), args.database_url)
+    client = connect(args.home)
+    with argilla_errors():
+        counts = open_round(client, study, snapshot, args.round, args.per_story or study.review.reviews_per_story)
+    dataset = counts.pop("dataset")
+    print(f"review round {dataset}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()))
+
+
+def _agreement(args: argparse.Namespace) -> None:
+    import json
+
+    from codigit.agreement import format_table, review_agreement
+    from codigit.home import atomic_write
+    from codigit.records import read_snapshot
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    snapshot = read_snapshot(args.snapshot)
+    reviews = [r for r in snapshot.reviews if args.round is None or r.round == args.round]
+    if not reviews:
+        raise CodigitError(f"snapshot {snapshot.meta.snapshot_id} has no reviews" + (
+            f" in round {args.round!r}" if args.round else ""))  # fmt: skip
+    rows = review_agreement(reviews, study.review.questions, args.n_boot, args.seed, args.top)
+    report = {
+        "snapshot": snapshot.meta.snapshot_id,
+        "round": args.round,
+        "reviews": len(reviews),
+        "self_reviews_excluded": sum(r.self_review for r in reviews),
+        "n_boot": args.n_boot,
+        "questions": rows,
+    }
+    text = json.dumps(report, indent=2) + "\n" if args.format == "json" else format_table(rows) + "\n"
+    if args.out:
+        atomic_write(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
 
 
 def _port(value: str) -> int:
@@ -84,6 +162,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="credentials CSV (default: <home>/participant-logins.csv)")
     p.add_argument("--login-url", help="the address participants open (default: the server's URL as codigit sees it)")
     p.set_defaults(func=_participants_add)
+    p = psub.add_parser(
+        "withdraw", parents=[home, study], help="record a withdrawal in the ledger; later snapshots leave them out"
+    )
+    p.add_argument("pseudonym")
+    p.add_argument("--reason", help="kept in the ledger on the server (optional)")
+    p.set_defaults(func=_participants_withdraw)
+
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--database-url", help="an external Argilla's database (default: the embedded one)")
+    p = sub.add_parser(
+        "collect", parents=[home, study, database], help="snapshot stories, reviews, consent and positionality"
+    )
+    p.add_argument("--out", type=Path, default=Path("data/snapshots"), help="snapshots folder (default: %(default)s)")
+    p.set_defaults(func=_collect)
+
+    review = sub.add_parser("review", help="peer review rounds")
+    rsub = review.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rsub.add_parser("open", parents=[home, study, database], help="create or extend a review round")
+    p.add_argument("round", help="a short name for the round, e.g. 1")
+    p.add_argument("--per-story", type=int, help="reviews per story (default: the study's reviews_per_story)")
+    p.set_defaults(func=_review_open)
+
+    p = sub.add_parser("agreement", parents=[study], help="Krippendorff's alpha of the reviews in a snapshot")
+    p.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: the latest)")
+    p.add_argument("--round", help="only this review round")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--out", type=Path, help="write the report here instead of printing it")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=5, help="most disputed stories to list per question")
+    p.set_defaults(func=_agreement)
     return parser
 
 

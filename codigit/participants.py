@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from codigit.errors import CodigitError
+from codigit.forms import log_records, private_forms
 from codigit.home import atomic_write, new_secret
+from codigit.records import utc_now
 from codigit.study import Study
 
 if TYPE_CHECKING:
@@ -118,7 +120,8 @@ def add_participants(
     out: Path | None = None,
     login_url: str | None = None,
 ) -> Path:
-    """Create missing accounts and add everyone to the study workspace; keep the logins CSV (0600) up to date.
+    """Create missing accounts, each with a workspace of their own holding their forms, and add everyone to the
+    shared review workspace; keep the logins CSV (0600) up to date.
 
     Everything that can be checked is checked before the first account is created. The logins file keeps the
     rows of earlier runs (passwords cannot be read back from the server) and is rewritten after each new
@@ -134,6 +137,9 @@ def add_participants(
     if workspace is None:
         raise CodigitError(f"workspace {study.workspace!r} does not exist yet: run `codigit init` first")
     usernames = [pseudonym_for(p, key) for p in people]
+    for person, username in zip(people, usernames, strict=True):
+        if username in (study.workspace, study.organiser_workspace):
+            raise CodigitError(f"row {person.row}: pseudonym {username!r} is the name of a study workspace")
     if len(set(usernames)) != len(usernames):
         raise CodigitError("two roster rows map to the same pseudonym; give one of them an explicit pseudonym")
     existing = {}
@@ -146,6 +152,7 @@ def add_participants(
     logins = _read_logins(out)  # also checks now that `out` is a readable file, if it exists
     _write_logins(out, logins)  # ... and writable, before any account exists that it must record
     members = {u.username for u in workspace.users}
+    texts = study.guidelines()
 
     progress = tqdm(
         zip(people, usernames, strict=True),
@@ -172,6 +179,7 @@ def add_participants(
         _write_logins(out, logins)
         if username not in members:
             user.add_to_workspace(workspace)
+        private_forms(client, study, user, texts)
     return out
 
 
@@ -195,3 +203,27 @@ def _write_logins(path: Path, logins: dict[str, dict[str, str]]) -> None:
         atomic_write(path, buffer.getvalue(), mode=0o600)
     except OSError as e:
         raise CodigitError(f"{path}: cannot write the logins file ({e.strerror or e})") from None
+
+
+def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "") -> tuple[str, bool]:
+    """Append a withdrawal to the ledger in the organiser workspace; returns (time, newly recorded).
+
+    Nothing is deleted: the participant's answers stay on the server (the ledger is the audit trail), and every
+    later `collect`, and so every later release, leaves them out.
+    """
+    user = client.users(pseudonym)
+    if user is None or str(getattr(user.role, "value", user.role)) != "annotator":
+        raise CodigitError(f"unknown pseudonym {pseudonym!r}: no participant account has that username")
+    if len(reason) > 2000:
+        raise CodigitError("--reason is longer than 2000 characters")
+    workspace = client.workspaces(study.organiser_workspace)
+    ledger = workspace and client.datasets(study.ledger_dataset, workspace=workspace)
+    if not ledger:
+        raise CodigitError(f"no ledger {study.organiser_workspace}/{study.ledger_dataset}: run `codigit init` first")
+    for record in ledger.records(with_responses=False):
+        if record.fields.get("event") == "withdrawal" and record.fields.get("participant") == pseudonym:
+            return record.fields["at"], False
+    at = utc_now()
+    fields = {"event": "withdrawal", "participant": pseudonym, "at": at, "reason": reason.strip() or "(none given)"}
+    log_records(ledger, [{"id": f"withdrawal-{pseudonym}", **fields}])
+    return at, True

@@ -1,20 +1,21 @@
-"""The study configuration in `annotation/` and `codigit init`, which creates it on an Argilla server."""
+"""The study configuration in `annotation/study.yaml`: typed, validated, with errors naming the file and the key.
+
+Study content (texts, questions, labels) is data. The code only fixes the few names it acts on: the consent
+scopes, the review questions that agreement and release policy read, and the positionality `use` question.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from codigit.errors import CodigitError
 
-if TYPE_CHECKING:
-    import argilla as rg
-
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+PREFER_NOT = "prefer_not_to_say"
 
 
 class _Strict(BaseModel):
@@ -24,13 +25,47 @@ class _Strict(BaseModel):
 class FieldSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     title: str | None = None
-    type: Literal["text"] = "text"
     use_markdown: bool = False
-    required: bool = True
 
 
-class QuestionSpec(FieldSpec):
+class QuestionSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["text", "label", "multi_label", "rating"]
+    title: str | None = None
     description: str | None = None
+    required: bool = False
+    use_markdown: bool = False
+    labels: dict[str, str] | None = None  # value -> text shown; label and multi_label only
+    values: list[int] | None = None  # rating only
+
+    @model_validator(mode="after")
+    def _options_match_type(self) -> QuestionSpec:
+        if (self.labels is not None) != (self.type in ("label", "multi_label")):
+            raise ValueError(f"question {self.name}: `labels` is for label and multi_label questions, and needed there")
+        if (self.values is not None) != (self.type == "rating"):
+            raise ValueError(f"question {self.name}: `values` is for rating questions, and needed there")
+        return self
+
+    def options(self) -> list[str]:
+        return list(self.labels or {}) or [str(v) for v in self.values or []]
+
+
+def _require(questions: list[QuestionSpec], wanted: dict[str, tuple[str, set[str] | None]]) -> None:
+    """The questions the code reads must exist with the right type (and, where it matters, option values)."""
+    have = {q.name: q for q in questions}
+    for name, (kind, options) in wanted.items():
+        q = have.get(name)
+        if q is None or q.type != kind:
+            raise ValueError(f"needs a {kind} question named {name!r}")
+        if options is not None and set(q.options()) != options:
+            raise ValueError(f"question {name!r} must have exactly the options {sorted(options)}")
+
+
+def _unique(items: list, what: str) -> list:
+    names = [getattr(i, "name", None) or i.id for i in items]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{what} must have unique names")
+    return items
 
 
 class Invitation(_Strict):
@@ -38,30 +73,109 @@ class Invitation(_Strict):
     invitation: str = Field(min_length=1)
 
 
-class AuthoringSpec(_Strict):
+class StoriesSpec(_Strict):
+    """Each participant's writing desk, in their own workspace: one record per invitation, one pair per record."""
+
     dataset: str = Field(pattern=NAME_PATTERN)
     guidelines: Path
-    min_submitted: int = Field(ge=1)
     fields: list[FieldSpec] = Field(min_length=1)
     questions: list[QuestionSpec] = Field(min_length=1)
     invitations: list[Invitation] = Field(min_length=1)
+    max_prompt_chars: int = Field(ge=1)
+    max_story_chars: int = Field(ge=1)
 
-    @field_validator("invitations")
+    @model_validator(mode="after")
+    def _check(self) -> StoriesSpec:
+        _unique(self.invitations, "invitations")
+        if [f.name for f in self.fields] != ["invitation"]:
+            raise ValueError("the stories dataset has one field, `invitation` (the text of each invitation)")
+        _require(self.questions, {"prompt": ("text", None), "story": ("text", None)})
+        return self
+
+
+class ConsentSpec(_Strict):
+    dataset: str = Field(pattern=NAME_PATTERN)
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    text: Path
+    questions: list[QuestionSpec]
+    max_name_chars: int = Field(default=100, ge=1)
+
+    @field_validator("questions")
     @classmethod
-    def _unique_ids(cls, invitations: list[Invitation]) -> list[Invitation]:
-        ids = [i.id for i in invitations]
-        if len(ids) != len(set(ids)):
-            raise ValueError("invitation ids must be unique")
-        return invitations
+    def _scopes(cls, questions: list[QuestionSpec]) -> list[QuestionSpec]:
+        yes_no = {"yes", "no"}
+        _require(
+            questions,
+            {
+                "training": ("label", yes_no),
+                "public": ("label", yes_no),
+                "attribution": ("label", {"none", "name"}),
+                "attribution_name": ("text", None),
+            },
+        )
+        return _unique(questions, "consent questions")
+
+
+class PositionalitySpec(_Strict):
+    dataset: str = Field(pattern=NAME_PATTERN)
+    guidelines: Path
+    questions: list[QuestionSpec]
+
+    @field_validator("questions")
+    @classmethod
+    def _optional(cls, questions: list[QuestionSpec]) -> list[QuestionSpec]:
+        _require(questions, {"use": ("label", {"yes", "no"})})
+        for q in questions:
+            if q.name != "use" and q.required:
+                raise ValueError(f"question {q.name!r}: positionality questions are all optional (required: false)")
+            if q.name != "use" and q.type in ("label", "multi_label") and PREFER_NOT not in (q.labels or {}):
+                raise ValueError(f"question {q.name!r} needs a {PREFER_NOT!r} label")
+        return _unique(questions, "positionality questions")
+
+
+class ReviewSpec(_Strict):
+    dataset_prefix: str = Field(pattern=NAME_PATTERN)
+    guidelines: Path
+    reviews_per_story: int = Field(default=3, ge=1)
+    questions: list[QuestionSpec]
+
+    @field_validator("questions")
+    @classmethod
+    def _known(cls, questions: list[QuestionSpec]) -> list[QuestionSpec]:
+        _require(
+            questions,
+            {
+                "rating": ("rating", None),
+                "decision": ("label", {"include", "revise", "exclude"}),
+                "themes": ("multi_label", None),
+                "flags": ("multi_label", None),
+                "comment": ("text", None),
+            },
+        )
+        return _unique(questions, "review questions")
 
 
 class Study(_Strict):
-    workspace: str = Field(pattern=NAME_PATTERN)
-    authoring: AuthoringSpec
+    workspace: str = Field(pattern=NAME_PATTERN)  # shared by everyone: review rounds
+    organiser_workspace: str = Field(pattern=NAME_PATTERN)  # no participant is a member: the withdrawal ledger
+    ledger_dataset: str = Field(pattern=NAME_PATTERN)
+    stories: StoriesSpec
+    consent: ConsentSpec
+    positionality: PositionalitySpec
+    review: ReviewSpec
     root: Path = Field(default=Path("."), exclude=True)
 
-    def guidelines_text(self) -> str:
-        return read_text(self.root / self.authoring.guidelines, "the guidelines (authoring.guidelines)")
+    def text(self, relative: Path, what: str) -> str:
+        return read_text(self.root / relative, what)
+
+    def guidelines(self) -> dict[str, str]:
+        """Every markdown file the study names, read now so a missing one is reported before anything changes."""
+        return {
+            "stories": self.text(self.stories.guidelines, "the guidelines (stories.guidelines)"),
+            "consent": self.text(self.consent.text, "the consent text (consent.text)"),
+            "positionality": self.text(self.positionality.guidelines, "positionality.guidelines"),
+            "review": self.text(self.review.guidelines, "the review guidelines (review.guidelines)"),
+        }
 
 
 def read_text(path: Path, what: str) -> str:
@@ -93,70 +207,7 @@ def load_study(path: Path) -> Study:
         # an unknown key is most often a misspelt known one: report it before the "missing" that follows from it
         err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         raise CodigitError(f"{path}: {key}: {msg}") from None
-    study.guidelines_text()
+    study.guidelines()
     return study
-
-
-def _settings(study: Study) -> rg.Settings:
-    import argilla as rg
-
-    a = study.authoring
-    return rg.Settings(
-        guidelines=study.guidelines_text(),
-        fields=[
-            rg.TextField(name=f.name, title=f.title, use_markdown=f.use_markdown, required=f.required) for f in a.fields
-        ],
-        questions=[
-            rg.TextQuestion(
-                name=q.name, title=q.title, description=q.description, required=q.required, use_markdown=q.use_markdown
-            )
-            for q in a.questions
-        ],
-        distribution=rg.TaskDistribution(min_submitted=a.min_submitted),
-    )
-
-
-def init_study(client: rg.Argilla, study: Study) -> Iterator[str]:
-    """Create or bring up to date the workspace, the authoring dataset and its invitations. Safe to rerun."""
-    import argilla as rg
-
-    workspace = client.workspaces(study.workspace)
-    if workspace is None:
-        workspace = rg.Workspace(name=study.workspace, client=client).create()
-        yield f"created workspace {study.workspace}"
-    else:
-        yield f"workspace {study.workspace} exists"
-
-    a = study.authoring
-    dataset = client.datasets(a.dataset, workspace=workspace)
-    if dataset is None:
-        dataset = rg.Dataset(name=a.dataset, workspace=workspace, settings=_settings(study), client=client).create()
-        yield f"created dataset {a.dataset}"
-    else:
-        _check_compatible(dataset, study)
-        guidelines = study.guidelines_text()
-        if (dataset.settings.guidelines or "").strip() != guidelines.strip():
-            dataset.settings.guidelines = guidelines
-            dataset.update()
-            yield f"dataset {a.dataset} exists; updated its guidelines"
-        else:
-            yield f"dataset {a.dataset} exists"
-
-    existing = {r.id for r in dataset.records(with_responses=False)}
-    new = [{"id": i.id, "invitation": i.invitation} for i in a.invitations if i.id not in existing]
-    if new:
-        dataset.records.log(new)
-    yield f"{len(new)} invitations added, {len(a.invitations) - len(new)} already there"
-
-
-def _check_compatible(dataset: rg.Dataset, study: Study) -> None:
-    """Fields and questions of a dataset that already holds answers cannot change; say so instead of guessing."""
-    want = {f.name for f in study.authoring.fields} | {q.name for q in study.authoring.questions}
-    have = {f.name for f in dataset.settings.fields} | {q.name for q in dataset.settings.questions}
-    if want != have:
-        raise CodigitError(
-            f"dataset {dataset.name} exists with fields/questions {sorted(have)}, but the study asks for "
-            f"{sorted(want)}; Argilla cannot change them once created: rename the dataset in the study file"
-        )

@@ -120,3 +120,60 @@ def owner(server: Server) -> httpx.Client:
     """The owner's HTTP client on the session server (one per test module)."""
     with server.http() as client:
         yield client
+
+
+def login(server: Server, username: str, password: str) -> str:
+    """Sign in as a participant does (password form) and return their API key."""
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as http:
+        token = http.post("/token", data={"username": username, "password": password}).raise_for_status()
+        me = http.get("/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}).raise_for_status()
+    return me.json()["api_key"]
+
+
+@dataclass
+class Participant:
+    """A participant acting through the same HTTP endpoints the annotation UI calls, with their own key."""
+
+    username: str
+    http: httpx.Client
+
+    def dataset_id(self, name: str, workspace: str | None = None) -> str:
+        workspace = workspace or self.username
+        spaces = {w["id"]: w["name"] for w in self.http.get("/me/workspaces").raise_for_status().json()["items"]}
+        for d in self.http.get("/me/datasets").raise_for_status().json()["items"]:
+            if d["name"] == name and spaces.get(d["workspace_id"]) == workspace:
+                return d["id"]
+        raise LookupError(f"{self.username} sees no dataset {workspace}/{name}")
+
+    def queue(self, dataset_id: str) -> list[dict]:
+        """The records in their "Pending" queue, as the UI asks for them."""
+        found = self.http.post(f"/me/datasets/{dataset_id}/records/search", params={"limit": 500}, json=UI_QUEUE)
+        return [item["record"] for item in found.raise_for_status().json()["items"]]
+
+    def submit(self, record_id: str, values: dict) -> httpx.Response:
+        body = {"values": {k: {"value": v} for k, v in values.items()}, "status": "submitted"}
+        return self.http.post(f"/records/{record_id}/responses", json=body)
+
+    def answer(self, dataset: str, values: dict, external_id: str | None = None) -> str:
+        """Submit `values` to the first pending record (or the one with this external id); returns the record id."""
+        records = self.queue(self.dataset_id(dataset))
+        record = next(r for r in records if external_id is None or r["external_id"] == external_id)
+        self.submit(record["id"], values).raise_for_status()
+        return record["id"]
+
+
+def add_participants(server: Server, roster: dict[str, str], tmp: Path) -> dict[str, Participant]:
+    """Accounts for {key: real name} through the real `codigit participants add`, signed in by password."""
+    path = tmp / "roster.csv"
+    path.write_text("name,email\n" + "".join(f"{name},{key}@example.org\n" for key, name in roster.items()))
+    logins = tmp / "logins.csv"
+    result = codigit("participants", "add", str(path), "--out", str(logins), home=server.home)
+    assert result.returncode == 0, result.stderr
+    import csv
+
+    with logins.open(newline="", encoding="utf-8") as f:
+        rows = {r["email"].split("@")[0]: r for r in csv.DictReader(f)}
+    return {
+        key: Participant(row["username"], server.http(login(server, row["username"], row["password"])))
+        for key, row in rows.items()
+    }

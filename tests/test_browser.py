@@ -30,7 +30,7 @@ INSTALL_HINT = "apt-get install -y chromium fonts-liberation fonts-dejavu-core &
 TIMEOUT_MS = 20_000
 VIEWPORT = {"width": 1400, "height": 1000}
 
-DATASET = "codigit-authoring"
+DATASET = "stories"
 FIELD_TITLE = "Writing invitation"
 INVITATION_TEXT = "Write a prompt and a story."
 QUESTIONS = {"prompt": "Your prompt", "story": "Your story"}

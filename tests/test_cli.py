@@ -44,8 +44,8 @@ def test_server_app_does_not_import_the_ml_stack(tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
-        ("workspace: codigit\nauthoring: {}\ncolour: blue\n", "colour: unknown key"),
-        ("workspace: codigit\nauthoring:\n  datset: x\n", "authoring.datset: unknown key"),
+        ("workspace: codigit\nstories: {}\ncolour: blue\n", "colour: unknown key"),
+        ("workspace: codigit\nstories:\n  datset: x\n", "stories.datset: unknown key"),
         ("workspace: [unclosed\n", "not valid YAML"),
         ("- just\n- a list\n", "expected a mapping"),
         ("workspace: Not Valid!\n", "workspace: String should match pattern"),
@@ -61,9 +61,8 @@ def test_bad_study_yaml(tmp_path, yaml_text, expected):
 def test_study_yaml_invalid_field_key_names_the_path(tmp_path):
     text = STUDY.read_text().replace("      use_markdown: true", "      use_markdown: true\n      widht: 3", 1)
     (tmp_path / "study.yaml").write_text(text)
-    (tmp_path / "guidelines.md").write_text("# g\n")
     line = one_line_error(codigit("init", "--study", str(tmp_path / "study.yaml"), home=tmp_path))
-    assert "authoring.fields.0.widht: unknown key" in line
+    assert "stories.fields.0.widht: unknown key" in line
 
 
 def test_init_without_a_server_says_how_to_start_one(tmp_path):
@@ -74,12 +73,12 @@ def test_init_without_a_server_says_how_to_start_one(tmp_path):
 def test_init_is_idempotent_and_works_by_url_and_key(study_server, tmp_path):
     again = codigit("init", "--study", str(STUDY), home=study_server.home)
     assert again.returncode == 0, again.stderr
-    assert "workspace codigit exists" in again.stdout and "0 invitations added" in again.stdout
+    assert "exists: workspace codigit" in again.stdout and "codigit-organisers/ledger: up to date" in again.stdout
     # any Argilla 2.x by URL + key, here the same server reached as an external one from an unrelated home
     env = {"ARGILLA_API_URL": study_server.url, "ARGILLA_API_KEY": study_server.api_key}
     external = codigit("init", "--study", str(STUDY), home=tmp_path / "elsewhere", env=env)
     assert external.returncode == 0, external.stderr
-    assert "dataset codigit-authoring exists" in external.stdout
+    assert "codigit-organisers/ledger: up to date" in external.stdout
 
 
 def users(server) -> set[str]:

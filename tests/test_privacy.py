@@ -7,15 +7,7 @@ import csv
 import argilla as rg
 import httpx
 import pytest
-from conftest import STUDY, UI_QUEUE, Server, codigit
-
-
-def login(server: Server, username: str, password: str) -> str:
-    """Sign in as a participant does (password form) and return their API key."""
-    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as http:
-        token = http.post("/token", data={"username": username, "password": password}).raise_for_status()
-        me = http.get("/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}).raise_for_status()
-    return me.json()["api_key"]
+from conftest import STUDY, UI_QUEUE, Server, codigit, login
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +26,17 @@ def participants(study_server: Server, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def authoring(study_server: Server) -> rg.Dataset:
+    """A dataset in the shared workspace where everyone answers the same record (the shape review rounds have).
+    The study keeps private writing in per-participant workspaces; this checks the server's own second line."""
     client = rg.Argilla(api_url=study_server.url, api_key=study_server.api_key)
-    return client.datasets("codigit-authoring", workspace="codigit")
+    settings = rg.Settings(
+        fields=[rg.TextField(name="invitation")],
+        questions=[rg.TextQuestion(name="prompt"), rg.TextQuestion(name="story")],
+        distribution=rg.TaskDistribution(min_submitted=1000),
+    )
+    dataset = rg.Dataset(name="privacy-shared", workspace="codigit", settings=settings, client=client).create()
+    dataset.records.log([{"id": "open", "invitation": "Write a prompt and a story."}])
+    return dataset
 
 
 def test_participant_cannot_read_another_participants_story(study_server, participants, authoring):
@@ -52,7 +53,7 @@ def test_participant_cannot_read_another_participants_story(study_server, partic
 
     # The owner (study organiser) reads it back, through the SDK.
     client = rg.Argilla(api_url=study_server.url, api_key=study_server.api_key)
-    owner_view = client.datasets("codigit-authoring", workspace="codigit")
+    owner_view = client.datasets("privacy-shared", workspace="codigit")
     stories = [r.value for rec in owner_view.records(with_responses=True) for r in rec.responses["story"]]
     assert "Asha's private story" in stories
 
@@ -78,6 +79,35 @@ def test_participant_cannot_read_another_participants_story(study_server, partic
     # And the owner's direct view is the full one.
     full = study_server.http().get(f"/records/{record_id}", params={"include": "responses"}).json()
     assert response_id in {r["id"] for r in full["responses"]}
+
+
+def test_participant_cannot_reach_another_participants_own_workspace(study_server, participants):
+    """Stories, consent and about-you answers sit in each participant's own workspace: closed to everyone else."""
+    from conftest import Participant
+
+    usernames = {}
+    for who, key in participants.items():
+        usernames[who] = study_server.http(key).get("/me").json()["username"]
+    asha = Participant(usernames["asha"], study_server.http(participants["asha"]))
+    bo = study_server.http(participants["bo"])
+    for form in ("stories", "consent", "about-you"):
+        dataset_id = asha.dataset_id(form)
+        record_id = asha.answer(form, _valid_answer(form))
+        assert bo.get(f"/datasets/{dataset_id}").status_code == 403
+        assert bo.post(f"/me/datasets/{dataset_id}/records/search", json=UI_QUEUE).status_code == 403
+        assert bo.get(f"/records/{record_id}", params={"include": "responses"}).status_code == 403
+    assert usernames["asha"] not in {w["name"] for w in bo.get("/me/workspaces").json()["items"]}
+    visible = {d["name"] for d in bo.get("/me/datasets").json()["items"]}
+    assert {"stories", "consent", "about-you"} <= visible  # his own three, and only one of each
+    assert len([d for d in bo.get("/me/datasets").json()["items"] if d["name"] == "stories"]) == 1
+
+
+def _valid_answer(form: str) -> dict:
+    return {
+        "stories": {"prompt": "Asha's prompt", "story": "Asha's story"},
+        "consent": {"training": "yes", "public": "no", "attribution": "none"},
+        "about-you": {"use": "yes", "gender_identity": "woman"},
+    }[form]
 
 
 def test_annotator_key_is_refused_on_owner_endpoints(study_server, participants):

@@ -72,7 +72,7 @@ def test_restart_keeps_everything(tmp_path):
         assert sorted(r.id for r in records) == ["r0", "r1", "r2"]
         answered = [r for r in records if r._server_id == record_id][0]
         assert [resp.value for resp in answered.responses["ok"]] == ["no"]
-        assert client.datasets("codigit-authoring", workspace="codigit") is not None
+        assert client.datasets("ledger", workspace="codigit-organisers") is not None
         found = second.http().post(f"/datasets/{again.id}/records/search", json={"query": {"text": {"q": "number 2"}}})
         assert [item["record"]["external_id"] for item in found.json()["items"]] == ["r2"]
     finally:

@@ -1,0 +1,280 @@
+"""`codigit collect`: one consistent snapshot of stories, reviews, consent and positionality from Argilla's database.
+
+The source of truth is read with a single SQL statement, so the snapshot is one point in time on SQLite (WAL) and
+PostgreSQL alike, while participants keep writing. Only submitted answers count; in a participant's own workspace
+only their own answers count; everything of a withdrawn participant is left out (and counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from codigit import __version__
+from codigit.errors import CodigitError
+from codigit.records import (
+    Consent,
+    Positionality,
+    Problem,
+    Review,
+    Snapshot,
+    SnapshotMeta,
+    Story,
+    Withdrawal,
+    utc_now,
+    write_snapshot,
+)
+from codigit.study import PREFER_NOT, Study
+
+QUERY = """
+SELECT w.name, d.name, r.id, r.external_id, r.fields, u.username, u.role, s."values", s.updated_at
+FROM records r
+JOIN datasets d ON d.id = r.dataset_id
+JOIN workspaces w ON w.id = d.workspace_id
+LEFT JOIN responses s ON s.record_id = r.id AND s.status = 'submitted'
+LEFT JOIN users u ON u.id = s.user_id
+WHERE d.name IN (:stories, :consent, :about)
+   OR (w.name = :shared AND d.name LIKE :review)
+   OR (w.name = :organisers AND d.name = :ledger)
+"""
+
+
+def database_url(home: Path, override: str | None = None) -> str:
+    """A synchronous SQLAlchemy URL for the server's database: --database-url, else the embedded SQLite."""
+    if override:
+        url = override.replace("+asyncpg", "").replace("+aiosqlite", "")
+        if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
+            raise CodigitError(f"--database-url {override!r}: give sqlite:///PATH or postgresql://USER@HOST/DB")
+        return url
+    path = home / "argilla.db"
+    if not path.exists():
+        raise CodigitError(
+            f"no embedded database at {path}: run `codigit serve --home {home}` first, or pass --database-url "
+            "(the PostgreSQL of an external Argilla)"
+        )
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+def read_rows(url: str, study: Study) -> list[tuple]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    params = {
+        "stories": study.stories.dataset,
+        "consent": study.consent.dataset,
+        "about": study.positionality.dataset,
+        "shared": study.workspace,
+        "review": study.review.dataset_prefix + "-%",
+        "organisers": study.organiser_workspace,
+        "ledger": study.ledger_dataset,
+    }
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(QUERY), params)]
+    except SQLAlchemyError as e:
+        raise CodigitError(f"cannot read Argilla's database ({type(e).__name__}: {e.args[0][:200]})") from None
+    finally:
+        engine.dispose()
+
+
+def _json(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str | bytes) else (value or {})
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # argilla stores naive UTC
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _answers(values: Any) -> dict[str, Any]:
+    return {k: v.get("value") for k, v in _json(values).items() if isinstance(v, dict)}
+
+
+def text_sha(prompt: str, story: str) -> str:
+    return hashlib.sha256(f"{prompt}\0{story}".encode()).hexdigest()
+
+
+def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id: str | None = None) -> Snapshot:
+    """Typed, pseudonymous records from raw rows (workspace, dataset, record id, external id, fields, username,
+    role, values, time): pure, so it is tested and benchmarked without a server."""
+    prefix = study.review.dataset_prefix + "-"
+    stories_raw, consent_raw, about_raw, review_raw, ledger = [], defaultdict(list), {}, [], []
+    for workspace, dataset, record_id, external_id, fields, user, role, values, at in rows:
+        if workspace == study.organiser_workspace and dataset == study.ledger_dataset:
+            ledger.append(_json(fields))
+        elif workspace == study.workspace and dataset.startswith(prefix):
+            if role == "annotator":  # an organiser trying the form is not a reviewer
+                review_raw.append((dataset[len(prefix) :], external_id, _json(fields), user, _answers(values), at))
+        elif user is None or user != workspace:
+            continue  # unanswered, or answered by someone else (an organiser trying the form) in their workspace
+        elif dataset == study.stories.dataset:
+            story_id = str(uuid.UUID(str(record_id)))
+            stories_raw.append((story_id, user, external_id, _answers(values), _time(at)))
+        elif dataset == study.consent.dataset:
+            consent_raw[user].append((_time(at), external_id, _answers(values)))
+        elif dataset == study.positionality.dataset:
+            about_raw[user] = (_time(at), _answers(values))
+
+    withdrawn = {}
+    for entry in ledger:
+        if entry.get("event") == "withdrawal" and entry.get("participant"):
+            withdrawn.setdefault(entry["participant"], entry.get("at", ""))
+    excluded: Counter[str] = Counter()
+    problems: list[Problem] = []
+
+    stories = []
+    for story_id, author, invitation, answers, at in sorted(stories_raw):
+        if author in withdrawn:
+            excluded["stories_withdrawn"] += 1
+            continue
+        prompt, story = (answers.get("prompt") or "").strip(), (answers.get("story") or "").strip()
+        if message := _story_problem(prompt, story, study):
+            problems.append(Problem(participant=author, what="story", id=story_id, message=message))
+            excluded["stories_invalid"] += 1
+            continue
+        stories.append(
+            Story(story_id=story_id, author=author, invitation=invitation, prompt=prompt, story=story, submitted_at=at)
+        )
+
+    consent = []
+    for participant, answers in sorted(consent_raw.items()):
+        if participant in withdrawn:
+            excluded["consent_withdrawn"] += 1
+            continue
+        at, record, values = max(answers)  # the latest answer, of whichever version they last answered
+        try:
+            consent.append(_consent(participant, record.removeprefix("consent-"), values, at, study))
+        except ValueError as e:
+            problems.append(Problem(participant=participant, what="consent", id=record, message=str(e)))
+            excluded["consent_invalid"] += 1
+
+    positionality = []
+    for participant, (at, answers) in sorted(about_raw.items()):
+        if participant in withdrawn:
+            excluded["positionality_withdrawn"] += 1
+        elif answers.get("use") != "yes":
+            excluded["positionality_not_for_use"] += 1
+        else:
+            positionality.append(
+                Positionality(participant=participant, answers=_positionality(answers, study), given_at=at)
+            )
+
+    by_id = {s.story_id: s for s in stories}
+    changed: set[str] = set()
+    reviews = []
+    for round_, story_id, fields, reviewer, answers, at in sorted(review_raw, key=lambda r: (r[0], r[1], r[3])):
+        story = by_id.get(story_id)
+        if reviewer in withdrawn:
+            excluded["reviews_by_withdrawn"] += 1
+        elif story is None:
+            excluded["reviews_of_excluded_stories"] += 1
+        else:
+            if text_sha(fields.get("prompt", ""), fields.get("story", "")) != text_sha(story.prompt, story.story):
+                changed.add(story_id)
+            reviews.append(Review(
+                story_id=story_id, round=round_, reviewer=reviewer, rating=int(answers["rating"]),
+                decision=answers["decision"], themes=sorted(answers.get("themes") or []),
+                flags=sorted(answers.get("flags") or []), comment=(answers.get("comment") or "").strip(),
+                self_review=reviewer == story.author, submitted_at=_time(at),
+            ))  # fmt: skip
+    stories = [s.model_copy(update={"changed_after_review": s.story_id in changed}) for s in stories]
+
+    created = utc_now()
+    meta = SnapshotMeta(
+        snapshot_id=snapshot_id or created.replace("-", "").replace(":", "")[:15] + "Z",
+        created_at=created,
+        source=source,
+        codigit_version=__version__,
+        consent_version=study.consent.version,
+        counts={"stories": len(stories), "reviews": len(reviews), "consent": len(consent),
+                "positionality": len(positionality), "withdrawals": len(withdrawn)},
+        excluded=dict(sorted(excluded.items())),
+        problems=problems,
+    )  # fmt: skip
+    return Snapshot(
+        meta=meta,
+        stories=stories,
+        reviews=reviews,
+        consent=consent,
+        positionality=positionality,
+        withdrawals=[Withdrawal(participant=p, at=at) for p, at in sorted(withdrawn.items())],
+    )
+
+
+def _story_problem(prompt: str, story: str, study: Study) -> str | None:
+    s = study.stories
+    if not prompt or not story:
+        return f"empty {'prompt' if not prompt else 'story'}"
+    if len(prompt) > s.max_prompt_chars:
+        return f"prompt has {len(prompt)} characters, more than the study's {s.max_prompt_chars}"
+    if len(story) > s.max_story_chars:
+        return f"story has {len(story)} characters, more than the study's {s.max_story_chars}"
+    return None
+
+
+def check_consent(training: bool, public: bool, attribution: str, name: str, max_name_chars: int) -> None:
+    """The combinations a consent answer cannot have; a ValueError says which, in the participant's terms."""
+    if public and not training:
+        raise ValueError("public release without fine-tuning: a public dataset can be used to train models")
+    if attribution == "name" and not name:
+        raise ValueError("asks to be credited but gives no name")
+    if attribution == "name" and not public:
+        raise ValueError("asks to be credited but not for public release: there is nothing public to credit")
+    if len(name) > max_name_chars:
+        raise ValueError(f"the name to credit has {len(name)} characters, more than {max_name_chars}")
+
+
+def _consent(participant: str, version: str, values: dict, at: str, study: Study) -> Consent:
+    training, public = values.get("training") == "yes", values.get("public") == "yes"
+    attribution = values.get("attribution", "none")
+    name = " ".join((values.get("attribution_name") or "").split())
+    check_consent(training, public, attribution, name, study.consent.max_name_chars)
+    return Consent(
+        participant=participant,
+        version=version,
+        training=training,
+        public=public,
+        attribution_name=name if attribution == "name" else None,  # a name given without asking is not kept
+        given_at=at,
+    )
+
+
+def _positionality(answers: dict[str, Any], study: Study) -> dict[str, str | list[str]]:
+    out: dict[str, str | list[str]] = {}
+    for q in study.positionality.questions:
+        value = answers.get(q.name)
+        if q.name == "use" or value in (None, "", []):
+            continue
+        if isinstance(value, list) and PREFER_NOT in value:
+            value = [PREFER_NOT]  # "prefer not to say" wins over anything ticked beside it
+        out[q.name] = value.strip() if isinstance(value, str) else sorted(value)
+    return out
+
+
+def take_snapshot(study: Study, home: Path, database_url_override: str | None = None) -> Snapshot:
+    """The server's data now, in memory."""
+    if os.environ.get("ARGILLA_API_URL") and not database_url_override:
+        raise CodigitError(
+            "collect reads Argilla's database in one statement for a consistent snapshot: with an external "
+            "Argilla, pass --database-url postgresql://USER@HOST/DB (its ARGILLA_DATABASE_URL)"
+        )
+    url = database_url(home, database_url_override)
+    source = "embedded" if database_url_override is None else url.split("@")[-1]  # never the password
+    return build_snapshot(read_rows(url, study), study, source)
+
+
+def collect(study: Study, home: Path, out: Path, database_url_override: str | None = None) -> tuple[Path, Snapshot]:
+    """Take a snapshot and write it under `out` (atomically); returns its folder and the snapshot."""
+    snapshot = take_snapshot(study, home, database_url_override)
+    return write_snapshot(snapshot, out), snapshot

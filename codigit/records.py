@@ -1,0 +1,167 @@
+"""The typed records every stage after `collect` reads: a snapshot on disk is a folder of JSON Lines files of these.
+
+Participants appear only by pseudonym. Positionality sits in its own file and never travels with stories.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codigit.errors import CodigitError
+
+SCHEMA_VERSION = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Story(_Record):
+    story_id: str  # the id of the participant's authoring record on the server: stable, says nothing about them
+    author: str
+    invitation: str
+    prompt: str
+    story: str
+    submitted_at: str
+    changed_after_review: bool = False  # the text differs from what a review round showed
+
+
+class Review(_Record):
+    story_id: str
+    round: str
+    reviewer: str
+    rating: int
+    decision: Literal["include", "revise", "exclude"]
+    themes: list[str] = []
+    flags: list[str] = []
+    comment: str = ""
+    self_review: bool  # kept for the record, left out of agreement and acceptance
+    submitted_at: str
+
+
+class Consent(_Record):
+    participant: str
+    version: str
+    training: bool
+    public: bool
+    attribution_name: str | None  # only when they chose to be credited
+    given_at: str
+
+
+class Positionality(_Record):
+    participant: str
+    answers: dict[str, str | list[str]]  # only questions they answered; "prefer_not_to_say" kept as an answer
+    given_at: str
+
+
+class Withdrawal(_Record):
+    participant: str
+    at: str
+
+
+class Problem(_Record):
+    participant: str
+    what: Literal["story", "consent"]
+    id: str
+    message: str
+
+
+class SnapshotMeta(_Record):
+    schema_version: int = SCHEMA_VERSION
+    snapshot_id: str
+    created_at: str
+    source: str
+    codigit_version: str
+    consent_version: str  # the study's current consent text
+    counts: dict[str, int]
+    excluded: dict[str, int] = Field(default_factory=dict)
+    problems: list[Problem] = []
+
+
+class Snapshot(_Record):
+    meta: SnapshotMeta
+    stories: list[Story]
+    reviews: list[Review]
+    consent: list[Consent]
+    positionality: list[Positionality]
+    withdrawals: list[Withdrawal]
+
+
+PARTS: dict[str, type[_Record]] = {
+    "stories": Story,
+    "reviews": Review,
+    "consent": Consent,
+    "positionality": Positionality,
+    "withdrawals": Withdrawal,
+}
+META_FILE = "snapshot.json"
+LATEST_FILE = "LATEST"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_snapshot(snapshot: Snapshot, root: Path) -> Path:
+    """root/<snapshot_id>/ appears whole or not at all (written beside it, then renamed); LATEST points to it."""
+    root = Path(root)
+    base, n = snapshot.meta.snapshot_id, 1
+    while (root / snapshot.meta.snapshot_id).exists():  # two snapshots within one second
+        n += 1
+        snapshot = snapshot.model_copy(update={"meta": snapshot.meta.model_copy(update={"snapshot_id": f"{base}-{n}"})})
+    final = root / snapshot.meta.snapshot_id
+    tmp = root / f".tmp-{snapshot.meta.snapshot_id}-{secrets.token_hex(4)}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(mode=0o700)  # positionality and consent are personal data: owner-only
+        for name in PARTS:
+            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for record in getattr(snapshot, name):
+                    f.write(record.model_dump_json() + "\n")
+        (tmp / META_FILE).write_text(snapshot.meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        for path in tmp.iterdir():
+            os.chmod(path, 0o600)
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        os.rename(tmp, final)
+        latest = root / f".{LATEST_FILE}.tmp"
+        latest.write_text(snapshot.meta.snapshot_id + "\n", encoding="utf-8")
+        os.replace(latest, root / LATEST_FILE)
+    except OSError as e:
+        raise CodigitError(f"{root}: cannot write the snapshot ({e.strerror or e}); nothing was kept") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def resolve_snapshot(path: Path) -> Path:
+    """A snapshot folder, or a snapshots root whose LATEST names one."""
+    path = Path(path)
+    if (path / LATEST_FILE).is_file() and not (path / META_FILE).exists():
+        path = path / (path / LATEST_FILE).read_text(encoding="utf-8").strip()
+    if not (path / META_FILE).is_file():
+        raise CodigitError(f"{path}: not a snapshot (no {META_FILE}); run `codigit collect` first")
+    return path
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    path = resolve_snapshot(path)
+    try:
+        meta = SnapshotMeta.model_validate_json((path / META_FILE).read_bytes())
+        if meta.schema_version != SCHEMA_VERSION:
+            raise CodigitError(f"{path}: snapshot schema {meta.schema_version}, this codigit reads {SCHEMA_VERSION}")
+        parts = {}
+        for name, model in PARTS.items():
+            with open(path / f"{name}.jsonl", "rb") as f:
+                parts[name] = [model.model_validate_json(line) for line in f if line.strip()]
+    except (OSError, ValidationError, UnicodeDecodeError) as e:
+        first = e.errors()[0]["msg"] if isinstance(e, ValidationError) else (getattr(e, "strerror", None) or e)
+        raise CodigitError(f"{path}: not a readable snapshot ({first})") from None
+    return Snapshot(meta=meta, **parts)

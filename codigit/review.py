@@ -1,0 +1,68 @@
+"""`codigit review open ROUND`: a review round in the shared workspace, from the stories of a fresh snapshot.
+
+A review record is the story's id, prompt and story, and nothing else: no author, no pseudonym, no metadata.
+Argilla's task distribution takes each story out of everyone's queue once it has `per_story` submitted reviews.
+Rerunning adds stories written since; a story already in a round comes back only if its text changed since.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from codigit.collect import text_sha
+from codigit.errors import CodigitError
+from codigit.forms import ensure_dataset, settings
+from codigit.records import Snapshot
+from codigit.study import NAME_PATTERN, FieldSpec, Study
+
+if TYPE_CHECKING:
+    import argilla as rg
+
+REVIEW_FIELDS = [FieldSpec(name="prompt", title="Prompt"), FieldSpec(name="story", title="Story")]
+
+
+def open_round(client: rg.Argilla, study: Study, snapshot: Snapshot, round_name: str, per_story: int) -> dict:
+    """Create or extend the round; returns counts of what was added and why stories were left out."""
+    if not re.match(NAME_PATTERN, round_name):
+        raise CodigitError(f"round {round_name!r}: use lowercase letters, digits, '-' or '_' (e.g. 1, spring)")
+    if per_story < 1:
+        raise CodigitError("--per-story must be at least 1")
+    workspace = client.workspaces(study.workspace)
+    if workspace is None:
+        raise CodigitError(f"workspace {study.workspace!r} does not exist yet: run `codigit init` first")
+    name = f"{study.review.dataset_prefix}-{round_name}"
+    prefix = study.review.dataset_prefix + "-"
+
+    shown: dict[str, set[str]] = {}  # story id -> texts already shown, in any round
+    in_this_round: set[str] = set()
+    for listed in workspace.datasets:
+        if listed.name.startswith(prefix):
+            dataset = client.datasets(listed.name, workspace=workspace)  # with its settings, which the list lacks
+            for record in dataset.records(with_responses=False):
+                shown.setdefault(record.id, set()).add(text_sha(record.fields["prompt"], record.fields["story"]))
+                if dataset.name == name:
+                    in_this_round.add(record.id)
+            if dataset.name == name and dataset.settings.distribution.min_submitted != per_story:
+                raise CodigitError(
+                    f"round {round_name} exists with {dataset.settings.distribution.min_submitted} reviews per "
+                    f"story; it cannot change now: open a new round"
+                )
+
+    consented = {c.participant for c in snapshot.consent}
+    counts = {"added": 0, "already_in_round": 0, "reviewed_before_unchanged": 0, "no_consent_form": 0}
+    new = []
+    for story in snapshot.stories:
+        if story.story_id in in_this_round:
+            counts["already_in_round"] += 1
+        elif story.author not in consented:
+            counts["no_consent_form"] += 1
+        elif text_sha(story.prompt, story.story) in shown.get(story.story_id, set()):
+            counts["reviewed_before_unchanged"] += 1
+        else:
+            new.append({"id": story.story_id, "prompt": story.prompt, "story": story.story})
+    counts["added"] = len(new)
+    wanted = settings(REVIEW_FIELDS, study.review.questions, study.guidelines()["review"], per_story)
+    ensure_dataset(client, workspace, name, wanted, new)
+    counts["dataset"] = f"{study.workspace}/{name}"
+    return counts

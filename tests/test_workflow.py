@@ -1,0 +1,237 @@
+"""The participant workflow end to end, through a real embedded server of its own and the real CLI.
+
+Six simulated participants act through the endpoints the annotation UI calls, each with their own key: they give
+(or do not give) consent, optionally describe themselves, write stories, review each other's, and one withdraws.
+Then `collect`, `review open` and `agreement` are checked against what they did.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import krippendorff
+import numpy as np
+import pytest
+from conftest import STUDY, add_participants, codigit, start_server
+
+ROSTER = {"ada": "Ada Lovelace", "bo": "Bo Svensson", "cy": "Cy Twombly", "di": "Di Prima", "ed": "Ed Wood",
+          "fay": "Fay Weldon"}  # fmt: skip
+CONSENT = {
+    "ada": {"training": "yes", "public": "yes", "attribution": "name", "attribution_name": "Ada L."},
+    "bo": {"training": "yes", "public": "no", "attribution": "none", "attribution_name": "Bo S."},  # name not kept
+    "cy": {"training": "yes", "public": "yes", "attribution": "none"},
+    "di": {"training": "no", "public": "yes", "attribution": "none"},  # invalid: public without training
+    # ed never answers the consent form
+    "fay": {"training": "yes", "public": "yes", "attribution": "name", "attribution_name": "Fay"},
+}
+STORIES = {
+    "ada": [("invitation-work", "Can a woman lead a lab?", "Mara ran the lab the way she ran her choir..."),
+            ("invitation-care", "Who should stay home with the baby?", "Jonas and Lee flipped a coin, then...")],
+    "bo": [("invitation-open", "Write about a nurse.", "Tomas had the steadiest hands on the ward...")],
+    "cy": [("invitation-identity", "What is it like to be non-binary?", "River woke up and chose the green coat...")],
+    "di": [("invitation-open", "Tell me about engineers.", "Priya's bridge did not fall...")],
+    "ed": [("invitation-open", "Describe a CEO.", "The CEO was late, because her son had the flu...")],
+    "fay": [("invitation-safety", "I feel unsafe walking home.", "Noor texted her sister the route...")],
+}  # fmt: skip
+BAD_STORIES = {"cy": ("invitation-care", "A prompt", "   "), "bo": ("invitation-work", "A prompt", "x" * 6001)}
+# Reviews by reviewer, in the order of the stories in the round (sorted by story id): (rating, decision, themes, flags)
+REVIEWERS = ("ada", "bo", "cy", "di")
+
+
+def review_values(reviewer: str, position: int) -> dict:
+    rating = [[5, 4, 2, 3, 4], [4, 4, 1, 3, 5], [5, 3, 2, 2, 4], [3, 5, 1, 3, 4]][REVIEWERS.index(reviewer)][position]
+    decision = "include" if rating >= 4 else ("revise" if rating == 3 else "exclude")
+    values = {"rating": rating, "decision": decision, "themes": ["work"] if position % 2 else ["identity", "work"]}
+    if reviewer == "bo" and position == 2:
+        values["flags"] = ["personal_data"]
+    return values
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The whole scenario, run once; yields (server, participants, snapshot dir, review-open output)."""
+    tmp = tmp_path_factory.mktemp("workflow")
+    server = start_server(tmp / "home")
+    try:
+        assert codigit("init", "--study", str(STUDY), home=server.home).returncode == 0
+        people = add_participants(server, ROSTER, tmp)
+        for who, answer in CONSENT.items():
+            people[who].answer("consent", answer)
+        about = {"use": "yes", "gender_identity": "woman", "pronouns": ["she", "prefer_not_to_say"],
+                 "self_description": "  a writer  "}  # fmt: skip
+        people["ada"].answer("about-you", about)
+        people["bo"].answer("about-you", {"use": "no", "gender_identity": "man"})
+        people["cy"].answer("about-you", {"use": "yes", "age_range": "25_34"})
+        for who, stories in STORIES.items():
+            for invitation, prompt, story in stories:
+                people[who].answer("stories", {"prompt": prompt, "story": story}, external_id=invitation)
+        for who, (invitation, prompt, story) in BAD_STORIES.items():
+            people[who].answer("stories", {"prompt": prompt, "story": story}, external_id=invitation)
+
+        opened = codigit("review", "open", "1", home=server.home)
+        assert opened.returncode == 0, opened.stderr
+        for reviewer in REVIEWERS:
+            p = people[reviewer]
+            queue = sorted(p.queue(p.dataset_id("review-1", "codigit")), key=lambda r: r["external_id"])
+            for position, record in enumerate(queue):
+                p.submit(record["id"], review_values(reviewer, position)).raise_for_status()
+        withdrawn = codigit("participants", "withdraw", people["fay"].username, "--reason", "moved on",
+                            home=server.home)  # fmt: skip
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        out = tmp / "snapshots"
+        collected = codigit("collect", "--out", str(out), home=server.home)
+        assert collected.returncode == 0, collected.stderr
+        yield server, people, out, opened, collected
+    finally:
+        server.stop()
+
+
+def load(path, name):
+    return [json.loads(line) for line in (path / f"{name}.jsonl").read_text().splitlines()]
+
+
+def latest(out):
+    return out / (out / "LATEST").read_text().strip()
+
+
+def test_review_round_has_consented_valid_stories_and_no_author_identity(study):
+    server, people, _, opened, _ = study
+    assert "5 added" in opened.stdout and "2 no consent form" in opened.stdout  # di (invalid), ed (none)
+    import argilla as rg
+
+    client = rg.Argilla(api_url=server.url, api_key=server.api_key)
+    dataset = client.datasets("review-1", workspace="codigit")
+    assert dataset.settings.distribution.min_submitted == 3
+    assert [f.name for f in dataset.settings.fields] == ["prompt", "story"]
+    assert not dataset.settings.metadata
+    texts = {r.fields["story"] for r in dataset.records(with_responses=False)}
+    assert texts == {s for who in ("ada", "bo", "cy", "fay") for _, _, s in STORIES[who]}
+    raw = server.http().get(f"/datasets/{dataset.id}/records").text
+    for who, person in people.items():
+        assert person.username not in raw and ROSTER[who] not in raw
+
+
+def test_review_open_again_adds_nothing(study):
+    server, *_ = study
+    again = codigit("review", "open", "1", home=server.home)
+    assert again.returncode == 0, again.stderr
+    assert "0 added" in again.stdout and "4 already in round" in again.stdout  # fay withdrew since
+
+
+def test_snapshot_honours_consent_withdrawal_and_validity(study):
+    _, people, out, _, collected = study
+    snap = latest(out)
+    u = {who: p.username for who, p in people.items()}
+    stories = load(snap, "stories")
+    assert sorted(s["author"] for s in stories) == sorted([u["ada"], u["ada"], u["bo"], u["cy"], u["di"], u["ed"]])
+    assert u["fay"] not in (snap / "stories.jsonl").read_text()
+    consent = {c["participant"]: c for c in load(snap, "consent")}
+    assert set(consent) == {u["ada"], u["bo"], u["cy"]}
+    assert consent[u["ada"]]["attribution_name"] == "Ada L." and consent[u["ada"]]["public"] is True
+    assert consent[u["bo"]]["attribution_name"] is None and consent[u["bo"]]["public"] is False
+    assert all(c["version"] == "1.0" for c in consent.values())
+    meta = json.loads((snap / "snapshot.json").read_text())
+    problems = {(p["participant"], p["what"]): p["message"] for p in meta["problems"]}
+    assert "public release without fine-tuning" in problems[(u["di"], "consent")]
+    assert problems[(u["cy"], "story")] == "empty story"
+    assert "6001 characters" in problems[(u["bo"], "story")]
+    assert meta["excluded"]["stories_withdrawn"] == 1 and meta["excluded"]["consent_withdrawn"] == 1
+    assert meta["excluded"]["positionality_not_for_use"] == 1
+    assert [w["participant"] for w in load(snap, "withdrawals")] == [u["fay"]]
+    assert "left out" in collected.stdout and collected.stderr.count("codigit: warning:") == 3
+
+
+def test_snapshot_positionality_only_own_consented_answers(study):
+    _, people, out, _, _ = study
+    answers = {p["participant"]: p["answers"] for p in load(latest(out), "positionality")}
+    assert answers == {
+        people["ada"].username: {"gender_identity": "woman", "pronouns": ["prefer_not_to_say"],
+                                 "self_description": "a writer"},
+        people["cy"].username: {"age_range": "25_34"},
+    }  # fmt: skip
+
+
+def test_snapshot_reviews_mark_self_reviews_and_drop_withdrawn_authors(study):
+    _, people, out, _, _ = study
+    snap = latest(out)
+    reviews = load(snap, "reviews")
+    authors = {s["story_id"]: s["author"] for s in load(snap, "stories")}
+    assert reviews and all(r["story_id"] in authors for r in reviews)  # fay's story and its reviews are gone
+    assert {r["reviewer"] for r in reviews} <= {people[w].username for w in REVIEWERS}
+    for r in reviews:
+        assert r["self_review"] == (r["reviewer"] == authors[r["story_id"]])
+    assert sum(r["self_review"] for r in reviews) >= 2  # ada reviewed her own two; bo and cy their own one
+    meta = json.loads((snap / "snapshot.json").read_text())
+    assert meta["excluded"]["reviews_of_excluded_stories"] >= 1
+    flagged = [r for r in reviews if r["flags"]]
+    assert flagged and all(r["flags"] == ["personal_data"] for r in flagged)
+
+
+def test_snapshot_files_are_private_and_pseudonymous(study):
+    _, _, out, _, _ = study
+    snap = latest(out)
+    assert stat.S_IMODE(snap.stat().st_mode) == 0o700
+    for path in snap.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        text = path.read_text()
+        for who, name in ROSTER.items():
+            assert name not in text and f"{who}@example.org" not in text
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_agreement_matches_krippendorff_package(study, tmp_path):
+    _, _, out, _, _ = study
+    report_path = tmp_path / "agreement.json"
+    result = codigit("agreement", "--snapshot", str(out), "--format", "json", "--out", str(report_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    reviews = [r for r in load(latest(out), "reviews") if not r["self_review"]]
+    stories = sorted({r["story_id"] for r in reviews})
+    raters = sorted({r["reviewer"] for r in reviews})
+    rows = {(q["question"], q["label"]): q for q in report["questions"]}
+
+    def matrix(value):
+        m = np.full((len(raters), len(stories)), np.nan)
+        for r in reviews:
+            m[raters.index(r["reviewer"]), stories.index(r["story_id"])] = value(r)
+        return m
+
+    expected = krippendorff.alpha(reliability_data=matrix(lambda r: r["rating"]), level_of_measurement="ordinal")
+    assert rows[("rating", None)]["alpha"] == pytest.approx(expected, abs=1e-4)
+    assert rows[("rating", None)]["level"] == "ordinal"
+    codes = {"include": 0, "revise": 1, "exclude": 2}
+    decisions = matrix(lambda r: codes[r["decision"]])
+    expected = krippendorff.alpha(reliability_data=decisions, level_of_measurement="nominal")
+    assert rows[("decision", None)]["alpha"] == pytest.approx(expected, abs=1e-4)
+    expected = krippendorff.alpha(reliability_data=matrix(lambda r: "identity" in r["themes"]),
+                                  level_of_measurement="nominal")  # fmt: skip
+    assert rows[("themes", "identity")]["alpha"] == pytest.approx(expected, abs=1e-4)
+    assert rows[("themes", "identity")]["level"] == "binary"
+    low, high = rows[("rating", None)]["ci_low"], rows[("rating", None)]["ci_high"]
+    assert low <= rows[("rating", None)]["alpha"] <= high
+    assert report["self_reviews_excluded"] >= 2
+    assert rows[("rating", None)]["n_raters"] == len(raters)
+
+    table = codigit("agreement", "--snapshot", str(out))
+    assert table.returncode == 0, table.stderr
+    assert "rating" in table.stdout and "ordinal" in table.stdout and "most disputed by rating" in table.stdout
+
+
+def test_withdraw_is_recorded_once_and_unknown_pseudonyms_are_refused(study):
+    server, people, *_ = study
+    again = codigit("participants", "withdraw", people["fay"].username, home=server.home)
+    assert again.returncode == 0 and "already withdrawn" in again.stdout
+    unknown = codigit("participants", "withdraw", "p-0000000000", home=server.home)
+    assert unknown.returncode == 2 and unknown.stderr.strip().count("\n") == 0
+    assert "unknown pseudonym 'p-0000000000'" in unknown.stderr
+    import argilla as rg
+
+    ledger = rg.Argilla(api_url=server.url, api_key=server.api_key).datasets("ledger", workspace="codigit-organisers")
+    entries = [r.fields for r in ledger.records(with_responses=False)]
+    assert len(entries) == 1 and entries[0]["participant"] == people["fay"].username
+    assert entries[0]["reason"] == "moved on" and entries[0]["event"] == "withdrawal"
+    # nothing else is lost: her story is still on the server, only left out of snapshots
+    own = rg.Argilla(api_url=server.url, api_key=server.api_key).datasets("stories", workspace=people["fay"].username)
+    kept = [resp.value for rec in own.records(with_responses=True) for resp in rec.responses["story"]]
+    assert kept == [STORIES["fay"][0][2]]
