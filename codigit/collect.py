@@ -254,11 +254,12 @@ def _positionality(answers: dict[str, Any], study: Study) -> dict[str, str | lis
     out: dict[str, str | list[str]] = {}
     for q in study.positionality.questions:
         value = answers.get(q.name)
-        if q.name == "use" or value in (None, "", []):
-            continue
-        if isinstance(value, list) and PREFER_NOT in value:
-            value = [PREFER_NOT]  # "prefer not to say" wins over anything ticked beside it
-        out[q.name] = value.strip() if isinstance(value, str) else sorted(value)
+        if isinstance(value, str):
+            value = value.strip()
+        elif isinstance(value, list):
+            value = [PREFER_NOT] if PREFER_NOT in value else sorted(value)  # "prefer not to say" wins
+        if q.name != "use" and value not in (None, "", []):
+            out[q.name] = value
     return out
 
 

@@ -235,3 +235,28 @@ def test_withdraw_is_recorded_once_and_unknown_pseudonyms_are_refused(study):
     own = rg.Argilla(api_url=server.url, api_key=server.api_key).datasets("stories", workspace=people["fay"].username)
     kept = [resp.value for rec in own.records(with_responses=True) for resp in rec.responses["story"]]
     assert kept == [STORIES["fay"][0][2]]
+
+
+def test_new_consent_version_is_asked_again_and_the_latest_answer_counts(study, tmp_path):
+    import shutil
+
+    server, people, out, _, _ = study
+    annotation = tmp_path / "annotation"
+    shutil.copytree(STUDY.parent, annotation)
+    study_file = annotation / "study.yaml"
+    study_file.write_text(study_file.read_text().replace('version: "1.0"', 'version: "1.1"'))
+    result = codigit("init", "--study", str(study_file), home=server.home)
+    assert result.returncode == 0, result.stderr
+    assert f"{people['ada'].username}/consent: 1 records added" in result.stdout
+
+    ada = people["ada"]
+    pending = [r["external_id"] for r in ada.queue(ada.dataset_id("consent"))]
+    assert pending == ["consent-1.1"]  # the new text waits for her; her 1.0 answer stays on record
+    ada.answer("consent", {"training": "yes", "public": "no", "attribution": "none"}, external_id="consent-1.1")
+    collected = codigit("collect", "--study", str(study_file), "--out", str(out), home=server.home)
+    assert collected.returncode == 0, collected.stderr
+    consent = {c["participant"]: c for c in load(latest(out), "consent")}
+    assert consent[ada.username]["version"] == "1.1" and consent[ada.username]["public"] is False
+    assert consent[ada.username]["attribution_name"] is None
+    assert consent[people["bo"].username]["version"] == "1.0"  # not answered again yet: still their 1.0 answer
+    assert json.loads((latest(out) / "snapshot.json").read_text())["consent_version"] == "1.1"
