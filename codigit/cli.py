@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codigit import __version__
 from codigit.errors import CodigitError
+from codigit.release.cli import RELEASE_ACTIONS, add_release_parsers
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -193,10 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=5, help="most disputed stories to list per question")
     p.set_defaults(func=_agreement)
+    add_release_parsers(sub, home, study)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 1 and argv[0] == "release" and argv[1] not in RELEASE_ACTIONS and not argv[1].startswith("-"):
+        argv.insert(1, "make")  # `codigit release 0.1.0` is `codigit release make 0.1.0`
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="codigit: %(levelname)s %(name)s: %(message)s")
     logging.getLogger("codigit").setLevel(logging.INFO)

@@ -208,7 +208,10 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         reviews=reviews,
         consent=consent,
         positionality=positionality,
-        withdrawals=[Withdrawal(participant=p, at=at) for p, at in sorted(withdrawn.items())],
+        withdrawals=[
+            Withdrawal(participant=p, at=at, story_ids=sorted(s[0] for s in stories_raw if s[1] == p))
+            for p, at in sorted(withdrawn.items())
+        ],
     )
 
 

@@ -64,6 +64,7 @@ class Positionality(_Record):
 class Withdrawal(_Record):
     participant: str
     at: str
+    story_ids: list[str] = []  # ids only, never text: lets a release's changelog say why a story left
 
 
 class Problem(_Record):

@@ -190,11 +190,11 @@ def read_text(path: Path, what: str) -> str:
         raise CodigitError(f"{path}: cannot read {what} ({e.strerror or e})") from None
 
 
-def load_study(path: Path) -> Study:
-    """Read and validate the study YAML; any problem is one CodigitError naming the file and the key."""
+def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
+    """Read a YAML file into a pydantic model; any problem is one CodigitError naming the file and the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(read_text(path, "the study configuration (pass --study)"))
+        raw = yaml.safe_load(read_text(path, what))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -202,12 +202,16 @@ def load_study(path: Path) -> Study:
     if not isinstance(raw, dict):
         raise CodigitError(f"{path}: expected a mapping of keys at the top level")
     try:
-        study = Study.model_validate({**raw, "root": path.parent})
+        return model.model_validate({**raw, **extra})
     except ValidationError as e:
         # an unknown key is most often a misspelt known one: report it before the "missing" that follows from it
         err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         raise CodigitError(f"{path}: {key}: {msg}") from None
+
+
+def load_study(path: Path) -> Study:
+    study = load_yaml(path, Study, "the study configuration (pass --study)", root=Path(path).parent)
     study.guidelines()
     return study

@@ -1,4 +1,5 @@
-"""A participant's first visit, in a real browser: sign in, open the authoring dataset, see the form and guidelines.
+"""Participants in a real browser: a first visit (sign in, see the authoring form and guidelines), and a story's way
+from the authoring form through `codigit review open` to a peer's review, checked in what `codigit collect` stores.
 
 Drives the system chromium (Debian package, /usr/bin/chromium) headless through Playwright for Python. Nothing is
 downloaded: `playwright install` is not needed and must not be run. Missing chromium or playwright is a test
@@ -8,12 +9,17 @@ failure, not a skip, because CI installs both. Screenshots are kept in tests/art
 from __future__ import annotations
 
 import csv
+import json
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, REPO, Server, codigit
+from conftest import ARTIFACTS, REPO, STUDY, Participant, Server, codigit, login, start_server
+
+from codigit.study import load_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,7 +38,6 @@ VIEWPORT = {"width": 1400, "height": 1000}
 
 DATASET = "stories"
 FIELD_TITLE = "Writing invitation"
-INVITATION_TEXT = "Write a prompt and a story."
 QUESTIONS = {"prompt": "Your prompt", "story": "Your story"}
 GUIDELINES = REPO / "annotation" / "guidelines.md"
 GUIDELINES_TITLE = "Writing with the CoDIGIT community"
@@ -55,21 +60,29 @@ def _playwright():
     return sync_playwright, expect
 
 
-def _new_participant(server: Server, tmp_path: Path) -> dict[str, str]:
-    """One fresh annotator account, made by the real `codigit participants add`; returns its logins row."""
+def _new_participants(server: Server, tmp_path: Path, n: int = 1) -> list[dict[str, str]]:
+    """Fresh annotator accounts, made by one real `codigit participants add`; returns their logins rows."""
     roster = tmp_path / "roster.csv"
-    tag = uuid.uuid4().hex[:8]
-    roster.write_text(f"name,email\nBrowser Tester {tag},browser-{tag}@example.org\n", encoding="utf-8")
+    tags = [uuid.uuid4().hex[:8] for _ in range(n)]
+    roster.write_text(
+        "name,email\n" + "".join(f"Browser Tester {t},browser-{t}@example.org\n" for t in tags), encoding="utf-8"
+    )
     logins = tmp_path / "participant-logins.csv"
     result = codigit("participants", "add", str(roster), "--out", str(logins), home=server.home)
     assert result.returncode == 0, result.stderr
     with logins.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 1, rows
-    row = rows[0]
-    assert re.fullmatch(r"p-[0-9a-f]{10}", row["username"]), row
-    assert row["password"] and not row["password"].startswith("("), row
-    return row
+    assert len(rows) == n, rows
+    for row in rows:
+        assert re.fullmatch(r"p-[0-9a-f]{10}", row["username"]), row
+        assert row["password"] and not row["password"].startswith("("), row
+        assert row["login_url"].rstrip("/") == server.url, row
+    return rows
+
+
+def _new_participant(server: Server, tmp_path: Path) -> dict[str, str]:
+    """One fresh annotator account, made by the real `codigit participants add`; returns its logins row."""
+    return _new_participants(server, tmp_path)[0]
 
 
 def _guideline_headings() -> list[str]:
@@ -79,38 +92,58 @@ def _guideline_headings() -> list[str]:
     return headings
 
 
-def test_participant_signs_in_and_sees_authoring_form_and_guidelines(study_server: Server, tmp_path: Path):
+class _Browser:
+    """Headless chromium for one test: fresh contexts (one per participant) that can reach only the server."""
+
+    def __init__(self, browser, expect, server: Server):
+        self.browser, self.expect, self.server = browser, expect, server
+        self.page_errors: list[str] = []
+        self.page = None  # the latest page: the one a failure screenshot shows
+
+    def new_page(self):
+        context = self.browser.new_context(viewport=VIEWPORT)
+        # The bundled UI asks Google Fonts for Inter; this machine is offline (and participants' browsers
+        # need not be told about the study), so refuse at once rather than wait on DNS. It falls back fine.
+        local = self.server.url + "/"
+        context.route(lambda url: not url.startswith(local), lambda route: route.abort())
+        self.page = context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.page.on("pageerror", lambda err: self.page_errors.append(str(err)))
+        return self.page
+
+
+@contextmanager
+def _chromium(server: Server, failure_png: str) -> Iterator[_Browser]:
+    """The system chromium through playwright; on a failure, the latest page is kept as ARTIFACTS/failure_png.
+    Afterwards, the test fails on any uncaught error in any of its pages."""
     sync_playwright, expect = _playwright()
     expect.set_options(timeout=TIMEOUT_MS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "browser-failure.png").unlink(missing_ok=True)  # only ever the last run's
-    login = _new_participant(study_server, tmp_path)
-    headings = _guideline_headings()
-    assert login["login_url"].rstrip("/") == study_server.url, login
-
+    (ARTIFACTS / failure_png).unlink(missing_ok=True)  # only ever the last run's
     with sync_playwright() as pw:
         try:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         except Exception as e:
             pytest.fail(f"could not start {CHROMIUM} through playwright: {e}\n{INSTALL_HINT}", pytrace=False)
-        page_errors: list[str] = []
+        session = _Browser(browser, expect, server)
         try:
-            context = browser.new_context(viewport=VIEWPORT)
-            # The bundled UI asks Google Fonts for Inter; this machine is offline (and participants' browsers
-            # need not be told about the study), so refuse at once rather than wait on DNS. It falls back fine.
-            local = study_server.url + "/"
-            context.route(lambda url: not url.startswith(local), lambda route: route.abort())
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda err: page_errors.append(str(err)))
-            try:
-                _walk_through(page, expect, login, headings)
-            except BaseException:
-                page.screenshot(path=ARTIFACTS / "browser-failure.png", full_page=True)
-                raise
+            yield session
+        except BaseException:
+            if session.page is not None:
+                with suppress(Exception):  # a failing screenshot must not hide the failure
+                    session.page.screenshot(path=ARTIFACTS / failure_png, full_page=True)
+            raise
         finally:
             browser.close()
-    assert not page_errors, f"uncaught errors in the page: {page_errors}"
+    assert not session.page_errors, f"uncaught errors in the page: {session.page_errors}"
+
+
+def test_participant_signs_in_and_sees_authoring_form_and_guidelines(study_server: Server, tmp_path: Path):
+    _playwright()  # fail at once, before any setup, when the browser is missing
+    login = _new_participant(study_server, tmp_path)
+    headings = _guideline_headings()
+    with _chromium(study_server, "browser-failure.png") as chromium:
+        _walk_through(chromium.new_page(), chromium.expect, login, headings)
 
 
 def _walk_through(page, expect, login: dict[str, str], headings: list[str]) -> None:
@@ -139,7 +172,7 @@ def _walk_through(page, expect, login: dict[str, str], headings: list[str]) -> N
     card.click()
     page.wait_for_url(re.compile(r"/dataset/[0-9a-f-]{36}/annotation-mode"))
     expect(page.get_by_text(FIELD_TITLE, exact=True)).to_be_visible()
-    expect(page.get_by_text(INVITATION_TEXT, exact=True)).to_be_visible()  # the markdown's bold opening
+    _shown_invitation(page, expect)  # one of the study's invitations, its markdown rendered
     form = page.get_by_role("form", name="Annotation Questions")
     expect(form).to_be_visible()
     for name, title in QUESTIONS.items():
@@ -166,3 +199,197 @@ def _walk_through(page, expect, login: dict[str, str], headings: list[str]) -> N
     expect(privacy_text).to_be_in_viewport()
     expect(form).to_be_in_viewport()  # the form stays on screen beside the guidelines
     page.screenshot(path=ARTIFACTS / "guidelines.png", animations="disabled")
+
+
+def _invitation_openings() -> dict[str, str]:
+    """The bold opening of each of the study's writing invitations, as the UI renders it -> the invitation's id."""
+    openings = {}
+    for invitation in load_study(STUDY).stories.invitations:
+        bold = re.match(r"\*\*(.+?)\*\*", invitation.invitation)
+        assert bold, f"invitation {invitation.id} does not open in bold"
+        openings[bold.group(1)] = invitation.id
+    return openings
+
+
+def _shown_invitation(page, expect, other_than: str | None = None) -> str:
+    """The id of the writing invitation on screen (once it is not `other_than`), known by its bold opening. Each
+    annotator's queue starts at a different invitation (see codigit.server.search), so the first is not fixed."""
+    openings = _invitation_openings()
+    shown = page.get_by_role("region", name="Focus Annotation View").get_by_role("strong")
+    if other_than is not None:
+        expect(shown).not_to_have_text({v: k for k, v in openings.items()}[other_than])
+    expect(shown).to_have_text(re.compile("^(" + "|".join(map(re.escape, openings)) + ")$"))
+    return openings[shown.inner_text().strip()]
+
+
+# --- a story's way from the authoring form to a peer's review ---------------------------------------------------
+
+PROMPT = "My nephew says nurses are always women. What should I tell him?"
+STORY_PARAGRAPHS = (
+    "Tomas had the steadiest hands on the ward, and the night shift knew it.",
+    "When the boy in bed four asked where the lady nurse was, Tomas said: right here, and so am I.",
+)
+STORY = "\n\n".join(STORY_PARAGRAPHS)  # typed with Enter, Enter between the paragraphs
+REVIEW = {"rating": 4, "decision": "include", "themes": ["family_care", "work"]}
+ROUND = "1"
+
+
+def test_story_written_in_browser_is_stored_then_reviewed_by_a_peer(tmp_path: Path):
+    """A fresh server of its own, so the snapshot holds exactly this test's story and review."""
+    _playwright()  # fail at once, before any setup, when the browser is missing
+    server = start_server(tmp_path / "home")
+    try:
+        init = codigit("init", "--study", str(STUDY), home=server.home)
+        assert init.returncode == 0, init.stderr
+        author, reviewer = _new_participants(server, tmp_path, 2)
+        # Consent is not what the browser checks here; `review open` takes only stories of consenting authors.
+        with server.http(login(server, author["username"], author["password"])) as http:
+            Participant(author["username"], http).answer(
+                "consent", {"training": "yes", "public": "yes", "attribution": "none"}
+            )
+        review = load_study(STUDY).review
+
+        with _chromium(server, "story-review-failure.png") as chromium:
+            # 1. The author writes a prompt and a story in the browser; the server keeps exactly them, submitted.
+            invitation = _write_story(chromium.new_page(), chromium.expect, author)
+            stories = _collect(server, tmp_path / "snapshots-1")["stories"]
+            assert len(stories) == 1, stories
+            story = stories[0]
+            assert (story["author"], story["invitation"]) == (author["username"], invitation), story
+            assert (story["prompt"], story["story"]) == (PROMPT, STORY), story
+
+            # 2. The organisers open a review round with the real CLI.
+            opened = codigit("review", "open", ROUND, "--per-story", "1", home=server.home)
+            assert opened.returncode == 0, opened.stderr
+            assert f"review round codigit/{review.dataset_prefix}-{ROUND}: 1 added" in opened.stdout, opened.stdout
+
+            # 3. A peer, in a browser of their own, reviews it.
+            _review_story(chromium.new_page(), chromium.expect, reviewer, f"{review.dataset_prefix}-{ROUND}", review)
+
+        snapshot = _collect(server, tmp_path / "snapshots-2")
+        assert [s["story_id"] for s in snapshot["stories"]] == [story["story_id"]], snapshot["stories"]
+        assert len(snapshot["reviews"]) == 1, snapshot["reviews"]
+        got = snapshot["reviews"][0]
+        assert got["submitted_at"] and got["round"] == ROUND, got
+        assert {k: got[k] for k in ("story_id", "reviewer", "rating", "decision", "themes", "flags", "comment")} == {
+            "story_id": story["story_id"],
+            "reviewer": reviewer["username"],
+            **REVIEW,
+            "flags": [],
+            "comment": "",
+        }, got
+        assert got["self_review"] is False, got
+    finally:
+        server.stop()
+
+
+def _collect(server: Server, out: Path) -> dict[str, list[dict]]:
+    """The real `codigit collect` (the owner reading the server's database): stories and reviews of the snapshot."""
+    result = codigit("collect", "--out", str(out), home=server.home)
+    assert result.returncode == 0, result.stderr
+    snapshot = out / (out / "LATEST").read_text(encoding="utf-8").strip()
+    return {
+        part: [json.loads(line) for line in (snapshot / f"{part}.jsonl").read_text(encoding="utf-8").splitlines()]
+        for part in ("stories", "reviews")
+    }
+
+
+def _sign_in(page, expect, login: dict[str, str]) -> None:
+    page.goto(login["login_url"])
+    page.wait_for_url("**/sign-in**")
+    page.get_by_label("Username").fill(login["username"])
+    page.get_by_label("Password").fill(login["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+    expect(page.get_by_role("heading", name="Your datasets")).to_be_visible()
+
+
+def _open_dataset(page, expect, name: str, workspace: str):
+    """Click the dataset's card on the home page; returns the annotation form."""
+    card = page.get_by_role("link").filter(has=page.get_by_role("heading", name=name, exact=True))
+    card = card.filter(has=page.get_by_text(workspace, exact=True))
+    expect(card).to_have_count(1)
+    card.click()
+    page.wait_for_url(re.compile(r"/dataset/[0-9a-f-]{36}/annotation-mode"))
+    form = page.get_by_role("form", name="Annotation Questions")
+    expect(form).to_be_visible()
+    return form
+
+
+def _submit(page, expect, form) -> None:
+    """Press Submit on a participant's first answer in the dataset: the server takes it, the counter shows it."""
+    submit = form.get_by_role("button", name=re.compile(r"\bSubmit\b"))
+    expect(submit).to_be_enabled()  # every required question is answered
+    submitted = page.get_by_role("listitem").filter(has_text=re.compile(r"^\s*submitted\b", re.I))  # bottom right
+    expect(submitted).to_have_text(re.compile(r"^\s*submitted\s*0\s*$", re.I))
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/responses")) as posted:
+        submit.click()
+    assert posted.value.ok, f"{posted.value.status} {posted.value.text()}"
+    expect(submitted).to_have_text(re.compile(r"^\s*submitted\s*1\s*$", re.I))
+
+
+def _write_story(page, expect, author: dict[str, str]) -> str:
+    """Sign in, open `stories`, type the prompt and the story, submit; returns the invitation answered."""
+    _sign_in(page, expect, author)
+    form = _open_dataset(page, expect, DATASET, author["username"])
+    invitation = _shown_invitation(page, expect)
+    pagination = page.get_by_label("Current Record")
+    expect(pagination).to_have_text("1")
+
+    prompt = form.locator('[aria-label="Question: prompt"]').get_by_role("textbox")
+    story = form.locator('[aria-label="Question: story"]').get_by_role("textbox")
+    prompt.click()
+    page.keyboard.type(PROMPT)
+    story.click()
+    for i, paragraph in enumerate(STORY_PARAGRAPHS):
+        if i:
+            page.keyboard.press("Enter")  # a new line in the story, not a submit
+            page.keyboard.press("Enter")
+        page.keyboard.type(paragraph)
+    expect(prompt).to_have_text(PROMPT)
+    for paragraph in STORY_PARAGRAPHS:
+        expect(story).to_contain_text(paragraph)
+    page.screenshot(path=ARTIFACTS / "story-written.png", animations="disabled")
+
+    _submit(page, expect, form)
+    # The form moves on to the next invitation, empty.
+    expect(pagination).to_have_text("2")
+    _shown_invitation(page, expect, other_than=invitation)
+    expect(prompt).to_have_text("")
+    expect(story).to_have_text("")
+    page.screenshot(path=ARTIFACTS / "story-submitted.png", animations="disabled")
+    return invitation
+
+
+def _review_story(page, expect, reviewer: dict[str, str], dataset: str, review) -> None:
+    """Sign in, open the review round, check the story is shown, rate, decide, tag themes, submit."""
+    questions = {q.name: q for q in review.questions}
+    _sign_in(page, expect, reviewer)
+    form = _open_dataset(page, expect, dataset, "codigit")
+    record = page.get_by_role("region", name="Focus Annotation View")
+    expect(record.get_by_text(PROMPT, exact=True)).to_be_visible()
+    shown_story = record.get_by_text(" ".join(STORY_PARAGRAPHS), exact=True)  # matched with whitespace collapsed
+    expect(shown_story).to_be_visible()
+    expect(shown_story).to_have_js_property("innerText", STORY)  # the paragraphs as the author typed them
+    expect(page.get_by_label("Total Records")).to_have_text("of 1")
+
+    def pick(name: str, value) -> None:
+        """Click an option's button; its checkbox (named "N title" for labels, "N" for ratings) becomes checked."""
+        title = str(value) if questions[name].type == "rating" else questions[name].labels[value]
+        question = form.locator(f'[aria-label="Question: {name}"]')
+        question.get_by_role("button", name=title, exact=True).click()
+        checkbox = question.get_by_role("checkbox", name=re.compile(rf"^(\d+ )?{re.escape(title)}$"))
+        expect(checkbox).to_be_checked()
+
+    pick("rating", REVIEW["rating"])
+    pick("decision", REVIEW["decision"])
+    for theme in REVIEW["themes"]:
+        pick("themes", theme)
+    expect(form.get_by_role("checkbox", checked=True)).to_have_count(2 + len(REVIEW["themes"]))
+    page.screenshot(path=ARTIFACTS / "review-form.png", animations="disabled")
+
+    _submit(page, expect, form)
+    # Their queue is empty now: the record gives way to a message (the form keeps the last answers, and Submit or
+    # Enter there would send them again, to the same response).
+    expect(record.get_by_text("The task is completed!")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "review-submitted.png", animations="disabled")

@@ -1,0 +1,247 @@
+"""`codigit release VERSION`: policy and consent applied to a snapshot, written as a content-addressed dataset.
+
+Layout of data/releases/VERSION/: data/{train,test}-00000-of-00001.parquet, manifest.json, README.md (dataset
+card), CHANGELOG.md, CONTRIBUTORS.md. Same snapshot, policy and decisions -> byte-identical parquet and the same
+dataset hash (nothing time-dependent is inside either). The folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codigit import __version__
+from codigit.errors import CodigitError
+from codigit.records import Snapshot, utc_now
+from codigit.release.pii import scan
+from codigit.release.policy import Policy, judge
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "test")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
+# Why a story is not in a release; the manifest counts each.
+REASONS = ("withdrawn", "no_consent", "rejected", "flagged_personal_data", "duplicate")
+
+
+def semver_key(version: str) -> tuple:
+    m = SEMVER.match(version)
+    if not m:
+        raise CodigitError(f"{version!r} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 0.1.0)")
+    major, minor, patch, pre = m.groups()
+    return int(major), int(minor), int(patch), pre is None, pre or ""
+
+
+def normalise(text: str) -> str:
+    """The form a record id is computed from: Unicode NFC, whitespace runs as one space, trimmed."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def record_id(prompt: str, response: str) -> str:
+    return hashlib.sha256(f"{normalise(prompt)}\n\0\n{normalise(response)}".encode()).hexdigest()[:16]
+
+
+def canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_hash(row: dict) -> str:
+    return hashlib.sha256(canonical(row)).hexdigest()
+
+
+def dataset_hash(record_hashes: list[str], policy: dict) -> str:
+    return hashlib.sha256(
+        canonical({"schema_version": SCHEMA_VERSION, "policy": policy, "records": sorted(record_hashes)})
+    ).hexdigest()
+
+
+def split_of(rid: str, test_fraction: float) -> str:
+    """Deterministic by id, so a record keeps its split from release to release."""
+    return "test" if int(rid[:8], 16) / 2**32 < test_fraction else "train"
+
+
+@dataclass
+class Plan:
+    rows: list[dict] = field(default_factory=list)  # the dataset, sorted by id
+    story_ids: dict[str, str] = field(default_factory=dict)  # record id -> story id
+    authors: set[str] = field(default_factory=set)
+    excluded: Counter = field(default_factory=Counter)
+    why: dict[str, str] = field(default_factory=dict)  # story id -> reason it is out
+    blocked: list[tuple[str, list[str]]] = field(default_factory=list)  # (story id, findings) awaiting a decision
+    decisions: list[dict] = field(default_factory=list)  # the organiser decisions this release applied
+
+
+def plan_release(
+    snapshot: Snapshot, policy: Policy, decisions: dict[str, dict], names: list[str], withdrawn: set[str]
+) -> Plan:
+    """Which stories go in, and why the others do not. `decisions` maps story id -> the latest decision."""
+    from codigit.collect import text_sha
+
+    plan = Plan()
+    withdrawn = withdrawn | {w.participant for w in snapshot.withdrawals}
+    plan.excluded["withdrawn"] += snapshot.meta.excluded.get("stories_withdrawn", 0)
+    for w in snapshot.withdrawals:
+        plan.why.update(dict.fromkeys(w.story_ids, "withdrawn"))
+    consent = {c.participant: c for c in snapshot.consent}
+    reviews: dict[str, list] = {}
+    for r in snapshot.reviews:
+        reviews.setdefault(r.story_id, []).append(r)
+    seen: dict[str, str] = {}
+    for story in sorted(snapshot.stories, key=lambda s: (s.submitted_at, s.story_id)):
+
+        def out(reason: str, detail: str = "") -> None:
+            plan.excluded[reason] += 1
+            plan.why[story.story_id] = reason + (f" ({detail})" if detail else "")  # noqa: B023
+
+        c = consent.get(story.author)
+        verdict = judge(reviews.get(story.story_id, []), policy)
+        rid = record_id(story.prompt, story.story)
+        if story.author in withdrawn:
+            out("withdrawn")
+            continue
+        if c is None or not c.training:
+            out("no_consent")
+            continue
+        if verdict.rejected_because:
+            out("rejected", verdict.rejected_because)
+            continue
+        if rid in seen:
+            out("duplicate", f"same text as story {seen[rid]}")
+            continue
+        findings = scan(f"{story.prompt}\n{story.story}", names)
+        if verdict.personal_data_flagged:
+            findings.insert(0, f"a reviewer flagged {policy.personal_data_flag}")
+        if findings:
+            decision = decisions.get(story.story_id)
+            if decision is None or decision["text_sha"] != text_sha(story.prompt, story.story):
+                plan.blocked.append((story.story_id, findings))
+                continue
+            plan.decisions.append(decision)
+            if decision["decision"] == "exclude":
+                out("flagged_personal_data")
+                continue
+        seen[rid] = story.story_id
+        plan.story_ids[rid] = story.story_id
+        plan.authors.add(story.author)
+        plan.rows.append({
+            "id": rid,
+            "messages": [{"role": "user", "content": story.prompt}, {"role": "assistant", "content": story.story}],
+            "prompt": story.prompt,
+            "response": story.story,
+            "themes": verdict.themes,
+            "review_count": verdict.n_reviews,
+            "review_mean_rating": verdict.mean_rating,
+            "review_include": verdict.include,
+            "review_revise": verdict.revise,
+            "review_exclude": verdict.exclude,
+            "attribution": c.attribution_name if c.public else None,
+            "public": c.public,
+            "language": policy.language,
+            "license": policy.license,
+        })  # fmt: skip
+    plan.rows.sort(key=lambda r: r["id"])
+    return plan
+
+
+def features():
+    from datasets import Features, List, Value
+
+    return Features({
+        "id": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "prompt": Value("string"),
+        "response": Value("string"),
+        "themes": List(Value("string")),
+        "review_count": Value("int32"),
+        "review_mean_rating": Value("float64"),
+        "review_include": Value("int32"),
+        "review_revise": Value("int32"),
+        "review_exclude": Value("int32"),
+        "attribution": Value("string"),
+        "public": Value("bool"),
+        "language": Value("string"),
+        "license": Value("string"),
+    })  # fmt: skip
+
+
+def write_parquet(rows: list[dict], path: Path) -> None:
+    import datasets
+
+    datasets.disable_progress_bars()  # one file of a few MB; codigit reports the release as a whole
+    feats = features()
+    columns = {name: [row[name] for row in rows] for name in feats}  # by column: an empty split works too
+    datasets.Dataset.from_dict(columns, features=feats).to_parquet(str(path))
+
+
+def split_file(root: Path, split: str) -> Path:
+    return Path(root) / "data" / f"{split}-00000-of-00001.parquet"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot: Snapshot, texts) -> Path:
+    """Write the release folder atomically. `texts(manifest) -> {file name: text}` renders card and changelogs."""
+    semver_key(version)
+    root = Path(root)
+    final = root / version
+    if final.exists():
+        raise CodigitError(f"release {version} already exists at {final}; releases are never overwritten")
+    if plan.blocked:
+        raise CodigitError(f"{len(plan.blocked)} stories need a personal-data decision before release {version}")
+    policy_dump = policy.model_dump(mode="json")
+    splits = {s: [r for r in plan.rows if split_of(r["id"], policy.test_fraction) == s] for s in SPLITS}
+    hashes = {r["id"]: record_hash(r) for r in plan.rows}
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "version": version,
+        "dataset_hash": dataset_hash(list(hashes.values()), policy_dump),
+        "policy": policy_dump,
+        "counts": {**{s: len(rows) for s, rows in splits.items()}, "public": sum(r["public"] for r in plan.rows)},
+        "records": [
+            {"id": r["id"], "hash": hashes[r["id"]], "story_id": plan.story_ids[r["id"]],
+             "split": split_of(r["id"], policy.test_fraction)}
+            for r in plan.rows
+        ],  # fmt: skip
+        "pseudonyms": sorted(plan.authors),
+        "excluded": {reason: plan.excluded.get(reason, 0) for reason in REASONS},
+        "excluded_stories": dict(sorted(plan.why.items())),
+        "decisions": sorted(plan.decisions, key=lambda d: d["story_id"]),
+        "source": {"snapshot_id": snapshot.meta.snapshot_id, "server": snapshot.meta.source,
+                   "snapshot_created_at": snapshot.meta.created_at},
+        "codigit_version": __version__,
+        "created_at": utc_now(),
+        "files": {},
+    }  # fmt: skip
+    tmp = root / f".tmp-{version}-{secrets.token_hex(4)}"
+    try:
+        (tmp / "data").mkdir(parents=True)
+        for split, rows in splits.items():
+            if rows:  # `datasets` refuses to load a split declared with no data, so an empty one is not written
+                write_parquet(rows, split_file(tmp, split))
+        for name, text in texts(manifest).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        manifest["files"] = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        for p in tmp.rglob("*"):
+            if p.is_file():
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+        os.rename(tmp, final)
+    except OSError as e:
+        raise CodigitError(f"{root}: cannot write release {version} ({e.strerror or e}); nothing was kept") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

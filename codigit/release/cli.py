@@ -1,0 +1,130 @@
+"""`codigit release …`: the subcommands' parsers and thin handlers (each imports its module when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from codigit.errors import CodigitError
+
+RELEASE_ACTIONS = ("make", "verify", "diff", "decide", "approve", "publish", "affected")
+
+
+def _release_make(args: argparse.Namespace) -> None:
+    from codigit.home import resolve_home
+    from codigit.release.manage import make_release
+    from codigit.release.policy import load_policy
+    from codigit.study import load_study
+
+    policy, study = load_policy(args.policy), load_study(args.study)
+    roster = args.roster or resolve_home(args.home) / "participant-logins.csv"
+    path, manifest, plan = make_release(args.version, args.snapshot, policy, study, args.out, roster)
+    if plan.blocked:
+        for story_id, findings in plan.blocked:
+            print(f"codigit: personal data? story {story_id}: {'; '.join(findings)}", file=sys.stderr)
+        raise CodigitError(
+            f"{len(plan.blocked)} stories need an organiser's decision before release {args.version}: "
+            "`codigit release decide STORY_ID keep|exclude --by NAME [--note TEXT]`"
+        )
+    counts = manifest["counts"]
+    print(f"release {args.version} at {path}: {counts['train']} train, {counts['test']} test "
+          f"({counts['public']} public), dataset hash {manifest['dataset_hash']}")  # fmt: skip
+    left = {k: n for k, n in manifest["excluded"].items() if n}
+    if left:
+        print("left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in left.items()))
+
+
+def _release_verify(args: argparse.Namespace) -> None:
+    from codigit.release.manage import verify
+
+    manifest = verify(args.path)
+    print(f"{args.path}: release {manifest['version']} verified, dataset hash {manifest['dataset_hash']}")
+
+
+def _release_diff(args: argparse.Namespace) -> None:
+    from codigit.release.manage import diff
+
+    result = diff(args.out / args.a if not Path(args.a).is_dir() else Path(args.a),
+                  args.out / args.b if not Path(args.b).is_dir() else Path(args.b))  # fmt: skip
+    print(result["changelog"].split("\n", 2)[2].rstrip())
+    print(f"authors: {result['pseudonyms_added']} added, {result['pseudonyms_removed']} removed")
+
+
+def _release_decide(args: argparse.Namespace) -> None:
+    from codigit.release.manage import decide
+
+    record = decide(args.out, args.snapshot, args.story_id, args.decision, args.by, args.note or "")
+    print(f"story {record['story_id']}: {record['decision']} (by {record['by']}, {record['at']}); "
+          f"recorded in {args.out / 'decisions.jsonl'}")  # fmt: skip
+
+
+def _release_approve(args: argparse.Namespace) -> None:
+    from codigit.release.manage import approve
+    from codigit.release.policy import load_policy
+
+    policy = load_policy(args.policy)
+    current, new = approve(args.out / args.version, args.by)
+    state = "approved" if new else "had already approved"
+    print(f"{args.by} {state} release {args.version}: {len(current)} of {policy.required_approvals} approvals")
+
+
+def _release_publish(args: argparse.Namespace) -> None:
+    from codigit.release.manage import publish
+    from codigit.release.policy import load_policy
+
+    print(publish(args.out / args.version, args.push_to_hub, load_policy(args.policy), args.dry_run_to))
+
+
+def _release_affected(args: argparse.Namespace) -> None:
+    from codigit.release.manage import affected
+
+    hit, runs = affected(args.pseudonym, args.out, args.runs)
+    if not hit:
+        print(f"no release under {args.out} contains text by {args.pseudonym}")
+    for r in hit:
+        print(f"release {r['version']} ({r['dataset_hash'][:12]}): {r['path']}")
+    for r in runs:
+        print(f"run {r['run']} trained on release {r['release']}: {r['path']}")
+
+
+def add_release_parsers(sub, home: argparse.ArgumentParser, study: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, default=Path("data/releases"), help="releases (default: %(default)s)")
+    policy = argparse.ArgumentParser(add_help=False)
+    policy.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
+    snapshot = argparse.ArgumentParser(add_help=False)
+    snapshot.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: latest)")
+
+    release = sub.add_parser("release", help="versioned dataset releases (`codigit release VERSION` makes one)")
+    rsub = release.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rsub.add_parser("make", parents=[home, study, common, policy, snapshot], help="make release VERSION")
+    p.add_argument("version", help="semantic version, e.g. 0.1.0")
+    p.add_argument("--roster", type=Path, help="names for the personal-data scan (default: the home's logins CSV)")
+    p.set_defaults(func=_release_make)
+    p = rsub.add_parser("verify", help="recompute a release's hashes; fails on any change")
+    p.add_argument("path", type=Path)
+    p.set_defaults(func=_release_verify)
+    p = rsub.add_parser("diff", parents=[common], help="what changed between two releases")
+    p.add_argument("a", help="version or folder")
+    p.add_argument("b", help="version or folder")
+    p.set_defaults(func=_release_diff)
+    p = rsub.add_parser("decide", parents=[common, snapshot], help="decide on a story the personal-data gate stopped")
+    p.add_argument("story_id")
+    p.add_argument("decision", choices=["keep", "exclude"])
+    p.add_argument("--by", required=True, help="the organiser deciding")
+    p.add_argument("--note", help="why (kept in decisions.jsonl and the manifest)")
+    p.set_defaults(func=_release_decide)
+    p = rsub.add_parser("approve", parents=[common, policy], help="a board member approves a release")
+    p.add_argument("version")
+    p.add_argument("--by", required=True)
+    p.set_defaults(func=_release_approve)
+    p = rsub.add_parser("publish", parents=[common, policy], help="push the public records to the Hugging Face Hub")
+    p.add_argument("version")
+    p.add_argument("--push-to-hub", required=True, metavar="REPO", help="e.g. my-org/codigit-stories")
+    p.add_argument("--dry-run-to", type=Path, help="write what would be uploaded to this folder instead")
+    p.set_defaults(func=_release_publish)
+    p = rsub.add_parser("affected", parents=[common], help="releases and runs that contain a participant's text")
+    p.add_argument("pseudonym")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="training runs folder (default: %(default)s)")
+    p.set_defaults(func=_release_affected)

@@ -1,0 +1,89 @@
+"""The release policy (`annotation/policy.yaml`) and what it says about one story's reviews."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from codigit.records import Review
+from codigit.study import load_yaml
+
+
+class Card(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    contact: str = Field(min_length=1)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_reviews: int = Field(ge=0)
+    min_mean_rating: float = Field(ge=0)
+    include_majority: bool
+    revise_counts_as_include: bool = False
+    blocking_flags: list[str] = []
+    flag_min_reviewers: int = Field(default=1, ge=1)
+    personal_data_flag: str = "personal_data"
+    theme_min_share: float = Field(default=0.5, gt=0, le=1)
+    test_fraction: float = Field(ge=0, lt=1)
+    language: str = Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
+    license: str = Field(min_length=1)
+    required_approvals: int = Field(default=0, ge=0)
+    card: Card
+
+
+def load_policy(path: Path) -> Policy:
+    return load_yaml(path, Policy, "the release policy (pass --policy)")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    n_reviews: int
+    mean_rating: float | None
+    include: int
+    revise: int
+    exclude: int
+    themes: list[str]
+    flags: dict[str, int]
+    rejected_because: str | None  # None: the policy accepts it
+    personal_data_flagged: bool
+
+
+def judge(reviews: list[Review], policy: Policy) -> Verdict:
+    """The policy's verdict on one story from its reviews; self-reviews are not counted."""
+    reviews = [r for r in reviews if not r.self_review]
+    n = len(reviews)
+    decisions = {d: sum(r.decision == d for r in reviews) for d in ("include", "revise", "exclude")}
+    mean = round(sum(r.rating for r in reviews) / n, 4) if n else None
+    flags: dict[str, int] = {}
+    for r in reviews:
+        for f in r.flags:
+            flags[f] = flags.get(f, 0) + 1
+    themes: dict[str, int] = {}
+    for r in reviews:
+        for t in r.themes:
+            themes[t] = themes.get(t, 0) + 1
+    includes = decisions["include"] + (decisions["revise"] if policy.revise_counts_as_include else 0)
+    reason = None
+    if n < policy.min_reviews:
+        reason = f"{n} reviews, policy needs {policy.min_reviews}"
+    elif mean is not None and mean < policy.min_mean_rating:
+        reason = f"mean rating {mean:.2f} below {policy.min_mean_rating}"
+    elif policy.include_majority and not includes * 2 > n:
+        reason = f"{includes} of {n} reviews say include"
+    elif blocked := [f for f in policy.blocking_flags if flags.get(f, 0) >= policy.flag_min_reviewers]:
+        reason = "flagged " + ", ".join(blocked)
+    return Verdict(
+        n_reviews=n,
+        mean_rating=mean,
+        themes=sorted(t for t, k in themes.items() if n and k / n >= policy.theme_min_share),
+        flags=dict(sorted(flags.items())),
+        rejected_because=reason,
+        personal_data_flagged=flags.get(policy.personal_data_flag, 0) > 0,
+        **decisions,
+    )

@@ -1,0 +1,321 @@
+"""Releases: determinism, tamper detection, withdrawal, the personal-data gate, diff, card, governance, loading.
+
+Snapshots here are typed records written by the real `write_snapshot` (collect's own path is tested in
+test_collect.py and test_workflow.py); every release goes through the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import REPO, codigit
+
+from codigit.records import Consent, Positionality, Review, Snapshot, SnapshotMeta, Story, Withdrawal, write_snapshot
+from codigit.release.card import suppress
+from codigit.release.pii import scan
+
+AT = "2026-05-01T10:00:00.000000Z"
+
+
+def story(i: int, author: str | None = None, text: str | None = None) -> Story:
+    return Story(story_id=f"00000000-0000-0000-0000-{i:012d}", author=author or f"p-{i % 7:03d}",
+                 invitation="invitation-open", prompt=f"Prompt number {i}?",
+                 story=text or f"Story number {i}, in which somebody is kind.", submitted_at=AT)  # fmt: skip
+
+
+def reviews(s: Story, ratings=(4, 5, 4), decisions=("include", "include", "revise"), flags=()) -> list[Review]:
+    return [
+        Review(story_id=s.story_id, round="1", reviewer=f"r-{k}", rating=rating, decision=decision,
+               themes=["work"] if k else ["work", "care"], flags=list(flags) if k == 0 else [],
+               self_review=False, submitted_at=AT)
+        for k, (rating, decision) in enumerate(zip(ratings, decisions, strict=True))
+    ]  # fmt: skip
+
+
+def consent(who: str, training=True, public=True, name=None) -> Consent:
+    return Consent(participant=who, version="1.0", training=training, public=public, attribution_name=name, given_at=AT)
+
+
+def snapshot(stories, review_list, consents, withdrawals=(), positionality=(), sid="20260501T100000Z", gone=()):
+    meta = SnapshotMeta(snapshot_id=sid, created_at=AT, source="test", codigit_version="0", consent_version="1.0",
+                        counts={})  # fmt: skip
+    left = [Withdrawal(participant=w, at=AT, story_ids=sorted(gone)) for w in withdrawals]
+    return Snapshot(meta=meta, stories=list(stories), reviews=list(review_list), consent=list(consents),
+                    positionality=list(positionality), withdrawals=left)  # fmt: skip
+
+
+def base(n: int = 20) -> tuple[list[Story], list[Review], list[Consent]]:
+    stories = [story(i) for i in range(n)]
+    review_list = [r for s in stories for r in reviews(s)]
+    consents = [consent(f"p-{k:03d}", name="Ada L." if k == 1 else None) for k in range(7)]
+    return stories, review_list, consents
+
+
+def release(tmp: Path, version: str, snap_dir: Path, *extra: str):
+    return codigit("release", version, "--snapshot", str(snap_dir), "--out", str(tmp / "releases"),
+                   "--roster", str(tmp / "roster.csv"), *extra)  # fmt: skip
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    (tmp_path / "roster.csv").write_text("name,email,username\nZelda Quintero,z@example.org,p-000\n")
+    return tmp_path
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_same_inputs_give_byte_identical_parquet_and_hash(tmp: Path):
+    snap = write_snapshot(snapshot(*base(60)), tmp / "snaps")
+    ok(release(tmp, "0.1.0", snap))
+    other = tmp / "again"
+    ok(codigit("release", "0.1.0", "--snapshot", str(snap), "--out", str(other), "--roster", str(tmp / "roster.csv")))
+    a, b = tmp / "releases" / "0.1.0", other / "0.1.0"
+    for split in ("train", "test"):
+        name = f"data/{split}-00000-of-00001.parquet"
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    ma, mb = (json.loads((p / "manifest.json").read_text()) for p in (a, b))
+    assert ma["dataset_hash"] == mb["dataset_hash"] and ma["records"] == mb["records"]
+    assert ma["counts"]["train"] + ma["counts"]["test"] == 60 and ma["counts"]["test"] > 0
+    assert ma["pseudonyms"] == [f"p-{k:03d}" for k in range(7)]
+    again = release(tmp, "0.1.0", snap)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_release_loads_with_plain_datasets_without_codigit(tmp: Path):
+    snap = write_snapshot(snapshot(*base()), tmp / "snaps")
+    ok(release(tmp, "0.1.0", snap))
+    code = (
+        "import sys, datasets\n"
+        f"ds = datasets.load_dataset({str(tmp / 'releases' / '0.1.0')!r})\n"
+        "row = ds['train'][0]\n"
+        "assert [m['role'] for m in row['messages']] == ['user', 'assistant'], row\n"
+        "assert 'codigit' not in sys.modules\n"
+        "print(sum(split.num_rows for split in ds.values()))  # a split with no records is not declared\n"
+    )
+    env = {"HF_HOME": str(tmp / "hf"), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "20"
+
+
+def test_card_is_valid_hub_yaml_and_suppresses_small_groups(tmp: Path):
+    stories, review_list, consents = base(30)
+    answers = ["woman"] * 4 + ["man"] * 2 + ["non_binary"]  # 7 authors: 4, 2, 1
+    pos = [Positionality(participant=f"p-{k:03d}", answers={"gender_identity": a}, given_at=AT)
+           for k, a in enumerate(answers)]  # fmt: skip
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents, positionality=pos), tmp / "s")))
+    text = (tmp / "releases" / "0.1.0" / "README.md").read_text()
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert front["license"] == "cc-by-4.0" and front["configs"][0]["data_files"][0]["split"] == "train"
+    from huggingface_hub import DatasetCard
+
+    assert DatasetCard(text).data.to_dict()["pretty_name"] == "CoDIGIT community stories"
+    section = text.split("### Author demographics")[1].split("###")[0]
+    assert "| Woman | <5 |" in section and "| Man | <5 |" in section and "| Non-binary | <5 |" in section
+    assert "| 4 |" not in section and "| 2 |" not in section and "| 1 |" not in section
+    assert "Ada L." in (tmp / "releases" / "0.1.0" / "CONTRIBUTORS.md").read_text()
+
+
+def test_suppression_hides_a_single_small_group_and_the_next_smallest():
+    assert suppress({"a": 10, "b": 6, "c": 2}) == {"a": "10", "b": "<5", "c": "<5"}
+    assert suppress({"a": 10, "b": 6}) == {"a": "10", "b": "6"}
+    assert suppress({"a": 10, "b": 3, "c": 1}) == {"a": "10", "b": "<5", "c": "<5"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("parquet", "was modified after the release"),
+        ("readme", "README.md was modified"),
+        ("manifest-hash", "dataset hash does not match"),
+        ("manifest-record", "differs from the manifest"),
+        ("missing", "data/train-00000-of-00001.parquet is missing"),
+    ],
+)
+def test_verify_detects_tampering(tmp: Path, change: str, message: str):
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps")))
+    path = tmp / "releases" / "0.1.0"
+    assert "verified" in ok(codigit("release", "verify", str(path))).stdout
+    manifest = json.loads((path / "manifest.json").read_text())
+    if change == "parquet":
+        table = pq.read_table(path / "data/train-00000-of-00001.parquet")
+        rows = table.to_pylist()
+        rows[0]["response"] += " (edited)"
+        pq.write_table(table.from_pylist(rows, schema=table.schema), path / "data/train-00000-of-00001.parquet")
+    elif change == "readme":
+        (path / "README.md").write_text((path / "README.md").read_text() + "\nextra\n")
+    elif change == "manifest-hash":
+        manifest["dataset_hash"] = "0" * 64
+    elif change == "manifest-record":
+        manifest["records"][0]["hash"] = "0" * 64
+    else:
+        (path / "data/train-00000-of-00001.parquet").unlink()
+    if change.startswith("manifest"):
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    result = codigit("release", "verify", str(path))
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_withdrawal_is_honoured_diffed_and_traced_to_runs(tmp: Path):
+    stories, review_list, consents = base()
+    first = write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")
+    ok(release(tmp, "0.1.0", first))
+    runs = tmp / "runs"
+    (runs / "run-a").mkdir(parents=True)
+    m1 = json.loads((tmp / "releases/0.1.0/manifest.json").read_text())
+    provenance = {"release": {"version": "0.1.0", "dataset_hash": m1["dataset_hash"]}}  # the fields a run records
+    (runs / "run-a" / "provenance.json").write_text(json.dumps(provenance))
+    # p-003 withdraws; a newer snapshot knows it, and even a release from the old snapshot must honour it
+    gone = {s.story_id for s in stories if s.author == "p-003"}
+    later = [s for s in stories if s.author != "p-003"]
+    changed = later[0].model_copy(update={"story": "A rewritten story, still kind."})
+    kept_reviews = [r for r in review_list if r.story_id not in gone]
+    kept_consent = [c for c in consents if c.participant != "p-003"]
+    second = snapshot([changed, *later[1:]], kept_reviews, kept_consent, withdrawals=["p-003"], sid="20260601T100000Z",
+                      gone=gone)  # fmt: skip
+    write_snapshot(second, tmp / "snaps")
+    ok(release(tmp, "0.2.0", tmp / "snaps"))
+    ok(release(tmp, "0.1.1", first))  # the older snapshot, after the withdrawal is known
+    for version in ("0.2.0", "0.1.1"):
+        manifest = json.loads((tmp / "releases" / version / "manifest.json").read_text())
+        assert "p-003" not in manifest["pseudonyms"]
+        assert not gone & {r["story_id"] for r in manifest["records"]}
+    assert json.loads((tmp / "releases/0.1.1/manifest.json").read_text())["excluded"]["withdrawn"] == len(gone)
+
+    log = (tmp / "releases/0.2.0/CHANGELOG.md").read_text()
+    assert "Since 0.1.0" in log and "text changed" in log
+    diff = ok(codigit("release", "diff", "0.1.0", "0.2.0", "--out", str(tmp / "releases"))).stdout
+    assert f"0 added, {len(gone)} removed, 1 changed" in diff
+    assert diff.count(": withdrawn") == len(gone)
+
+    affected = ok(codigit("release", "affected", "p-003", "--out", str(tmp / "releases"), "--runs", str(runs))).stdout
+    assert "release 0.1.0" in affected and "run run-a trained on release 0.1.0" in affected
+    assert "0.2.0" not in affected and "0.1.1" not in affected
+
+
+def test_personal_data_gate_blocks_until_decided(tmp: Path):
+    stories, review_list, consents = base(10)
+    leaky = story(100, "p-001", "Write to me at zelda.q@example.org or call +44 20 7946 0958, says Quintero.")
+    flagged = story(101, "p-002")
+    snap = write_snapshot(snapshot([*stories, leaky, flagged],
+                                   [*review_list, *reviews(leaky), *reviews(flagged, flags=["personal_data"])],
+                                   consents), tmp / "snaps")  # fmt: skip
+    blocked = release(tmp, "0.1.0", snap)
+    assert blocked.returncode == 2 and "2 stories need an organiser's decision" in blocked.stderr
+    assert "email: zelda.q@example.org" in blocked.stderr and "roster name: Quintero" in blocked.stderr
+    assert "a reviewer flagged personal_data" in blocked.stderr
+    assert not (tmp / "releases" / "0.1.0").exists()
+    for story_id, decision in ((leaky.story_id, "exclude"), (flagged.story_id, "keep")):
+        ok(codigit("release", "decide", story_id, decision, "--by", "Organiser A", "--note", "checked",
+                   "--snapshot", str(snap), "--out", str(tmp / "releases")))  # fmt: skip
+    ok(release(tmp, "0.1.0", snap))
+    manifest = json.loads((tmp / "releases/0.1.0/manifest.json").read_text())
+    assert manifest["excluded"]["flagged_personal_data"] == 1
+    assert {(d["story_id"], d["decision"], d["by"]) for d in manifest["decisions"]} == {
+        (leaky.story_id, "exclude", "Organiser A"), (flagged.story_id, "keep", "Organiser A")}  # fmt: skip
+    assert flagged.story_id in {r["story_id"] for r in manifest["records"]}
+    # a decision binds to the text it was made on: an edited story is stopped again
+    edited = flagged.model_copy(update={"story": flagged.story + " More."})
+    snap2 = write_snapshot(snapshot([*stories, edited], [*review_list, *reviews(edited, flags=["personal_data"])],
+                                    consents, sid="20260601T100000Z"), tmp / "snaps")  # fmt: skip
+    again = release(tmp, "0.2.0", snap2)
+    assert again.returncode == 2 and "1 stories need" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("mail ada@example.org now", ["email"]),
+        ("see https://example.org/x or www.example.com", ["url", "url"]),
+        ("call 0171 555 0199", ["phone"]),
+        ("she lives at 221B Baker Street in town", ["street address"]),
+        ("In 2019 she had 3 cats and 12 ideas.", []),
+        ("The meeting is at 10:30 on 5 May.", []),
+    ],
+)
+def test_personal_data_scan(text, kinds):
+    assert [h.split(":")[0] for h in scan(text, [])] == kinds
+
+
+def test_rejections_consent_and_duplicates_are_counted(tmp: Path):
+    stories, review_list, consents = base(10)
+    low = story(50, "p-001")
+    dup = story(51, "p-002", stories[0].story).model_copy(update={"prompt": stories[0].prompt + "  "})
+    private = story(52, "p-005")
+    consents = [c for c in consents if c.participant != "p-005"] + [consent("p-005", training=False, public=False)]
+    extra = [*reviews(low, ratings=(1, 2, 2), decisions=("exclude", "exclude", "include")), *reviews(dup)]
+    snap = write_snapshot(snapshot([*stories, low, dup, private], [*review_list, *extra], consents), tmp / "s")
+    ok(release(tmp, "0.1.0", snap))
+    manifest = json.loads((tmp / "releases/0.1.0/manifest.json").read_text())
+    assert manifest["excluded"]["rejected"] == 1 and manifest["excluded"]["duplicate"] == 1
+    assert manifest["excluded"]["no_consent"] == 1 + sum(s.author == "p-005" for s in stories)
+    assert "mean rating 1.67 below 3.0" in manifest["excluded_stories"][low.story_id]
+
+
+def test_publish_needs_board_approvals_of_this_exact_release(tmp: Path):
+    stories, review_list, consents = base()
+    consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
+    out = ["--out", str(tmp / "releases")]
+    dry = ["--push-to-hub", "org/codigit", "--dry-run-to", str(tmp / "public")]
+    refused = codigit("release", "publish", "0.1.0", *dry, *out)
+    assert refused.returncode == 2 and "0 of the 2 board approvals" in refused.stderr
+    assert "1 of 2" in ok(codigit("release", "approve", "0.1.0", "--by", "Board One", *out)).stdout
+    assert "already approved" in ok(codigit("release", "approve", "0.1.0", "--by", "board one", *out)).stdout
+    assert codigit("release", "publish", "0.1.0", *dry, *out).returncode == 2
+    ok(codigit("release", "approve", "0.1.0", "--by", "Board Two", *out))
+    assert "would upload" in ok(codigit("release", "publish", "0.1.0", *dry, *out)).stdout
+    public = [r for f in (tmp / "public/data").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    assert public and all(r["public"] for r in public)
+    assert len(public) == sum(s.author != "p-002" for s in stories)
+
+
+def test_bad_release_input_is_one_line_and_writes_nothing(tmp: Path, monkeypatch):
+    snap = write_snapshot(snapshot(*base()), tmp / "snaps")
+    for args, message in [
+        (("release", "v1", "--snapshot", str(snap)), "'v1' is not a semantic version"),
+        (("release", "0.1.0", "--snapshot", str(tmp / "none")), "run `codigit collect` first"),
+        (("release", "0.1.0", "--snapshot", str(snap), "--policy", str(tmp / "roster.csv")), "expected a mapping"),
+        (("release", "verify", str(tmp)), "not a release"),
+        (("release", "decide", "nope", "keep", "--by", "A", "--snapshot", str(snap)), "no story 'nope'"),
+    ]:
+        result = codigit(*args, "--out", str(tmp / "releases")) if args[1] != "verify" else codigit(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert result.stderr.count("\n") == 1
+    policy = tmp / "policy.yaml"
+    policy.write_text((REPO / "annotation/policy.yaml").read_text().replace("min_reviews:", "min_reveiws:"))
+    bad = codigit("release", "0.1.0", "--snapshot", str(snap), "--policy", str(policy), "--out", str(tmp / "r"))
+    assert bad.returncode == 2 and "min_reveiws: unknown key" in bad.stderr
+    assert not (tmp / "releases").exists() and not (tmp / "r").exists()
+
+
+def test_interrupted_release_leaves_no_folder(tmp: Path, monkeypatch):
+    from codigit.release import build
+    from codigit.release.manage import make_release
+    from codigit.release.policy import load_policy
+    from codigit.study import load_study
+
+    snap = write_snapshot(snapshot(*base(60)), tmp / "snaps")  # 60: both splits have records
+    calls = []
+
+    def failing(rows, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(rows, path)
+
+    real = build.write_parquet
+    monkeypatch.setattr(build, "write_parquet", failing)
+    with pytest.raises(Exception, match="No space left"):
+        make_release("0.1.0", snap, load_policy(REPO / "annotation/policy.yaml"),
+                     load_study(REPO / "annotation/study.yaml"), tmp / "releases", None)  # fmt: skip
+    assert list((tmp / "releases").iterdir()) == []
