@@ -243,7 +243,7 @@ def test_personal_data_gate_blocks_until_decided(tmp: Path):
     ],
 )
 def test_personal_data_scan(text, kinds):
-    assert [h.split(":")[0] for h in scan(text, [])] == kinds
+    assert [h.split(":")[0] for h in scan(text, None)] == kinds
 
 
 def test_rejections_consent_and_duplicates_are_counted(tmp: Path):

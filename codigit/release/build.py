@@ -21,7 +21,7 @@ from pathlib import Path
 from codigit import __version__
 from codigit.errors import CodigitError
 from codigit.records import Snapshot, utc_now
-from codigit.release.pii import scan
+from codigit.release.pii import names_pattern, scan
 from codigit.release.policy import Policy, judge
 
 SCHEMA_VERSION = 1
@@ -85,6 +85,7 @@ def plan_release(
     from codigit.collect import text_sha
 
     plan = Plan()
+    names_rx = names_pattern(names)
     withdrawn = withdrawn | {w.participant for w in snapshot.withdrawals}
     plan.excluded["withdrawn"] += snapshot.meta.excluded.get("stories_withdrawn", 0)
     for w in snapshot.withdrawals:
@@ -115,7 +116,7 @@ def plan_release(
         if rid in seen:
             out("duplicate", f"same text as story {seen[rid]}")
             continue
-        findings = scan(f"{story.prompt}\n{story.story}", names)
+        findings = scan(f"{story.prompt}\n{story.story}", names_rx)
         if verdict.personal_data_flagged:
             findings.insert(0, f"a reviewer flagged {policy.personal_data_flag}")
         if findings:

@@ -41,10 +41,16 @@ def roster_names(path: Path | None) -> list[str]:
     return sorted(out, key=lambda n: (-len(n), n))
 
 
-def scan(text: str, names: list[str]) -> list[str]:
+def names_pattern(names: list[str]) -> re.Pattern | None:
+    """One alternation for all roster names: a story is scanned once, not once per name."""
+    if not names:
+        return None
+    return re.compile(r"(?<!\w)(" + "|".join(map(re.escape, names)) + r")(?!\w)", re.I)
+
+
+def scan(text: str, names: re.Pattern | None) -> list[str]:
     """What was found, as kinds with the matched text (shown to the organiser, never written to a release)."""
     hits = [f"{kind}: {m.group(0)}" for kind, rx in PATTERNS.items() for m in rx.finditer(text)]
-    for name in names:
-        if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.I):
-            hits.append(f"roster name: {name}")
+    if names is not None:
+        hits.extend(f"roster name: {m.group(0)}" for m in names.finditer(text))
     return hits
