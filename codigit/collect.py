@@ -180,7 +180,7 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         elif story is None:
             excluded["reviews_of_excluded_stories"] += 1
         else:
-            if text_sha(fields.get("prompt", ""), fields.get("story", "")) != text_sha(story.prompt, story.story):
+            if (fields.get("prompt"), fields.get("story")) != (story.prompt, story.story):
                 changed.add(story_id)
             reviews.append(Review(
                 story_id=story_id, round=round_, reviewer=reviewer, rating=int(answers["rating"]),
