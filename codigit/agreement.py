@@ -180,7 +180,7 @@ def format_table(rows: list[dict]) -> str:
         ci = f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]"
         lines.append(f"{name:<34} {r['level']:<8} {fmt(r['alpha'])}  {ci:<17} {r['n_items']:>5} {r['n_raters']:>6}")
     for r in rows:
-        if r["label"] is None and r["disputed"]:
-            stories = ", ".join(f"{d['story_id'][:8]} ({d['disagreement']:.2f})" for d in r["disputed"])
-            lines.append(f"most disputed by {r['question']} (mean pairwise distance): {stories}")
+        if r["label"] is None and r["disputed"]:  # distances are in alpha's own units: JSON has them
+            stories = ", ".join(d["story_id"] for d in r["disputed"])
+            lines.append(f"most disputed by {r['question']}: {stories}")
     return "\n".join(lines)

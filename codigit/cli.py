@@ -97,12 +97,13 @@ def _agreement(args: argparse.Namespace) -> None:
 
     from codigit.agreement import format_table, review_agreement
     from codigit.home import atomic_write
-    from codigit.records import read_snapshot
+    from codigit.records import counted_reviews, read_snapshot
     from codigit.study import load_study
 
     study = load_study(args.study)
     snapshot = read_snapshot(args.snapshot)
-    reviews = [r for r in snapshot.reviews if args.round is None or r.round == args.round]
+    every = [r for r in snapshot.reviews if args.round is None or r.round == args.round]
+    reviews = counted_reviews(every)
     if not reviews:
         raise CodigitError(f"snapshot {snapshot.meta.snapshot_id} has no reviews" + (
             f" in round {args.round!r}" if args.round else ""))  # fmt: skip
@@ -111,13 +112,17 @@ def _agreement(args: argparse.Namespace) -> None:
         "snapshot": snapshot.meta.snapshot_id,
         "round": args.round,
         "reviews": len(reviews),
-        "self_reviews_excluded": sum(r.self_review for r in reviews),
+        "self_reviews_excluded": sum(r.self_review for r in every),
+        "reviews_of_an_earlier_text_excluded": sum(not r.current_text and not r.self_review for r in every),
         "n_boot": args.n_boot,
         "questions": rows,
     }
     text = json.dumps(report, indent=2) + "\n" if args.format == "json" else format_table(rows) + "\n"
     if args.out:
-        atomic_write(args.out, text)
+        try:
+            atomic_write(args.out, text)
+        except OSError as e:
+            raise CodigitError(f"{args.out}: cannot write the report ({e.strerror or e})") from None
         print(f"wrote {args.out}")
     else:
         print(text, end="")
@@ -200,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) > 1 and argv[0] == "release" and argv[1] not in RELEASE_ACTIONS and not argv[1].startswith("-"):
+    if argv[:1] == ["release"] and not set(argv[1:]) & {*RELEASE_ACTIONS, "-h", "--help"} and len(argv) > 1:
         argv.insert(1, "make")  # `codigit release 0.1.0` is `codigit release make 0.1.0`
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="codigit: %(levelname)s %(name)s: %(message)s")

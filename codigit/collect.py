@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from codigit import __version__
 from codigit.errors import CodigitError
 from codigit.records import (
@@ -138,7 +140,7 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         if author in withdrawn:
             excluded["stories_withdrawn"] += 1
             continue
-        prompt, story = (answers.get("prompt") or "").strip(), (answers.get("story") or "").strip()
+        prompt, story = _text(answers.get("prompt")), _text(answers.get("story"))
         if message := _story_problem(prompt, story, study):
             problems.append(Problem(participant=author, what="story", id=story_id, message=message))
             excluded["stories_invalid"] += 1
@@ -180,14 +182,20 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         elif story is None:
             excluded["reviews_of_excluded_stories"] += 1
         else:
-            if (fields.get("prompt"), fields.get("story")) != (story.prompt, story.story):
+            current = (fields.get("prompt"), fields.get("story")) == (story.prompt, story.story)
+            if not current:
                 changed.add(story_id)
-            reviews.append(Review(
-                story_id=story_id, round=round_, reviewer=reviewer, rating=int(answers["rating"]),
-                decision=answers["decision"], themes=sorted(answers.get("themes") or []),
-                flags=sorted(answers.get("flags") or []), comment=(answers.get("comment") or "").strip(),
-                self_review=reviewer == story.author, submitted_at=_time(at),
-            ))  # fmt: skip
+            try:
+                reviews.append(Review(
+                    story_id=story_id, round=round_, reviewer=reviewer, rating=answers.get("rating"),
+                    decision=answers.get("decision"), themes=sorted(answers.get("themes") or []),
+                    flags=sorted(answers.get("flags") or []), comment=_text(answers.get("comment")),
+                    self_review=reviewer == story.author, current_text=current, submitted_at=_time(at),
+                ))  # fmt: skip
+            except ValidationError as e:  # a server whose review form differs from the study's
+                message = f"unusable review ({e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']})"
+                problems.append(Problem(participant=reviewer, what="review", id=story_id, message=message))
+                excluded["reviews_invalid"] += 1
     stories = [s.model_copy(update={"changed_after_review": s.story_id in changed}) for s in stories]
 
     created = utc_now()
@@ -213,6 +221,13 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             for p, at in sorted(withdrawn.items())
         ],
     )
+
+
+def _text(value: Any) -> str:
+    """An answer as text: stripped, and with anything that is not valid Unicode (lone surrogates) replaced."""
+    if not isinstance(value, str):
+        return ""
+    return value.encode("utf-8", "replace").decode("utf-8").strip()
 
 
 def _story_problem(prompt: str, story: str, study: Study) -> str | None:
@@ -241,7 +256,7 @@ def check_consent(training: bool, public: bool, attribution: str, name: str, max
 def _consent(participant: str, version: str, values: dict, at: str, study: Study) -> Consent:
     training, public = values.get("training") == "yes", values.get("public") == "yes"
     attribution = values.get("attribution", "none")
-    name = " ".join((values.get("attribution_name") or "").split())
+    name = " ".join(_text(values.get("attribution_name")).split())
     check_consent(training, public, attribution, name, study.consent.max_name_chars)
     return Consent(
         participant=participant,
@@ -258,7 +273,7 @@ def _positionality(answers: dict[str, Any], study: Study) -> dict[str, str | lis
     for q in study.positionality.questions:
         value = answers.get(q.name)
         if isinstance(value, str):
-            value = value.strip()
+            value = _text(value)
         elif isinstance(value, list):
             value = [PREFER_NOT] if PREFER_NOT in value else sorted(value)  # "prefer not to say" wins
         if q.name != "use" and value not in (None, "", []):

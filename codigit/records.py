@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -43,7 +44,21 @@ class Review(_Record):
     flags: list[str] = []
     comment: str = ""
     self_review: bool  # kept for the record, left out of agreement and acceptance
+    current_text: bool = True  # the review saw the story as it is now (not an earlier version)
     submitted_at: str
+
+
+def counted_reviews(reviews: Iterable[Review]) -> list[Review]:
+    """The reviews that count for agreement and acceptance: not self-reviews, of the story's current text, and
+    each reviewer's latest one per story (a story can come back in a later round)."""
+    latest: dict[tuple[str, str], Review] = {}
+    for r in reviews:
+        if r.self_review or not r.current_text:
+            continue
+        key = (r.story_id, r.reviewer)
+        if key not in latest or r.submitted_at > latest[key].submitted_at:
+            latest[key] = r
+    return list(latest.values())
 
 
 class Consent(_Record):
@@ -69,7 +84,7 @@ class Withdrawal(_Record):
 
 class Problem(_Record):
     participant: str
-    what: Literal["story", "consent"]
+    what: Literal["story", "consent", "review"]
     id: str
     message: str
 
@@ -146,7 +161,10 @@ def resolve_snapshot(path: Path) -> Path:
     """A snapshot folder, or a snapshots root whose LATEST names one."""
     path = Path(path)
     if (path / LATEST_FILE).is_file() and not (path / META_FILE).exists():
-        path = path / (path / LATEST_FILE).read_text(encoding="utf-8").strip()
+        try:
+            path = path / (path / LATEST_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CodigitError(f"{path / LATEST_FILE}: unreadable ({e}); name a snapshot folder instead") from None
     if not (path / META_FILE).is_file():
         raise CodigitError(f"{path}: not a snapshot (no {META_FILE}); run `codigit collect` first")
     return path

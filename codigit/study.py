@@ -50,13 +50,15 @@ class QuestionSpec(_Strict):
         return list(self.labels or {}) or [str(v) for v in self.values or []]
 
 
-def _require(questions: list[QuestionSpec], wanted: dict[str, tuple[str, set[str] | None]]) -> None:
+def _require(questions: list[QuestionSpec], wanted: dict[str, tuple[str, set[str] | None]], required=()) -> None:
     """The questions the code reads must exist with the right type (and, where it matters, option values)."""
     have = {q.name: q for q in questions}
     for name, (kind, options) in wanted.items():
         q = have.get(name)
         if q is None or q.type != kind:
             raise ValueError(f"needs a {kind} question named {name!r}")
+        if name in required and not q.required:
+            raise ValueError(f"question {name!r} must be required: true")
         if options is not None and set(q.options()) != options:
             raise ValueError(f"question {name!r} must have exactly the options {sorted(options)}")
 
@@ -89,7 +91,7 @@ class StoriesSpec(_Strict):
         _unique(self.invitations, "invitations")
         if [f.name for f in self.fields] != ["invitation"]:
             raise ValueError("the stories dataset has one field, `invitation` (the text of each invitation)")
-        _require(self.questions, {"prompt": ("text", None), "story": ("text", None)})
+        _require(self.questions, {"prompt": ("text", None), "story": ("text", None)}, required={"prompt", "story"})
         return self
 
 
@@ -112,6 +114,7 @@ class ConsentSpec(_Strict):
                 "attribution": ("label", {"none", "name"}),
                 "attribution_name": ("text", None),
             },
+            required={"training", "public", "attribution"},
         )
         return _unique(questions, "consent questions")
 
@@ -151,7 +154,10 @@ class ReviewSpec(_Strict):
                 "flags": ("multi_label", None),
                 "comment": ("text", None),
             },
+            required={"rating", "decision"},
         )
+        if extra := sorted({q.name for q in questions} - {"rating", "decision", "themes", "flags", "comment"}):
+            raise ValueError(f"unknown review question(s) {extra}: snapshots and releases read only the five above")
         return _unique(questions, "review questions")
 
 

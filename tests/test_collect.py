@@ -241,3 +241,23 @@ def test_collect_without_a_database_says_what_to_do(tmp_path):
     assert external.returncode == 2 and "--database-url" in external.stderr
     bad = codigit("collect", "--study", str(STUDY), "--database-url", "mysql://x/y", home=tmp_path)
     assert bad.returncode == 2 and "--database-url 'mysql://x/y'" in bad.stderr
+
+
+def test_malformed_review_answers_are_problems_and_later_rounds_count_once(tmp_path):
+    record = uuid.uuid4().hex
+    story_id = str(uuid.UUID(record))
+    rows = [
+        story_row("p-a", record=record),
+        review_row(story_id, "p-b", rating=None),  # a server whose form lets the rating be skipped
+        review_row(story_id, "p-c", rating=5),
+        review_row(story_id, "p-d", rating=2),
+    ]
+    round2 = review_row(story_id, "p-c", rating=4)
+    rows.append((*round2[:1], "review-2", *round2[2:]))
+    snap = build_snapshot(rows, S, "test")
+    assert [(p.participant, p.what) for p in snap.meta.problems] == [("p-b", "review")]
+    assert snap.meta.excluded == {"reviews_invalid": 1}
+    write_snapshot(snap, tmp_path)
+    report = codigit("agreement", "--snapshot", str(tmp_path), "--format", "json")
+    assert report.returncode == 0, report.stderr  # p-c reviewed the story twice: one review counts
+    assert json.loads(report.stdout)["reviews"] == 2

@@ -7,6 +7,7 @@ test_collect.py and test_workflow.py); every release goes through the real CLI.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from conftest import REPO, codigit
 
 from codigit.records import Consent, Positionality, Review, Snapshot, SnapshotMeta, Story, Withdrawal, write_snapshot
+from codigit.release.build import manifest_hash
 from codigit.release.card import suppress
 from codigit.release.pii import scan
 
@@ -136,9 +138,12 @@ def test_suppression_hides_a_single_small_group_and_the_next_smallest():
     [
         ("parquet", "was modified after the release"),
         ("readme", "README.md was modified"),
-        ("manifest-hash", "dataset hash does not match"),
-        ("manifest-record", "differs from the manifest"),
+        ("manifest-hash", "manifest.json was edited"),
+        ("manifest-pseudonyms", "manifest.json was edited"),
+        ("manifest-record", "differs from the manifest"),  # manifest hash recomputed: the record check still holds
         ("missing", "data/train-00000-of-00001.parquet is missing"),
+        ("extra", "data/train-00001-of-00001.parquet is not part of the release"),
+        ("public", "public/README.md was modified"),
     ],
 )
 def test_verify_detects_tampering(tmp: Path, change: str, message: str):
@@ -155,8 +160,15 @@ def test_verify_detects_tampering(tmp: Path, change: str, message: str):
         (path / "README.md").write_text((path / "README.md").read_text() + "\nextra\n")
     elif change == "manifest-hash":
         manifest["dataset_hash"] = "0" * 64
+    elif change == "manifest-pseudonyms":
+        manifest["pseudonyms"] = manifest["pseudonyms"][1:]  # would hide someone from `release affected`
     elif change == "manifest-record":
         manifest["records"][0]["hash"] = "0" * 64
+        manifest["manifest_hash"] = manifest_hash(manifest)
+    elif change == "extra":
+        shutil.copy(path / "data/train-00000-of-00001.parquet", path / "data/train-00001-of-00001.parquet")
+    elif change == "public":
+        (path / "public/README.md").write_text("edited\n")
     else:
         (path / "data/train-00000-of-00001.parquet").unlink()
     if change.startswith("manifest"):
@@ -197,6 +209,13 @@ def test_withdrawal_is_honoured_diffed_and_traced_to_runs(tmp: Path):
     assert f"0 added, {len(gone)} removed, 1 changed" in diff
     assert diff.count(": withdrawn") == len(gone)
 
+    public_log = (tmp / "releases/0.2.0/public/CHANGELOG.md").read_text()
+    assert "Removed" in public_log and "withdrawn" not in public_log  # no reason next to a record the public saw
+    out = ["--out", str(tmp / "releases"), "--snapshots", str(tmp / "snaps"), "--push-to-hub", "org/x"]
+    ok(codigit("release", "approve", "0.1.0", "--by", "A", "--out", str(tmp / "releases")))
+    ok(codigit("release", "approve", "0.1.0", "--by", "B", "--out", str(tmp / "releases")))
+    stale = codigit("release", "publish", "0.1.0", *out, "--dry-run-to", str(tmp / "pub"))
+    assert stale.returncode == 2 and "have since withdrawn" in stale.stderr and not (tmp / "pub").exists()
     affected = ok(codigit("release", "affected", "p-003", "--out", str(tmp / "releases"), "--runs", str(runs))).stdout
     assert "release 0.1.0" in affected and "run run-a trained on release 0.1.0" in affected
     assert "0.2.0" not in affected and "0.1.1" not in affected
@@ -274,6 +293,13 @@ def test_publish_needs_board_approvals_of_this_exact_release(tmp: Path):
     assert codigit("release", "publish", "0.1.0", *dry, *out).returncode == 2
     ok(codigit("release", "approve", "0.1.0", "--by", "Board Two", *out))
     assert "would upload" in ok(codigit("release", "publish", "0.1.0", *dry, *out)).stdout
+    ok(codigit("release", "verify", str(tmp / "public")))  # the public view checks on its own
+    public_manifest = json.loads((tmp / "public/manifest.json").read_text())
+    assert not {"pseudonyms", "excluded_stories", "decisions", "consent_versions"} & public_manifest.keys()
+    assert all(set(r) == {"id", "hash", "split"} for r in public_manifest["records"])
+    for file in (tmp / "public").rglob("*"):
+        if file.is_file() and file.suffix != ".parquet":
+            assert "p-00" not in file.read_text(), file  # no pseudonym anywhere in what is published
     public = [r for f in (tmp / "public/data").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
     assert public and all(r["public"] for r in public)
     assert len(public) == sum(s.author != "p-002" for s in stories)
@@ -319,3 +345,47 @@ def test_interrupted_release_leaves_no_folder(tmp: Path, monkeypatch):
         make_release("0.1.0", snap, load_policy(REPO / "annotation/policy.yaml"),
                      load_study(REPO / "annotation/study.yaml"), tmp / "releases", None)  # fmt: skip
     assert list((tmp / "releases").iterdir()) == []
+
+
+def test_story_edited_after_review_waits_for_a_review_of_its_new_text(tmp: Path):
+    stories, review_list, consents = base(10)
+    edited = stories[0].story_id
+    review_list = [r.model_copy(update={"current_text": False}) if r.story_id == edited else r for r in review_list]
+    again = [
+        r.model_copy(update={"round": "2", "submitted_at": "2026-06-01T00:00:00.000000Z"}) for r in review_list[3:6]
+    ]
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, [*review_list, *again], consents), tmp / "s")))
+    manifest = json.loads((tmp / "releases/0.1.0/manifest.json").read_text())
+    assert "0 reviews, policy needs 2" in manifest["excluded_stories"][edited]
+    second = stories[1].story_id  # reviewed in rounds 1 and 2 by the same three people: counted once each
+    row = next(r for r in pq.read_table(tmp / "releases/0.1.0/data/train-00000-of-00001.parquet").to_pylist()
+               if r["id"] == next(x["id"] for x in manifest["records"] if x["story_id"] == second))  # fmt: skip
+    assert row["review_count"] == 3
+
+
+def test_roster_is_required_for_the_scan_unless_turned_off(tmp: Path):
+    snap = write_snapshot(snapshot(*base()), tmp / "snaps")
+    args = ["release", "0.1.0", "--snapshot", str(snap), "--out", str(tmp / "releases")]
+    missing = codigit(*args, "--roster", str(tmp / "nope.csv"))
+    assert missing.returncode == 2 and "--no-roster" in missing.stderr
+    (tmp / "bad.csv").write_text("email\nz@example.org\n")
+    nameless = codigit(*args, "--roster", str(tmp / "bad.csv"))
+    assert nameless.returncode == 2 and "no `name` column" in nameless.stderr
+    ok(codigit("release", "--out", str(tmp / "releases"), "0.1.0", "--snapshot", str(snap), "--no-roster"))
+
+
+def test_damaged_side_files_and_strays_are_one_line_errors_or_ignored(tmp: Path):
+    snap = write_snapshot(snapshot(*base()), tmp / "snaps")
+    (tmp / "releases" / "public").mkdir(parents=True)  # a stray folder with a manifest must not block releases
+    (tmp / "releases" / "public" / "manifest.json").write_text("{}")
+    ok(release(tmp, "0.1.0", snap))
+    (tmp / "releases" / "decisions.jsonl").write_bytes(b"\xff\xfe not json\n")
+    broken = release(tmp, "0.2.0", snap)
+    assert broken.returncode == 2 and "damaged decisions file" in broken.stderr and broken.stderr.count("\n") == 1
+    (tmp / "releases" / "decisions.jsonl").unlink()
+    (tmp / "releases" / "0.1.0" / "approvals.jsonl").write_text('["not", "an", "object"]\n')
+    bad = codigit("release", "approve", "0.1.0", "--by", "A", "--out", str(tmp / "releases"))
+    assert bad.returncode == 2 and "damaged approvals file" in bad.stderr
+    empty = write_snapshot(snapshot([], [], []), tmp / "empty")
+    none = release(tmp, "0.2.0", empty)
+    assert none.returncode == 2 and "no story qualifies" in none.stderr and not (tmp / "releases/0.2.0").exists()

@@ -193,8 +193,47 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def view_manifest(version: str, rows: list[dict], policy: Policy, **extra) -> dict:
+    """The hashed core of a manifest for these rows; `extra` adds what only the organisers' copy carries."""
+    policy_dump = policy.model_dump(mode="json")
+    hashes = [record_hash(r) for r in rows]
+    splits = [split_of(r["id"], policy.test_fraction) for r in rows]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "version": version,
+        "dataset_hash": dataset_hash(hashes, policy_dump),
+        "policy": policy_dump,
+        "counts": {**{s: splits.count(s) for s in SPLITS}, "public": sum(r["public"] for r in rows)},
+        "records": [{"id": r["id"], "hash": h, "split": s} for r, h, s in zip(rows, hashes, splits, strict=True)],
+        **extra,
+        "codigit_version": __version__,
+    }
+
+
+def write_view(folder: Path, manifest: dict, rows: list[dict], texts: dict[str, str]) -> None:
+    """Parquet per non-empty split, the texts, and manifest.json with every file's sha256 and its own hash."""
+    (folder / "data").mkdir(parents=True)
+    for split in SPLITS:
+        part = [r for r, rec in zip(rows, manifest["records"], strict=True) if rec["split"] == split]
+        if part:  # `datasets` refuses to load a split declared with no data, so an empty one is not written
+            write_parquet(part, split_file(folder, split))
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    manifest["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest["manifest_hash"] = manifest_hash(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def manifest_hash(manifest: dict) -> str:
+    """Over everything in the manifest but this hash and the creation time, so an edited manifest is caught."""
+    core = {k: v for k, v in manifest.items() if k not in ("manifest_hash", "created_at")}
+    return hashlib.sha256(canonical(core)).hexdigest()
+
+
 def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot: Snapshot, texts) -> Path:
-    """Write the release folder atomically. `texts(manifest) -> {file name: text}` renders card and changelogs."""
+    """Write the release folder atomically: the organisers' view, and in public/ the view that may be published
+    (records whose authors allowed public release; no pseudonyms, story ids, reasons or decisions).
+    `texts(manifest, public) -> {file name: text}` renders card, changelog and contributors for each view."""
     semver_key(version)
     root = Path(root)
     final = root / version
@@ -202,40 +241,32 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
         raise CodigitError(f"release {version} already exists at {final}; releases are never overwritten")
     if plan.blocked:
         raise CodigitError(f"{len(plan.blocked)} stories need a personal-data decision before release {version}")
-    policy_dump = policy.model_dump(mode="json")
-    splits = {s: [r for r in plan.rows if split_of(r["id"], policy.test_fraction) == s] for s in SPLITS}
-    hashes = {r["id"]: record_hash(r) for r in plan.rows}
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "version": version,
-        "dataset_hash": dataset_hash(list(hashes.values()), policy_dump),
-        "policy": policy_dump,
-        "counts": {**{s: len(rows) for s, rows in splits.items()}, "public": sum(r["public"] for r in plan.rows)},
-        "records": [
-            {"id": r["id"], "hash": hashes[r["id"]], "story_id": plan.story_ids[r["id"]],
-             "split": split_of(r["id"], policy.test_fraction)}
-            for r in plan.rows
-        ],  # fmt: skip
-        "pseudonyms": sorted(plan.authors),
-        "excluded": {reason: plan.excluded.get(reason, 0) for reason in REASONS},
-        "excluded_stories": dict(sorted(plan.why.items())),
-        "decisions": sorted(plan.decisions, key=lambda d: d["story_id"]),
-        "source": {"snapshot_id": snapshot.meta.snapshot_id, "server": snapshot.meta.source,
-                   "snapshot_created_at": snapshot.meta.created_at},
-        "codigit_version": __version__,
-        "created_at": utc_now(),
-        "files": {},
-    }  # fmt: skip
+    if not plan.rows:
+        raise CodigitError(f"no story qualifies for release {version}: see `codigit collect` and the policy")
+    consent_versions = Counter(c.version for c in snapshot.consent if c.participant in plan.authors)
+    manifest = view_manifest(
+        version, plan.rows, policy,
+        pseudonyms=sorted(plan.authors),
+        excluded={reason: plan.excluded.get(reason, 0) for reason in REASONS},
+        excluded_stories=dict(sorted(plan.why.items())),
+        decisions=sorted(plan.decisions, key=lambda d: d["story_id"]),
+        consent_versions=dict(sorted(consent_versions.items())),
+        source={"snapshot_id": snapshot.meta.snapshot_id, "server": snapshot.meta.source,
+                "snapshot_created_at": snapshot.meta.created_at},
+        created_at=utc_now(),
+    )  # fmt: skip
+    for record in manifest["records"]:
+        record["story_id"] = plan.story_ids[record["id"]]
+    public_rows = [r for r in plan.rows if r["public"]]
+    public = view_manifest(
+        version, public_rows, policy, scope="public", excluded=manifest["excluded"],
+        source={"snapshot_id": snapshot.meta.snapshot_id}, created_at=manifest["created_at"],
+    )  # fmt: skip
     tmp = root / f".tmp-{version}-{secrets.token_hex(4)}"
     try:
-        (tmp / "data").mkdir(parents=True)
-        for split, rows in splits.items():
-            if rows:  # `datasets` refuses to load a split declared with no data, so an empty one is not written
-                write_parquet(rows, split_file(tmp, split))
-        for name, text in texts(manifest).items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        manifest["files"] = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.mkdir(parents=True)
+        write_view(tmp / "public", public, public_rows, texts(public, True))
+        write_view(tmp, manifest, plan.rows, texts(manifest, False))
         for p in tmp.rglob("*"):
             if p.is_file():
                 with open(p, "rb") as f:

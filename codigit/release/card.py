@@ -165,17 +165,26 @@ def contributors(manifest: dict, snapshot: Snapshot, authors: set[str]) -> str:
     )
 
 
-def changelog(manifest: dict, previous: dict | None) -> str:
+def changelog(manifest: dict, previous: dict | None, reasons: bool = True) -> str:
+    """What changed since `previous`. Without `reasons` (the public view) removals are listed without why: a
+    reason such as "withdrawn" next to a record the public has seen would say something about its author."""
     head = f"# Changelog: release {manifest['version']}\n\n"
     if previous is None:
         return head + f"First release: {len(manifest['records'])} records.\n"
-    old = {r["story_id"]: r for r in previous["records"]}
-    new = {r["story_id"]: r for r in manifest["records"]}
+    key = "story_id" if reasons else "id"  # the public view has no story ids: an edited story is remove + add
+    old = {r[key]: r for r in previous["records"]}
+    new = {r[key]: r for r in manifest["records"]}
     added = sorted(new[s]["id"] for s in new.keys() - old.keys())
-    removed = sorted((old[s]["id"], manifest["excluded_stories"].get(s, "no longer in the snapshot"))
-                     for s in old.keys() - new.keys())  # fmt: skip
+    why = manifest.get("excluded_stories", {}) if reasons else {}
+    removed = sorted(
+        (old[s]["id"], why.get(s, "no longer in the snapshot" if reasons else "")) for s in old.keys() - new.keys()
+    )
     changed = sorted(
-        (old[s]["id"], new[s]["id"], "text changed" if old[s]["id"] != new[s]["id"] else "reviews changed")
+        (
+            old[s]["id"],
+            new[s]["id"],
+            "text changed" if old[s]["id"] != new[s]["id"] else "reviews, themes or credit changed",
+        )
         for s in old.keys() & new.keys()
         if old[s]["hash"] != new[s]["hash"]
     )
@@ -184,7 +193,7 @@ def changelog(manifest: dict, previous: dict | None) -> str:
     if added:
         lines += ["## Added", *(f"- `{i}`" for i in added), ""]
     if removed:
-        lines += ["## Removed", *(f"- `{i}`: {why}" for i, why in removed), ""]
+        lines += ["## Removed", *(f"- `{i}`" + (f": {reason}" if reason else "") for i, reason in removed), ""]
     if changed:
         lines += ["## Changed", *(f"- `{a}` → `{b}`: {why}" for a, b, why in changed), ""]
     return "\n".join(lines)

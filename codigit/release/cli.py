@@ -18,7 +18,7 @@ def _release_make(args: argparse.Namespace) -> None:
     from codigit.study import load_study
 
     policy, study = load_policy(args.policy), load_study(args.study)
-    roster = args.roster or resolve_home(args.home) / "participant-logins.csv"
+    roster = None if args.no_roster else args.roster or resolve_home(args.home) / "participant-logins.csv"
     path, manifest, plan = make_release(args.version, args.snapshot, policy, study, args.out, roster)
     if plan.blocked:
         for story_id, findings in plan.blocked:
@@ -45,8 +45,10 @@ def _release_verify(args: argparse.Namespace) -> None:
 def _release_diff(args: argparse.Namespace) -> None:
     from codigit.release.manage import diff
 
-    result = diff(args.out / args.a if not Path(args.a).is_dir() else Path(args.a),
-                  args.out / args.b if not Path(args.b).is_dir() else Path(args.b))  # fmt: skip
+    def where(name: str) -> Path:  # a version under --out first, else a folder
+        return args.out / name if (args.out / name).is_dir() else Path(name)
+
+    result = diff(where(args.a), where(args.b))
     print(result["changelog"].split("\n", 2)[2].rstrip())
     print(f"authors: {result['pseudonyms_added']} added, {result['pseudonyms_removed']} removed")
 
@@ -73,7 +75,7 @@ def _release_publish(args: argparse.Namespace) -> None:
     from codigit.release.manage import publish
     from codigit.release.policy import load_policy
 
-    print(publish(args.out / args.version, args.push_to_hub, load_policy(args.policy), args.dry_run_to))
+    print(publish(args.out / args.version, args.push_to_hub, load_policy(args.policy), args.snapshots, args.dry_run_to))
 
 
 def _release_affected(args: argparse.Namespace) -> None:
@@ -101,6 +103,7 @@ def add_release_parsers(sub, home: argparse.ArgumentParser, study: argparse.Argu
     p = rsub.add_parser("make", parents=[home, study, common, policy, snapshot], help="make release VERSION")
     p.add_argument("version", help="semantic version, e.g. 0.1.0")
     p.add_argument("--roster", type=Path, help="names for the personal-data scan (default: the home's logins CSV)")
+    p.add_argument("--no-roster", action="store_true", help="scan without participants' names (not recommended)")
     p.set_defaults(func=_release_make)
     p = rsub.add_parser("verify", help="recompute a release's hashes; fails on any change")
     p.add_argument("path", type=Path)
@@ -122,7 +125,8 @@ def add_release_parsers(sub, home: argparse.ArgumentParser, study: argparse.Argu
     p = rsub.add_parser("publish", parents=[common, policy], help="push the public records to the Hugging Face Hub")
     p.add_argument("version")
     p.add_argument("--push-to-hub", required=True, metavar="REPO", help="e.g. my-org/codigit-stories")
-    p.add_argument("--dry-run-to", type=Path, help="write what would be uploaded to this folder instead")
+    p.add_argument("--dry-run-to", type=Path, help="copy what would be uploaded to this (new) folder instead")
+    p.add_argument("--snapshots", type=Path, default=Path("data/snapshots"), help="where withdrawals are seen")
     p.set_defaults(func=_release_publish)
     p = rsub.add_parser("affected", parents=[common], help="releases and runs that contain a participant's text")
     p.add_argument("pseudonym")

@@ -7,13 +7,15 @@ from pathlib import Path
 
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
-from codigit.records import Snapshot, read_snapshot, resolve_snapshot, utc_now
+from codigit.records import read_snapshot, resolve_snapshot, utc_now
 from codigit.release import card
 from codigit.release.build import (
     SCHEMA_VERSION,
+    SEMVER,
     SPLITS,
     Plan,
     dataset_hash,
+    manifest_hash,
     plan_release,
     record_hash,
     record_id,
@@ -31,16 +33,12 @@ APPROVALS_FILE = "approvals.jsonl"
 
 
 def releases(root: Path) -> dict[str, Path]:
-    """Existing releases under root by version, oldest first."""
-    found = {p.name: p for p in Path(root).glob("*") if (p / "manifest.json").is_file()}
-    return {v: found[v] for v in sorted(found, key=_safe_key)}
-
-
-def _safe_key(version: str) -> tuple:
-    try:
-        return semver_key(version)
-    except CodigitError:
-        return (-1,)
+    """Existing releases under root by version, oldest first (folders not named by a semantic version are not)."""
+    found = {}
+    for p in Path(root).glob("*"):
+        if SEMVER.match(p.name) and (p / "manifest.json").is_file():
+            found[p.name] = p
+    return {v: found[v] for v in sorted(found, key=semver_key)}
 
 
 def read_manifest(path: Path) -> dict:
@@ -50,54 +48,72 @@ def read_manifest(path: Path) -> dict:
         raise CodigitError(f"{path}: not a release (no manifest.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CodigitError(f"{path}/manifest.json: unreadable ({e})") from None
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise CodigitError(f"{path}: release schema {manifest.get('schema_version')}, codigit reads {SCHEMA_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        got = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        raise CodigitError(f"{path}: not a release manifest of schema {SCHEMA_VERSION} (found {got})")
+    missing = [k for k in ("version", "dataset_hash", "policy", "counts", "records", "files") if k not in manifest]
+    if missing:
+        raise CodigitError(f"{path}/manifest.json: malformed, missing {', '.join(missing)}")
     return manifest
+
+
+def read_jsonl(path: Path, what: str, keys: tuple[str, ...]) -> list[dict]:
+    """A codigit JSON Lines file; a damaged one is a one-line error naming the line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    try:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                entry = json.loads(line)
+                if not isinstance(entry, dict) or any(k not in entry for k in keys):
+                    raise ValueError(f"line {n} lacks {', '.join(keys)}")
+                out.append(entry)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CodigitError(f"{path}: damaged {what} ({e}); restore it from a backup") from None
+    return out
 
 
 def read_decisions(root: Path) -> dict[str, dict]:
     """The latest decision per story (the file keeps them all, in order)."""
-    path = Path(root) / DECISIONS_FILE
-    latest: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                d = json.loads(line)
-                latest[d["story_id"]] = d
-    return latest
+    keys = ("story_id", "text_sha", "decision", "by")
+    return {d["story_id"]: d for d in read_jsonl(Path(root) / DECISIONS_FILE, "decisions file", keys)}
 
 
 def all_withdrawn(snapshots_root: Path) -> set[str]:
     """Withdrawals seen in any snapshot: a release from an older snapshot must still leave them out."""
     out: set[str] = set()
-    for meta in Path(snapshots_root).glob("*/withdrawals.jsonl"):
-        out |= {json.loads(line)["participant"] for line in meta.read_text().splitlines() if line.strip()}
+    for file in Path(snapshots_root).glob("*/withdrawals.jsonl"):
+        out |= {w["participant"] for w in read_jsonl(file, "snapshot withdrawals", ("participant",))}
     return out
-
-
-def plan(snapshot_path: Path, policy: Policy, out: Path, names_from: Path | None) -> tuple[Snapshot, Plan]:
-    snapshot = read_snapshot(snapshot_path)
-    root = resolve_snapshot(snapshot_path).parent
-    return snapshot, plan_release(snapshot, policy, read_decisions(out), roster_names(names_from), all_withdrawn(root))
 
 
 def make_release(
     version: str, snapshot_path: Path, policy: Policy, study: Study, out: Path, names_from: Path | None
 ) -> tuple[Path, dict, Plan]:
+    """Plan and write a release. With stories awaiting a personal-data decision nothing is written and the plan
+    (with `blocked`) is returned. `names_from` None means the roster scan was turned off on purpose."""
     semver_key(version)
     if (Path(out) / version).exists():
         raise CodigitError(f"release {version} already exists at {Path(out) / version}; releases are never overwritten")
-    snapshot, p = plan(snapshot_path, policy, out, names_from)
+    snapshot = read_snapshot(snapshot_path)
+    withdrawn = all_withdrawn(resolve_snapshot(snapshot_path).parent)
+    names = roster_names(names_from) if names_from is not None else []
+    p = plan_release(snapshot, policy, read_decisions(out), names, withdrawn)
     if p.blocked:
         return Path(out) / version, {}, p
     earlier = [v for v in releases(out) if semver_key(v) < semver_key(version)]
-    previous = read_manifest(Path(out) / earlier[-1]) if earlier else None
+    previous = Path(out) / earlier[-1] if earlier else None
+    public_consent = {c.participant for c in snapshot.consent if c.public}
 
-    def texts(manifest: dict) -> dict[str, str]:
+    def texts(manifest: dict, public: bool) -> dict[str, str]:
+        authors = p.authors & public_consent if public else p.authors
+        before = (read_manifest(previous / "public") if public else read_manifest(previous)) if previous else None
         return {
-            "README.md": card.dataset_card(manifest, policy, snapshot, p.authors, study),
-            "CHANGELOG.md": card.changelog(manifest, previous),
-            "CONTRIBUTORS.md": card.contributors(manifest, snapshot, p.authors),
+            "README.md": card.dataset_card(manifest, policy, snapshot, authors, study),
+            "CHANGELOG.md": card.changelog(manifest, before, reasons=not public),
+            "CONTRIBUTORS.md": card.contributors(manifest, snapshot, authors),
         }
 
     path = write_release(out, version, p, policy, snapshot, texts)
@@ -105,44 +121,55 @@ def make_release(
 
 
 def verify(path: Path) -> dict:
-    """Recompute every hash of a release folder; the first mismatch is a CodigitError."""
+    """Recompute every hash of a release folder (and of its public/ view); the first mismatch is a CodigitError."""
     import pyarrow.parquet as pq
 
     path = Path(path)
     manifest = read_manifest(path)
-    for name, digest in manifest["files"].items():
-        file = path / name
-        if not file.is_file():
-            raise CodigitError(f"{path}: {name} is missing")
-        if sha256_file(file) != digest:
-            raise CodigitError(f"{path}: {name} was modified after the release was made")
-    listed = {r["id"]: r for r in manifest["records"]}
-    seen = set()
-    for split in SPLITS:
-        if not manifest["counts"][split]:
-            continue
-        for row in pq.read_table(split_file(path, split)).to_pylist():
-            rid = row["id"]
-            if rid not in listed or listed[rid]["split"] != split:
-                raise CodigitError(f"{path}: record {rid} is not in the manifest's {split} split")
-            if record_id(row["prompt"], row["response"]) != rid:
-                raise CodigitError(f"{path}: record {rid}: its text does not hash to its id")
-            if record_hash(row) != listed[rid]["hash"]:
-                raise CodigitError(f"{path}: record {rid} differs from the manifest")
-            seen.add(rid)
-    if missing := sorted(listed.keys() - seen):
-        raise CodigitError(f"{path}: {len(missing)} records of the manifest are missing (first: {missing[0]})")
-    if dataset_hash([r["hash"] for r in manifest["records"]], manifest["policy"]) != manifest["dataset_hash"]:
-        raise CodigitError(f"{path}: the dataset hash does not match the records and policy in the manifest")
+    try:
+        if manifest_hash(manifest) != manifest.get("manifest_hash"):
+            raise CodigitError(f"{path}: manifest.json was edited after the release was made")
+        listed_files = set(manifest["files"])
+        for name, digest in manifest["files"].items():
+            file = path / name
+            if not file.is_file():
+                raise CodigitError(f"{path}: {name} is missing")
+            if sha256_file(file) != digest:
+                raise CodigitError(f"{path}: {name} was modified after the release was made")
+        for file in sorted(path.rglob("*")):
+            name = str(file.relative_to(path))
+            if file.is_file() and name not in listed_files and name not in ("manifest.json", APPROVALS_FILE):
+                raise CodigitError(f"{path}: {name} is not part of the release (added later?)")
+        listed = {r["id"]: r for r in manifest["records"]}
+        seen = set()
+        for split in SPLITS:
+            if not manifest["counts"][split]:
+                continue
+            for row in pq.read_table(split_file(path, split)).to_pylist():
+                rid = row["id"]
+                if rid not in listed or listed[rid]["split"] != split:
+                    raise CodigitError(f"{path}: record {rid} is not in the manifest's {split} split")
+                if record_id(row["prompt"], row["response"]) != rid:
+                    raise CodigitError(f"{path}: record {rid}: its text does not hash to its id")
+                if record_hash(row) != listed[rid]["hash"]:
+                    raise CodigitError(f"{path}: record {rid} differs from the manifest")
+                seen.add(rid)
+        if missing := sorted(listed.keys() - seen):
+            raise CodigitError(f"{path}: {len(missing)} records of the manifest are missing (first: {missing[0]})")
+        if dataset_hash([r["hash"] for r in manifest["records"]], manifest["policy"]) != manifest["dataset_hash"]:
+            raise CodigitError(f"{path}: the dataset hash does not match the records and policy in the manifest")
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CodigitError(f"{path}/manifest.json: malformed ({type(e).__name__}: {e})") from None
+    if manifest.get("scope") != "public" and (path / "public").is_dir():
+        verify(path / "public")
     return manifest
 
 
 def diff(a: Path, b: Path) -> dict:
     old, new = read_manifest(a), read_manifest(b)
-    text = card.changelog(new, old)
-    return {"from": old["version"], "to": new["version"], "changelog": text,
-            "pseudonyms_added": len(set(new["pseudonyms"]) - set(old["pseudonyms"])),
-            "pseudonyms_removed": len(set(old["pseudonyms"]) - set(new["pseudonyms"]))}  # fmt: skip
+    return {"from": old["version"], "to": new["version"], "changelog": card.changelog(new, old),
+            "pseudonyms_added": len(set(new.get("pseudonyms", [])) - set(old.get("pseudonyms", []))),
+            "pseudonyms_removed": len(set(old.get("pseudonyms", [])) - set(new.get("pseudonyms", [])))}  # fmt: skip
 
 
 def decide(out: Path, snapshot_path: Path, story_id: str, decision: str, by: str, note: str) -> dict:
@@ -167,10 +194,7 @@ def decide(out: Path, snapshot_path: Path, story_id: str, decision: str, by: str
 
 
 def approvals(path: Path) -> list[dict]:
-    file = Path(path) / APPROVALS_FILE
-    if not file.exists():
-        return []
-    return [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(Path(path) / APPROVALS_FILE, "approvals file", ("by", "dataset_hash"))
 
 
 def approve(path: Path, by: str) -> tuple[list[dict], bool]:
@@ -188,57 +212,41 @@ def approve(path: Path, by: str) -> tuple[list[dict], bool]:
     return [*current, entry], True
 
 
-def public_folder(path: Path, dest: Path) -> Path:
-    """What publishing uploads: the public records only, with the card (its splits adjusted), changelog,
-    contributors and manifest (which still lists every record's hash, so the public part can be checked)."""
+def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: Path | None = None) -> str:
+    """Push the release's public/ view to the Hugging Face Hub: only with the board approvals of this exact hash
+    (the stricter of the release's policy and the current one), and never once anyone in it has withdrawn."""
     import shutil
 
-    import pyarrow.parquet as pq
-    import yaml
-
-    from codigit.release.build import write_parquet
-
+    path = Path(path)
     manifest = verify(path)
-    dest = Path(dest)
-    (dest / "data").mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split in SPLITS:
-        rows = pq.read_table(split_file(path, split)).to_pylist() if manifest["counts"][split] else []
-        rows = [r for r in rows if r["public"]]
-        counts[split] = len(rows)
-        if rows:
-            write_parquet(rows, split_file(dest, split))
-    _, front, body = (path / "README.md").read_text(encoding="utf-8").split("---\n", 2)
-    meta = {**yaml.safe_load(front), "configs": card.configs(counts)}
-    text = f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n{body}"
-    (dest / "README.md").write_text(text, encoding="utf-8")
-    for name in ("CHANGELOG.md", "CONTRIBUTORS.md", "manifest.json"):
-        shutil.copy2(path / name, dest / name)
-    return dest
-
-
-def publish(path: Path, repo: str, policy: Policy, dry_run_to: Path | None = None) -> str:
-    """Push the public part to the Hugging Face Hub, only with the policy's board approvals of this exact hash."""
-    import tempfile
-
-    manifest = verify(path)
+    needed = max(policy.required_approvals, manifest["policy"].get("required_approvals", 0))
     have = {a["by"].casefold() for a in approvals(path) if a["dataset_hash"] == manifest["dataset_hash"]}
-    if len(have) < policy.required_approvals:
+    if len(have) < needed:
         raise CodigitError(
-            f"release {manifest['version']} has {len(have)} of the {policy.required_approvals} board approvals the "
-            f"policy requires: `codigit release approve {manifest['version']} --by NAME`"
+            f"release {manifest['version']} has {len(have)} of the {needed} board approvals the policy requires: "
+            f"`codigit release approve {manifest['version']} --by NAME`"
         )
+    if gone := set(manifest.get("pseudonyms", [])) & all_withdrawn(snapshots):
+        raise CodigitError(
+            f"release {manifest['version']} contains text by {len(gone)} participant(s) who have since withdrawn: "
+            "make a new release and publish that"
+        )
+    public = path / "public"
+    if not read_manifest(public)["records"]:
+        raise CodigitError(f"release {manifest['version']} has no records whose authors allowed public release")
     if dry_run_to is not None:
-        public_folder(path, dry_run_to)
+        if Path(dry_run_to).exists() and any(Path(dry_run_to).iterdir()):
+            raise CodigitError(f"{dry_run_to} is not empty; give a new folder")
+        shutil.copytree(public, dry_run_to, dirs_exist_ok=True)
         return f"would upload {dry_run_to} to {repo}"
     from huggingface_hub import HfApi  # the real path; needs network and a token (HF_TOKEN)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = public_folder(path, Path(tmp) / "public")
-        api = HfApi()
-        api.create_repo(repo, repo_type="dataset", exist_ok=True, private=False)
-        message = f"codigit release {manifest['version']} ({manifest['dataset_hash'][:12]})"
-        api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(folder), commit_message=message)
+    api = HfApi()
+    api.create_repo(repo, repo_type="dataset", exist_ok=True, private=False)
+    message = f"codigit release {manifest['version']} ({manifest['dataset_hash'][:12]})"
+    # delete_patterns: files of an earlier release that this one no longer has must not stay on the Hub
+    api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(public), commit_message=message,
+                      delete_patterns="*")  # fmt: skip
     return f"https://huggingface.co/datasets/{repo}"
 
 
@@ -246,7 +254,7 @@ def affected(pseudonym: str, releases_root: Path, runs_root: Path) -> tuple[list
     """Every release that contains this person's text, and every run (from its provenance) trained on one."""
     hit = []
     for version, path in releases(releases_root).items():
-        manifest = read_manifest(path)
+        manifest = verify(path)  # an edited manifest must not hide anyone
         if pseudonym in manifest["pseudonyms"]:
             hit.append({"version": version, "dataset_hash": manifest["dataset_hash"], "path": str(path)})
     hashes = {h["dataset_hash"] for h in hit}

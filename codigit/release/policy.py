@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from codigit.records import Review
+from codigit.records import Review, counted_reviews
 from codigit.study import load_yaml
 
 
@@ -55,8 +55,8 @@ class Verdict:
 
 
 def judge(reviews: list[Review], policy: Policy) -> Verdict:
-    """The policy's verdict on one story from its reviews; self-reviews are not counted."""
-    reviews = [r for r in reviews if not r.self_review]
+    """The policy's verdict on one story from its reviews (only those `counted_reviews` keeps)."""
+    reviews = counted_reviews(reviews)
     n = len(reviews)
     decisions = {d: sum(r.decision == d for r in reviews) for d in ("include", "revise", "exclude")}
     mean = round(sum(r.rating for r in reviews) / n, 4) if n else None
