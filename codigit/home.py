@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,27 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path, mode: int = 0o755) -> Iterator[Path]:
+    """A folder that appears whole or not at all: yields a temp folder beside `final`; on success its files are
+    fsynced and it is renamed to `final`; on any failure it is removed. OSError becomes a CodigitError."""
+    final = Path(final)
+    tmp = final.parent / f".tmp-{final.name}-{secrets.token_hex(4)}"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(mode=mode)
+        yield tmp
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+        os.rename(tmp, final)
+    except OSError as e:
+        raise CodigitError(f"{final}: could not be written ({e.strerror or e}); nothing was kept") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def new_secret(nbytes: int = 24) -> str:

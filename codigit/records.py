@@ -6,8 +6,6 @@ Participants appear only by pseudonym. Positionality sits in its own file and ne
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codigit.errors import CodigitError
+from codigit.home import atomic_dir, atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -133,10 +132,7 @@ def write_snapshot(snapshot: Snapshot, root: Path) -> Path:
         n += 1
         snapshot = snapshot.model_copy(update={"meta": snapshot.meta.model_copy(update={"snapshot_id": f"{base}-{n}"})})
     final = root / snapshot.meta.snapshot_id
-    tmp = root / f".tmp-{snapshot.meta.snapshot_id}-{secrets.token_hex(4)}"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir(mode=0o700)  # positionality and consent are personal data: owner-only
+    with atomic_dir(final, mode=0o700) as tmp:  # positionality and consent are personal data: owner-only
         for name in PARTS:
             with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
                 for record in getattr(snapshot, name):
@@ -144,16 +140,7 @@ def write_snapshot(snapshot: Snapshot, root: Path) -> Path:
         (tmp / META_FILE).write_text(snapshot.meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
         for path in tmp.iterdir():
             os.chmod(path, 0o600)
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-        os.rename(tmp, final)
-        latest = root / f".{LATEST_FILE}.tmp"
-        latest.write_text(snapshot.meta.snapshot_id + "\n", encoding="utf-8")
-        os.replace(latest, root / LATEST_FILE)
-    except OSError as e:
-        raise CodigitError(f"{root}: cannot write the snapshot ({e.strerror or e}); nothing was kept") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write(root / LATEST_FILE, snapshot.meta.snapshot_id + "\n")
     return final
 
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import secrets
-import shutil
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ from pathlib import Path
 
 from codigit import __version__
 from codigit.errors import CodigitError
+from codigit.home import atomic_dir
 from codigit.records import Snapshot, utc_now
 from codigit.release.pii import names_pattern, scan
 from codigit.release.policy import Policy, judge
@@ -262,18 +260,7 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
         version, public_rows, policy, scope="public", excluded=manifest["excluded"],
         source={"snapshot_id": snapshot.meta.snapshot_id}, created_at=manifest["created_at"],
     )  # fmt: skip
-    tmp = root / f".tmp-{version}-{secrets.token_hex(4)}"
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_dir(final) as tmp:
         write_view(tmp / "public", public, public_rows, texts(public, True))
         write_view(tmp, manifest, plan.rows, texts(manifest, False))
-        for p in tmp.rglob("*"):
-            if p.is_file():
-                with open(p, "rb") as f:
-                    os.fsync(f.fileno())
-        os.rename(tmp, final)
-    except OSError as e:
-        raise CodigitError(f"{root}: cannot write release {version} ({e.strerror or e}); nothing was kept") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
