@@ -1,0 +1,64 @@
+"""Recipes: TRL's own `SFTConfig` and `ModelConfig` plus a few codigit keys, from YAML with `--key value` overrides.
+
+Parsing goes through TRL's `TrlParser` (the parser behind `trl sft --config`), so every SFTConfig / ModelConfig
+field keeps its name, type and default; codigit adds only what a release-bound, reproducible run needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codigit.errors import CodigitError
+
+
+@dataclass
+class CodigitArgs:
+    release: str = field(default="", metadata={"help": "release folder, e.g. data/releases/0.1.0"})
+    release_hash: str = field(default="", metadata={"help": "the release's dataset hash; a mismatch is an error"})
+    release_split: str = field(default="train", metadata={"help": "split to train on"})
+    max_records: int = field(default=0, metadata={"help": "train on the first N records only (0: all)"})
+    collectives: list[str] = field(
+        default_factory=list,
+        metadata={"help": "collective-identity tokens to add, e.g. codigit; each becomes <|collective:NAME|>"},
+    )
+    collective: str = field(default="", metadata={"help": "the collective whose token conditions this release"})
+    merge: bool = field(default=False, metadata={"help": "also save the LoRA-merged full model"})
+
+
+def _parser():
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    class Parser(TrlParser):
+        def error(self, message: str):  # argparse would print usage and exit; say it in one line instead
+            raise CodigitError(f"recipe: {message}")
+
+    return Parser((CodigitArgs, SFTConfig, ModelConfig))
+
+
+def parse_recipe(recipe: Path, overrides: list[str] | None = None):
+    """(CodigitArgs, SFTConfig, ModelConfig) from a recipe file and `--key value` overrides."""
+    import yaml
+
+    recipe = Path(recipe)
+    if not recipe.is_file():
+        raise CodigitError(f"{recipe}: recipe not found")
+    try:
+        raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CodigitError(f"{recipe}: not a readable YAML recipe ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise CodigitError(f"{recipe}: expected a mapping of keys")
+    parser = _parser()
+    known = {a.dest for a in parser._actions}
+    if unknown := sorted(set(raw) - known - {"env"}):
+        raise CodigitError(f"{recipe}: unknown key(s) {', '.join(unknown)} (not in SFTConfig, ModelConfig or codigit's)")
+    try:
+        codigit_args, sft, model = parser.parse_args_and_config(["--config", str(recipe), *(overrides or [])])
+    except (ValueError, TypeError) as e:
+        raise CodigitError(f"{recipe}: {e}") from None
+    if not codigit_args.release:
+        raise CodigitError(f"{recipe}: `release` is required (a release folder, e.g. data/releases/0.1.0)")
+    if codigit_args.collective and codigit_args.collective not in codigit_args.collectives:
+        raise CodigitError(f"{recipe}: collective {codigit_args.collective!r} is not among collectives")
+    return codigit_args, sft, model
