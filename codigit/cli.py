@@ -128,6 +128,13 @@ def _agreement(args: argparse.Namespace) -> None:
         print(text, end="")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from codigit.train.run import train
+
+    run = train(args.recipe, args.overrides)
+    print(f"run {run}: adapter in {run / 'adapter'}, metrics in {run / 'metrics.jsonl'}, provenance.json")
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
@@ -200,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="most disputed stories to list per question")
     p.set_defaults(func=_agreement)
     add_release_parsers(sub, home, study)
+
+    p = sub.add_parser(
+        "train",
+        help="fine-tune with a recipe (TRL SFTConfig/ModelConfig keys + codigit's); resumes an interrupted run",
+        description="Any recipe key can be overridden: codigit train RECIPE --learning_rate 1e-4 --release DIR",
+    )
+    p.add_argument("recipe", type=Path, help="e.g. experiments/cpu-demo.yaml")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs")
+    p.set_defaults(func=_train)
     return parser
 
 

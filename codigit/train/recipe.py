@@ -52,7 +52,7 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None):
     parser = _parser()
     known = {a.dest for a in parser._actions}
     if unknown := sorted(set(raw) - known - {"env"}):
-        raise CodigitError(f"{recipe}: unknown key(s) {', '.join(unknown)} (not in SFTConfig, ModelConfig or codigit's)")
+        raise CodigitError(f"{recipe}: unknown key(s) {', '.join(unknown)} (not SFTConfig, ModelConfig or codigit's)")
     try:
         codigit_args, sft, model = parser.parse_args_and_config(["--config", str(recipe), *(overrides or [])])
     except (ValueError, TypeError) as e:

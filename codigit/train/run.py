@@ -1,0 +1,208 @@
+"""`codigit train RECIPE [--key value …]`: TRL's SFTTrainer (+ PEFT LoRA) on a named, verified release.
+
+A run folder (the recipe's `output_dir`, e.g. runs/cpu-demo/) ends up with `adapter/` (LoRA weights and the
+tokenizer), optionally `merged/`, `provenance.json`, `metrics.jsonl` (one line per logged step) and the
+trainer's checkpoints, from which a rerun of the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from codigit.errors import CodigitError
+from codigit.home import atomic_write
+from codigit.records import utc_now
+from codigit.train.formats import collective_token, prepare_tokenizer
+from codigit.train.recipe import CodigitArgs, parse_recipe
+
+# Dense bf16 peak FLOP/s per device, for MFU. CPUs have no useful single figure: MFU is left empty there.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+              "A10G": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}  # fmt: skip
+
+
+def load_release(args: CodigitArgs):
+    """The release's split as a `datasets.Dataset` of `messages`, after checking every hash in it."""
+    from datasets import load_dataset
+
+    from codigit.release.build import split_file
+    from codigit.release.manage import verify
+
+    path = Path(args.release).expanduser()
+    manifest = verify(path)
+    if args.release_hash and args.release_hash != manifest["dataset_hash"]:
+        raise CodigitError(
+            f"{path}: dataset hash {manifest['dataset_hash'][:16]}… is not the recipe's release_hash "
+            f"{args.release_hash[:16]}…; the recipe was written for another release"
+        )
+    if not manifest["counts"].get(args.release_split):
+        raise CodigitError(f"{path}: release {manifest['version']} has no records in split {args.release_split!r}")
+    data = load_dataset("parquet", data_files=str(split_file(path, args.release_split)), split="train")
+    data = data.select_columns(["messages"])
+    if args.max_records:
+        data = data.select(range(min(args.max_records, len(data))))
+    if args.collective:  # the collective's token opens every conversation, as it will at generation time
+        token = collective_token(args.collective)
+        data = data.map(lambda row: {"messages": [{"role": "system", "content": token}, *row["messages"]]})
+    return data, manifest, path
+
+
+def provenance(recipe: Path, args, sft, model_args, manifest: dict, release_path: Path) -> dict:
+    import importlib.metadata as md
+
+    import torch
+
+    versions = {}
+    for name in ("codigit", "torch", "transformers", "trl", "peft", "datasets", "accelerate"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "release": {"path": str(release_path), "version": manifest["version"],
+                    "dataset_hash": manifest["dataset_hash"], "split": args.release_split,
+                    "records": manifest["counts"][args.release_split]},
+        "recipe": {"file": str(recipe), "codigit": vars(args), "sft": json.loads(sft.to_json_string()),
+                   "model": {k: v for k, v in vars(model_args).items()}},
+        "seeds": {"seed": sft.seed, "data_seed": sft.data_seed},
+        "code": {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
+                 "versions": versions},
+        "hardware": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                     "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
+    }  # fmt: skip
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def peak_flops() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((f for key, f in sorted(PEAK_FLOPS.items(), key=lambda kv: -len(kv[0])) if key in name), None)
+
+
+def run_log_callback(path: Path, n_params: int):
+    """metrics.jsonl: loss, tokens/s since the last log, MFU (6·N·tokens/s over the device's peak), peak memory."""
+    import resource
+
+    import torch
+    from transformers import TrainerCallback
+
+    class RunLog(TrainerCallback):
+        def __init__(self):
+            self.last = (time.perf_counter(), 0)
+            self.peak = peak_flops()
+
+        def on_train_begin(self, args, state, control, **kwargs):  # a resumed run counts from where it is
+            self.last = (time.perf_counter(), state.num_input_tokens_seen or 0)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            now, tokens = time.perf_counter(), logs.get("num_tokens", state.num_input_tokens_seen or 0)
+            rate = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
+            self.last = (now, tokens)
+            if torch.cuda.is_available():
+                memory = torch.cuda.max_memory_allocated() / 2**30
+            else:
+                memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+            entry = {
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0, 4),
+                "loss": logs["loss"],
+                "learning_rate": logs.get("learning_rate"),
+                "tokens": tokens,
+                "tokens_per_s": round(rate, 1),
+                "mfu": round(6 * n_params * rate / self.peak, 4) if self.peak else None,
+                "peak_memory_gib": round(memory, 3),
+                "time": utc_now(),
+            }
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    return RunLog()
+
+
+def train(recipe: Path, overrides: list[str] | None = None, callbacks: list | None = None) -> Path:
+    """Run (or resume) the recipe; returns the run folder."""
+    args, sft, model_args = parse_recipe(recipe, overrides)
+    data, manifest, release_path = load_release(args)
+
+    import torch
+    from accelerate import PartialState
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer, get_peft_config, get_quantization_config
+
+    run = Path(sft.output_dir)
+    prov_path = run / "provenance.json"
+    if prov_path.exists():
+        before = json.loads(prov_path.read_text(encoding="utf-8"))
+        if before["release"]["dataset_hash"] != manifest["dataset_hash"]:
+            raise CodigitError(f"{run} holds a run on another release; give a new output_dir")
+    model_path = os.path.expanduser(model_args.model_name_or_path or "")
+    if not model_path:
+        raise CodigitError(f"{recipe}: model_name_or_path is required")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_args.model_revision)
+    except OSError as e:
+        raise CodigitError(f"cannot load the tokenizer of {model_path!r} ({str(e).splitlines()[0]})") from None
+    tokens = [collective_token(c) for c in args.collectives]
+    prepare_tokenizer(tokenizer, tokens)
+    sft.pad_token, sft.eos_token = tokenizer.pad_token, tokenizer.eos_token
+
+    quantization = get_quantization_config(model_args)
+    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path,
+        revision=model_args.model_revision,
+        dtype=dtype,
+        attn_implementation=model_args.attn_implementation,
+        quantization_config=quantization,
+        device_map={"": PartialState().local_process_index} if quantization is not None else None,  # k-bit: 1 per GPU
+    )
+    model.config.use_cache = False  # training; and padding-free packing is exact only without the cache
+    peft_config = get_peft_config(model_args)
+    if tokens:
+        model.resize_token_embeddings(len(tokenizer))
+        if peft_config is not None:  # LoRA leaves embeddings frozen: train just the new tokens' rows
+            peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(tokens)}
+    n_params = sum(p.numel() for p in model.parameters())
+
+    run.mkdir(parents=True, exist_ok=True)
+    record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
+    resume = get_last_checkpoint(str(run)) if any(run.glob("checkpoint-*")) else None
+    record["started_at"], record["resumed_from"] = utc_now(), resume
+    atomic_write(prov_path, json.dumps(record, indent=2, default=str) + "\n")
+
+    trainer = SFTTrainer(
+        model=model,
+        args=sft,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[run_log_callback(run / "metrics.jsonl", n_params), *(callbacks or [])],
+    )
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(run / "adapter"))
+    tokenizer.save_pretrained(run / "adapter")
+    if args.merge and peft_config is not None:
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(run / "merged")
+        tokenizer.save_pretrained(run / "merged")
+    record.update(finished_at=utc_now(), train_loss=result.training_loss, global_step=result.global_step,
+                  parameters=n_params)  # fmt: skip
+    atomic_write(prov_path, json.dumps(record, indent=2, default=str) + "\n")
+    return run
