@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from codigit.errors import CodigitError
@@ -135,8 +136,18 @@ def run_log_callback(path: Path, n_params: int):
     return RunLog()
 
 
-def train(recipe: Path, overrides: list[str] | None = None, callbacks: list | None = None) -> Path:
-    """Run (or resume) the recipe; returns the run folder."""
+@dataclass
+class Prepared:
+    trainer: object  # trl.SFTTrainer
+    tokenizer: object
+    args: CodigitArgs
+    run: Path
+    record: dict  # provenance so far
+    resume: str | None
+
+
+def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | None = None) -> Prepared:
+    """Everything up to `trainer.train()`: recipe, verified release, tokenizer format, model, LoRA, trainer."""
     args, sft, model_args = parse_recipe(recipe, overrides)
     data, manifest, release_path = load_release(args)
 
@@ -174,19 +185,14 @@ def train(recipe: Path, overrides: list[str] | None = None, callbacks: list | No
         device_map={"": PartialState().local_process_index} if quantization is not None else None,  # k-bit: 1 per GPU
     )
     model.config.use_cache = False  # training; and padding-free packing is exact only without the cache
+    model.generation_config.eos_token_id = tokenizer.eos_token_id  # the tuned model stops at the end of its turn
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
     peft_config = get_peft_config(model_args)
     if tokens:
         model.resize_token_embeddings(len(tokenizer))
         if peft_config is not None:  # LoRA leaves embeddings frozen: train just the new tokens' rows
             peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(tokens)}
     n_params = sum(p.numel() for p in model.parameters())
-
-    run.mkdir(parents=True, exist_ok=True)
-    record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
-    resume = get_last_checkpoint(str(run)) if any(run.glob("checkpoint-*")) else None
-    record["started_at"], record["resumed_from"] = utc_now(), resume
-    atomic_write(prov_path, json.dumps(record, indent=2, default=str) + "\n")
-
     trainer = SFTTrainer(
         model=model,
         args=sft,
@@ -195,14 +201,26 @@ def train(recipe: Path, overrides: list[str] | None = None, callbacks: list | No
         peft_config=peft_config,
         callbacks=[run_log_callback(run / "metrics.jsonl", n_params), *(callbacks or [])],
     )
-    result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(run / "adapter"))
-    tokenizer.save_pretrained(run / "adapter")
-    if args.merge and peft_config is not None:
-        merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(run / "merged")
-        tokenizer.save_pretrained(run / "merged")
-    record.update(finished_at=utc_now(), train_loss=result.training_loss, global_step=result.global_step,
-                  parameters=n_params)  # fmt: skip
-    atomic_write(prov_path, json.dumps(record, indent=2, default=str) + "\n")
-    return run
+    record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
+    record["parameters"] = n_params
+    resume = get_last_checkpoint(str(run)) if run.is_dir() and any(run.glob("checkpoint-*")) else None
+    return Prepared(trainer, tokenizer, args, run, record, resume)
+
+
+def train(recipe: Path, overrides: list[str] | None = None, callbacks: list | None = None) -> Path:
+    """Run (or resume) the recipe; returns the run folder."""
+    p = prepare(recipe, overrides, callbacks)
+    p.run.mkdir(parents=True, exist_ok=True)
+    prov_path = p.run / "provenance.json"
+    p.record.update(started_at=utc_now(), resumed_from=p.resume)
+    atomic_write(prov_path, json.dumps(p.record, indent=2, default=str) + "\n")
+    result = p.trainer.train(resume_from_checkpoint=p.resume)
+    p.trainer.save_model(str(p.run / "adapter"))
+    p.tokenizer.save_pretrained(p.run / "adapter")
+    if p.args.merge and hasattr(p.trainer.model, "merge_and_unload"):
+        merged = p.trainer.model.merge_and_unload()
+        merged.save_pretrained(p.run / "merged")
+        p.tokenizer.save_pretrained(p.run / "merged")
+    p.record.update(finished_at=utc_now(), train_loss=result.training_loss, global_step=result.global_step)
+    atomic_write(prov_path, json.dumps(p.record, indent=2, default=str) + "\n")
+    return p.run
