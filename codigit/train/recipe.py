@@ -24,6 +24,10 @@ class CodigitArgs:
     )
     collective: str = field(default="", metadata={"help": "the collective whose token conditions this release"})
     merge: bool = field(default=False, metadata={"help": "also save the LoRA-merged full model"})
+    label_only_loss: bool = field(
+        default=True, metadata={"help": "score only label positions, in chunks (same loss, less compute)"}
+    )
+    loss_chunk_tokens: int = field(default=1024, metadata={"help": "label positions per LM-head chunk"})
 
 
 def _parser():

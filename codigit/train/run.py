@@ -19,6 +19,7 @@ from codigit.errors import CodigitError
 from codigit.home import atomic_write
 from codigit.records import utc_now
 from codigit.train.formats import collective_token, prepare_tokenizer
+from codigit.train.models import resolve_model
 from codigit.train.recipe import CodigitArgs, parse_recipe
 
 # Dense bf16 peak FLOP/s per device, for MFU. CPUs have no useful single figure: MFU is left empty there.
@@ -163,9 +164,9 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         before = json.loads(prov_path.read_text(encoding="utf-8"))
         if before["release"]["dataset_hash"] != manifest["dataset_hash"]:
             raise CodigitError(f"{run} holds a run on another release; give a new output_dir")
-    model_path = os.path.expanduser(model_args.model_name_or_path or "")
-    if not model_path:
+    if not model_args.model_name_or_path:
         raise CodigitError(f"{recipe}: model_name_or_path is required")
+    model_path = resolve_model(model_args.model_name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=model_args.model_revision)
     except OSError as e:
@@ -193,7 +194,10 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         if peft_config is not None:  # LoRA leaves embeddings frozen: train just the new tokens' rows
             peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(tokens)}
     n_params = sum(p.numel() for p in model.parameters())
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer
+    if args.label_only_loss:
+        from codigit.train.loss import LabelOnlyLossSFTTrainer as trainer_class
+    trainer = trainer_class(
         model=model,
         args=sft,
         train_dataset=data,
@@ -201,6 +205,7 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         peft_config=peft_config,
         callbacks=[run_log_callback(run / "metrics.jsonl", n_params), *(callbacks or [])],
     )
+    trainer.loss_chunk_tokens = args.loss_chunk_tokens
     record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
     record["parameters"] = n_params
     resume = get_last_checkpoint(str(run)) if run.is_dir() and any(run.glob("checkpoint-*")) else None

@@ -1,0 +1,209 @@
+"""codigit's CPU recipe vs TRL's default SFT settings, same model, same data, same objective, in one run.
+
+Data: a synthetic release of conversations shaped like the stories (prompts of 8-30 words, responses of 200-800
+tokens). Both settings train with assistant-only loss and the same LoRA through `codigit.train.run.train`; each
+runs in its own process so its peak memory (max RSS) is its own. Throughput is real (non-padding) input tokens
+per second over the steps after the first. "Equal loss" is checked on one fixed set of examples in fp32: the
+model's own loss on a padded batch (TRL's path) against codigit's label-only loss on the packed batch.
+
+    .venv/bin/python benchmarks/sft_throughput.py            # SmolLM2-135M-Instruct (codigit:smollm2)
+    .venv/bin/python benchmarks/sft_throughput.py --quick    # a tiny Llama with Llama-3's 128k vocabulary
+Last line: `sft_tokens_per_s_ratio: X` (goal >= 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = ("care work family career nurse engineer river coat bridge choir lab coin sister route kind brave quiet "
+         "morning letter garden train city story mother father child friend teacher doctor").split()  # fmt: skip
+COMMON = {"dtype": "float32", "use_peft": True, "lora_r": 16, "lora_alpha": 32,
+          "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "seed": 7, "learning_rate": 1e-4,
+          "assistant_only_loss": True, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+          "use_cpu": True, "disable_tqdm": True, "max_length": 1024}  # fmt: skip
+SETTINGS = {
+    # SFTConfig's defaults for everything that affects speed: batch 8, no packing, activation checkpointing on,
+    # fp32, and TRL's loss over the model's full logits
+    "trl-defaults": {"label_only_loss": False},
+    # experiments/cpu-demo.yaml's choices
+    "codigit": {"label_only_loss": True, "packing": True, "padding_free": True, "per_device_train_batch_size": 1,
+                "gradient_accumulation_steps": 1, "activation_checkpointing": False, "bf16": True},
+}  # fmt: skip
+
+
+def make_release(work: Path, n: int) -> Path:
+    import uuid
+
+    from codigit.collect import build_snapshot
+    from codigit.records import write_snapshot
+    from codigit.release.manage import make_release as release
+    from codigit.release.policy import load_policy
+    from codigit.study import load_study
+
+    rng = random.Random(0)
+    people = [f"p-{k:04d}" for k in range(max(4, n // 5))]
+
+    def vals(d: dict) -> str:
+        return json.dumps({k: {"value": v} for k, v in d.items()})
+
+    rows = [
+        (
+            p,
+            "consent",
+            uuid.uuid4().hex,
+            "consent-1.0",
+            "{}",
+            p,
+            "annotator",
+            vals({"training": "yes", "public": "no", "attribution": "none"}),
+            "2026-01-01 00:00:00",
+        )
+        for p in people
+    ]
+    for i in range(n):
+        author, record = people[i % len(people)], uuid.uuid4()
+        prompt = " ".join(rng.choices(WORDS, k=rng.randint(8, 30))) + "?"
+        story = " ".join(rng.choices(WORDS, k=rng.randint(200, 800))) + "."
+        rows.append(
+            (
+                author,
+                "stories",
+                record.hex,
+                f"i{i}",
+                "{}",
+                author,
+                "annotator",
+                vals({"prompt": prompt, "story": story}),
+                "2026-01-01 00:00:00",
+            )
+        )
+        fields = json.dumps({"prompt": prompt, "story": story})
+        for reviewer in rng.sample([p for p in people if p != author], 3):
+            rows.append(
+                (
+                    "codigit",
+                    "review-1",
+                    uuid.uuid4().hex,
+                    str(record),
+                    fields,
+                    reviewer,
+                    "annotator",
+                    vals({"rating": 5, "decision": "include"}),
+                    "2026-01-01 00:00:00",
+                )
+            )
+    study = load_study(REPO / "annotation/study.yaml")
+    snap = write_snapshot(build_snapshot(rows, study, "benchmark"), work / "snapshots")
+    path, _, _ = release("1.0.0", snap, load_policy(REPO / "annotation/policy.yaml"), study, work / "releases", None)
+    return path  # fmt: skip
+
+
+def tiny_model(work: Path) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from codigit.train.llama3 import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(work / "tiny")
+    tokenizer.save_pretrained(work / "tiny")
+    return work / "tiny"
+
+
+def child(setting: str, work: Path, model: str, steps: int) -> None:
+    """One setting, in this process: train `steps` steps and print what the parent needs as JSON."""
+    import yaml
+
+    from codigit.train.run import train
+
+    recipe = {**COMMON, **SETTINGS[setting], "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
+              "output_dir": str(work / "runs" / setting), "max_steps": steps}  # fmt: skip
+    path = work / f"{setting}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    run = train(path)
+    logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    from datetime import datetime
+
+    def t(entry: dict) -> float:
+        return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+
+    tokens = logs[-1]["tokens"] - logs[0]["tokens"]  # the first step (warm-up) is left out
+    print(json.dumps({"tokens_per_s": tokens / (t(logs[-1]) - t(logs[0])), "tokens": tokens,
+                      "loss": [e["loss"] for e in logs],
+                      "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))  # fmt: skip
+
+
+def loss_equality(work: Path, model: str) -> tuple[float, float]:
+    """fp32: the model's own loss on a padded batch vs codigit's label-only loss on the same examples packed."""
+    import torch
+    import yaml
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from codigit.train.loss import label_only_loss
+    from codigit.train.run import prepare
+
+    recipe = {**COMMON, "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
+              "output_dir": str(work / "runs" / "equality"), "max_steps": 1}  # fmt: skip
+    path = work / "equality.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    p = prepare(path)
+    rows = [p.trainer.train_dataset[i] for i in range(4)]
+    pad = p.tokenizer.pad_token_id
+    with torch.no_grad():
+        model_ = p.trainer.model.eval()
+        padded = model_(**DataCollatorForLanguageModeling(pad_token_id=pad)(rows), use_cache=False).loss.item()
+        packed = label_only_loss(model_, DataCollatorForLanguageModeling(pad_token_id=pad, padding_free=True)(rows),
+                                 1024).item()  # fmt: skip
+    return padded, packed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny Llama, 40 conversations, 6 steps (< 1 min)")
+    parser.add_argument("--steps", type=int, help="optimizer steps per setting")
+    parser.add_argument("--child", choices=list(SETTINGS), help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.work, args.model, args.steps)
+        return
+    steps = args.steps or (6 if args.quick else 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        make_release(work, 40 if args.quick else 120)
+        model = str(tiny_model(work)) if args.quick else "codigit:smollm2"
+        results = {}
+        for setting in SETTINGS:
+            out = subprocess.run([sys.executable, __file__, "--child", setting, "--work", str(work), "--model", model,
+                                  "--steps", str(steps)], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+            if out.returncode != 0:
+                sys.exit(f"{setting} failed:\n{out.stderr[-3000:]}")
+            results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
+        padded, packed = loss_equality(work, model)
+    label = "tiny Llama (128k vocab)" if args.quick else "SmolLM2-135M-Instruct"
+    print(f"model: {label}; {steps} steps per setting, CPU, LoRA r16 on attention, assistant-only loss")
+    for setting, r in results.items():
+        print(f"{setting:>13}: {r['tokens_per_s']:8.1f} tokens/s over {r['tokens']:.0f} tokens, "
+              f"peak RSS {r['peak_rss_gib']:.2f} GiB, "
+              f"loss {r['loss'][0]:.4f} -> {r['loss'][-1]:.4f}")  # fmt: skip
+    print(f"equal loss (fp32, same 4 examples): padded model loss {padded:.6f}, packed label-only loss {packed:.6f}, "
+          f"difference {abs(padded - packed):.2e}")  # fmt: skip
+    print(f"sft_tokens_per_s_ratio: {results['codigit']['tokens_per_s'] / results['trl-defaults']['tokens_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""A loss computed on the label positions only, in small chunks: the same number as the model's own loss.
+
+A causal LM's loss normally projects every position through the LM head (a vocabulary-wide matmul: 128k columns
+for Llama-3) and then ignores the prompt, header and padding positions. With short prompts and assistant-only
+loss most positions are still scored for nothing, and on CPU the fp32 logits tile dominates a small model's
+step. Here the backbone runs as usual, the hidden states of positions whose next token is a label are gathered,
+and only those go through the LM head, a chunk at a time so the fp32 logits never exist for the whole batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from trl import SFTTrainer
+
+
+def causal_lm(model):
+    """The `...ForCausalLM` inside DDP / compile / PEFT wrappers (LoRA layers stay in place inside it)."""
+    for attr in ("module", "_orig_mod"):
+        while hasattr(model, attr) and not hasattr(model, "get_decoder"):
+            model = getattr(model, attr)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def label_only_loss(model, inputs: dict, chunk: int, num_items_in_batch=None) -> torch.Tensor:
+    lm = causal_lm(model)
+    labels = inputs["labels"]
+    kwargs = {k: v for k, v in inputs.items() if k != "labels"}
+    hidden = lm.get_decoder()(**kwargs, use_cache=False).last_hidden_state
+    head = lm.get_output_embeddings()
+    targets = labels[:, 1:]
+    keep = targets != -100
+    states, targets = hidden[:, :-1][keep], targets[keep]
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, targets.numel(), chunk):
+        logits = head(states[start : start + chunk]).float()
+        total = total + F.cross_entropy(logits, targets[start : start + chunk], reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+    return total / count.to(total.device) if torch.is_tensor(count) else total / count
+
+
+class LabelOnlyLossSFTTrainer(SFTTrainer):
+    """SFTTrainer whose loss scores label positions only (see module doc); everything else is TRL's."""
+
+    loss_chunk_tokens = 1024
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs:  # evaluation paths that want logits get TRL's own loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = label_only_loss(model, inputs, self.loss_chunk_tokens, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: the count spans all devices
+        return loss
