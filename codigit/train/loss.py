@@ -50,4 +50,11 @@ class LabelOnlyLossSFTTrainer(SFTTrainer):
         loss = label_only_loss(model, inputs, self.loss_chunk_tokens, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: the count spans all devices
+        if model.training:  # the input-token count TRL's own compute_loss keeps for its `num_tokens` log
+            if "attention_mask" in inputs:
+                local = inputs["attention_mask"].sum()
+            else:
+                local = torch.tensor(inputs["position_ids"].size(1), device=inputs["position_ids"].device)
+            self._total_train_tokens += int(self.accelerator.gather_for_metrics(local).sum().item())
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
         return loss
