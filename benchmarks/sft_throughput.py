@@ -29,14 +29,19 @@ COMMON = {"dtype": "float32", "use_peft": True, "lora_r": 16, "lora_alpha": 32,
           "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "seed": 7, "learning_rate": 1e-4,
           "assistant_only_loss": True, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
           "use_cpu": True, "disable_tqdm": True, "max_length": 1024}  # fmt: skip
-SETTINGS = {
-    # SFTConfig's defaults for everything that affects speed: batch 8, no packing, activation checkpointing on,
-    # fp32, and TRL's loss over the model's full logits
-    "trl-defaults": {"label_only_loss": False},
-    # experiments/cpu-demo.yaml's choices
-    "codigit": {"label_only_loss": True, "packing": True, "padding_free": True, "per_device_train_batch_size": 1,
-                "gradient_accumulation_steps": 1, "activation_checkpointing": False, "bf16": True},
-}  # fmt: skip
+CPU_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "padding_free",
+            "activation_checkpointing", "bf16")  # fmt: skip
+
+
+def cpu_settings() -> dict[str, dict]:
+    """TRL's defaults vs the performance keys of experiments/cpu-demo.yaml (codigit's CPU recipe)."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "experiments" / "cpu-demo.yaml").read_text())
+    # the defaults: SFTConfig's own batch 8, no packing, activation checkpointing on, fp32, TRL's loss over the
+    # model's full logits (its fused chunked LM head); both train with assistant-only loss and the same LoRA
+    return {"trl-defaults": {"label_only_loss": False},
+            "codigit": {"label_only_loss": True, **{k: recipe[k] for k in CPU_KEYS}}}  # fmt: skip
 
 
 def make_release(work: Path, n: int) -> Path:
@@ -123,13 +128,44 @@ def tiny_model(work: Path) -> Path:
     return work / "tiny"
 
 
-def child(setting: str, work: Path, model: str, steps: int, quick: bool) -> None:
+# GPU: a randomly initialised model with Llama-3.1-8B's exact shapes (throughput does not depend on the weights).
+LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "max_position_embeddings": 131072, "rope_theta": 500000.0,
+            "tie_word_embeddings": False}  # fmt: skip
+
+
+def llama8b_shapes(work: Path) -> Path:
+    from transformers import LlamaConfig
+
+    from codigit.train.llama3 import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, **LLAMA_8B).save_pretrained(work / "llama8b")  # fmt: skip
+    tokenizer.save_pretrained(work / "llama8b")
+    return work / "llama8b"
+
+
+def gpu_settings() -> dict[str, dict]:
+    """TRL's defaults vs experiments/llama31-8b-lora.yaml's performance keys, both bf16 with random weights."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "experiments" / "llama31-8b-lora.yaml").read_text())
+    keep = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "padding_free",
+            "activation_checkpointing", "bf16", "attn_implementation", "lora_target_modules")  # fmt: skip
+    gpu = {"dtype": "bfloat16", "use_cpu": False, "random_init": True}
+    return {"trl-defaults": {**gpu, "label_only_loss": False},
+            "codigit": {**gpu, "label_only_loss": True, **{k: recipe[k] for k in keep}}}  # fmt: skip
+
+
+def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bool = False) -> None:
     """One setting, in this process: train `steps` steps and print what the parent needs as JSON."""
     import yaml
 
     from codigit.train.run import train
 
-    recipe = {**COMMON, **SETTINGS[setting], "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
+    settings = gpu_settings() if gpu else cpu_settings()
+    recipe = {**COMMON, **settings[setting], "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
               "output_dir": str(work / "runs" / setting), "max_steps": steps}  # fmt: skip
     if quick and setting == "trl-defaults":
         # a step of 8 rows takes ~30 s here; tokens/s of the defaults barely depends on the batch size (the
@@ -146,7 +182,8 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool) -> None
 
     tokens = logs[-1]["tokens"] - logs[0]["tokens"]  # the first step (warm-up) is left out
     print(json.dumps({"tokens_per_s": tokens / (t(logs[-1]) - t(logs[0])), "tokens": tokens,
-                      "loss": [e["loss"] for e in logs],
+                      "loss": [e["loss"] for e in logs], "mfu": logs[-1]["mfu"],
+                      "peak_gpu_gib": logs[-1]["peak_memory_gib"] if gpu else None,
                       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))  # fmt: skip
 
 
@@ -176,37 +213,45 @@ def loss_equality(work: Path, model: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny Llama, 24 conversations, 3 steps (< 1 min)")
+    parser.add_argument("--quick", action="store_true", help="tiny Llama, 24 conversations, 2 steps (< 1 min)")
     parser.add_argument("--steps", type=int, help="optimizer steps per setting")
-    parser.add_argument("--child", choices=list(SETTINGS), help=argparse.SUPPRESS)
+    parser.add_argument("--llama8b", action="store_true", help="GPU: random weights in Llama-3.1-8B's shapes, bf16")
+    parser.add_argument("--child", choices=["trl-defaults", "codigit"], help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.work, args.model, args.steps, args.quick)
+        child(args.child, args.work, args.model, args.steps, args.quick, args.llama8b)
         return
-    steps = args.steps or (3 if args.quick else 8)
+    steps = args.steps or (2 if args.quick else 8)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         make_release(work, 24 if args.quick else 120)
-        model = str(tiny_model(work)) if args.quick else "codigit:smollm2"
+        if args.llama8b:
+            model = str(llama8b_shapes(work))
+        else:
+            model = str(tiny_model(work)) if args.quick else "codigit:smollm2"
         results = {}
-        for setting in SETTINGS:
+        for setting in gpu_settings() if args.llama8b else cpu_settings():
             command = [sys.executable, __file__, "--child", setting, "--work", str(work), "--model", model,
-                       "--steps", str(steps), *(["--quick"] if args.quick else [])]  # fmt: skip
+                       "--steps", str(steps), *(["--quick"] if args.quick else []),
+                       *(["--llama8b"] if args.llama8b else [])]  # fmt: skip
             out = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
             if out.returncode != 0:
                 sys.exit(f"{setting} failed:\n{out.stderr[-3000:]}")
             results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
-        padded, packed = loss_equality(work, model)
+        padded, packed = (None, None) if args.llama8b else loss_equality(work, model)
     label = "tiny Llama (128k vocab)" if args.quick else "SmolLM2-135M-Instruct"
+    label = "random Llama-3.1-8B shapes, bf16, GPU" if args.llama8b else label
     print(f"model: {label}; {steps} steps per setting, CPU, LoRA r16 on attention, assistant-only loss")
     for setting, r in results.items():
-        print(f"{setting:>13}: {r['tokens_per_s']:8.1f} tokens/s over {r['tokens']:.0f} tokens, "
+        gpu = f", MFU {r['mfu']}, peak GPU memory {r['peak_gpu_gib']} GiB" if args.llama8b else ""
+        print(f"{setting:>13}: {r['tokens_per_s']:8.1f} tokens/s over {r['tokens']:.0f} tokens{gpu}, "
               f"peak RSS {r['peak_rss_gib']:.2f} GiB, "
               f"loss {r['loss'][0]:.4f} -> {r['loss'][-1]:.4f}")  # fmt: skip
-    print(f"equal loss (fp32, same 4 examples): padded model loss {padded:.6f}, packed label-only loss {packed:.6f}, "
-          f"difference {abs(padded - packed):.2e}")  # fmt: skip
+    if padded is not None:
+        print(f"equal loss (fp32, same 4 examples): padded model loss {padded:.6f}, packed label-only loss "
+              f"{packed:.6f}, difference {abs(padded - packed):.2e}")  # fmt: skip
     print(f"sft_tokens_per_s_ratio: {results['codigit']['tokens_per_s'] / results['trl-defaults']['tokens_per_s']:.2f}")
 
 

@@ -28,6 +28,9 @@ class CodigitArgs:
         default=True, metadata={"help": "score only label positions, in chunks (same loss, less compute)"}
     )
     loss_chunk_tokens: int = field(default=1024, metadata={"help": "label positions per LM-head chunk"})
+    random_init: bool = field(
+        default=False, metadata={"help": "build the model from its config with random weights (throughput benchmarks)"}
+    )
 
 
 def _parser():

@@ -154,7 +154,7 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
 
     import torch
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 
@@ -177,14 +177,20 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
 
     quantization = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path,
-        revision=model_args.model_revision,
-        dtype=dtype,
-        attn_implementation=model_args.attn_implementation,
-        quantization_config=quantization,
-        device_map={"": PartialState().local_process_index} if quantization is not None else None,  # k-bit: 1 per GPU
-    )
+    if args.random_init:  # same shapes and code path, no weights to download: throughput is weight-independent
+        config = AutoConfig.from_pretrained(model_path, revision=model_args.model_revision)
+        model = AutoModelForCausalLM.from_config(
+            config, dtype=dtype, attn_implementation=model_args.attn_implementation
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_path,
+            revision=model_args.model_revision,
+            dtype=dtype,
+            attn_implementation=model_args.attn_implementation,
+            quantization_config=quantization,
+            device_map={"": PartialState().local_process_index} if quantization is not None else None,  # k-bit
+        )
     model.config.use_cache = False  # training; and padding-free packing is exact only without the cache
     model.generation_config.eos_token_id = tokenizer.eos_token_id  # the tuned model stops at the end of its turn
     model.generation_config.pad_token_id = tokenizer.pad_token_id
