@@ -220,3 +220,22 @@ def test_collective_token_is_added_trained_and_opens_each_conversation(world):
     from transformers import AutoTokenizer
 
     assert "<|collective:other|>" in AutoTokenizer.from_pretrained(run / "adapter").get_vocab()
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("release: x\nlearning_rat: 0.1\n", [], "unknown key(s) learning_rat"),
+        ("release: x\n", ["--max_steps", "many"], "invalid int value: 'many'"),
+        ("release: x\n", [], "no GPU here: add `use_cpu: true`"),
+        ("[not, a, mapping]\n", [], "expected a mapping"),
+        ("model_name_or_path: x\n", [], "`release` is required"),
+    ],
+)
+def test_bad_recipes_are_one_line_errors(tmp_path, content, extra, message):
+    from conftest import codigit
+
+    (tmp_path / "r.yaml").write_text(content)
+    result = codigit("train", str(tmp_path / "r.yaml"), *extra)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0

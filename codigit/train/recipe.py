@@ -6,6 +6,7 @@ field keeps its name, type and default; codigit adds only what a release-bound, 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,12 +61,15 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None):
     known = {a.dest for a in parser._actions}
     if unknown := sorted(set(raw) - known - {"env"}):
         raise CodigitError(f"{recipe}: unknown key(s) {', '.join(unknown)} (not SFTConfig, ModelConfig or codigit's)")
-    try:
-        codigit_args, sft, model = parser.parse_args_and_config(["--config", str(recipe), *(overrides or [])])
-    except (ValueError, TypeError) as e:
-        raise CodigitError(f"{recipe}: {e}") from None
-    if not codigit_args.release:
+    if not raw.get("release") and "--release" not in (overrides or []):
         raise CodigitError(f"{recipe}: `release` is required (a release folder, e.g. data/releases/0.1.0)")
+    try:
+        with warnings.catch_warnings():  # TRL's own default (gradient_checkpointing) trips a transformers rename
+            warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+            codigit_args, sft, model = parser.parse_args_and_config(["--config", str(recipe), *(overrides or [])])
+    except (ValueError, TypeError) as e:
+        hint = " (no GPU here: add `use_cpu: true` to the recipe)" if "use_cpu" in str(e) else ""
+        raise CodigitError(f"{recipe}: {str(e).splitlines()[0]}{hint}") from None
     if codigit_args.collective and codigit_args.collective not in codigit_args.collectives:
         raise CodigitError(f"{recipe}: collective {codigit_args.collective!r} is not among collectives")
     return codigit_args, sft, model
