@@ -135,6 +135,15 @@ def _train(args: argparse.Namespace) -> None:
     print(f"run {run}: adapter in {run / 'adapter'}, metrics in {run / 'metrics.jsonl'}, provenance.json")
 
 
+def _generate(args: argparse.Namespace) -> None:
+    from codigit.generate import generate_run
+
+    suites = args.suite or [Path("analysis/prompts/codigit-open.jsonl")]
+    out = generate_run(args.run, suites, args.samples, args.seed, args.greedy, args.max_new_tokens, args.batch_size,
+                       args.temperature, args.top_p)  # fmt: skip
+    print(f"generations: {out}")
+
+
 def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.train.models import prepare_smollm2
@@ -223,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", type=Path, help="e.g. experiments/cpu-demo.yaml")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("generate", help="base and tuned answers to the prompt suites -> RUN/generations.parquet")
+    p.add_argument("run", type=Path, help="a finished training run folder (runs/NAME)")
+    p.add_argument("--suite", type=Path, action="append", help="prompt suite JSONL (repeatable; default: open)")
+    p.add_argument("--samples", type=int, default=1, help="samples per prompt and model (each with its own seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--greedy", action="store_true", help="greedy decoding (one sample)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.set_defaults(func=_generate)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
