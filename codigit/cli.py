@@ -140,7 +140,7 @@ def _generate(args: argparse.Namespace) -> None:
 
     suites = args.suite or [Path("analysis/prompts/codigit-open.jsonl")]
     out = generate_run(args.run, suites, args.samples, args.seed, args.greedy, args.max_new_tokens, args.batch_size,
-                       args.temperature, args.top_p)  # fmt: skip
+                       args.temperature, args.top_p, backend=args.backend)  # fmt: skip
     print(f"generations: {out}")
 
 
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="vllm: GPU only, pip install vllm")
     p.set_defaults(func=_generate)
 
     models = sub.add_parser("model", help="models that ship with codigit")

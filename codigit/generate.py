@@ -118,6 +118,30 @@ def hf_generate(
     return results
 
 
+def vllm_generate(base: str, adapter: Path | None, conversations: list[list[dict]], seeds: list[int] | None, *,
+                  max_new_tokens: int, temperature: float, top_p: float, eos_token_id: int) -> list[dict]:  # fmt: skip
+    """The GPU path: vLLM with the run's LoRA adapter (vLLM's own per-request seeds). Needs `pip install vllm`."""
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except ImportError:
+        raise CodigitError("--backend vllm needs vLLM on a GPU machine: pip install vllm") from None
+    llm = LLM(model=base, enable_lora=adapter is not None, max_lora_rank=64)
+    params = [
+        SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if seeds is None else temperature,
+                       top_p=1.0 if seeds is None else top_p, seed=None if seeds is None else s,
+                       stop_token_ids=[eos_token_id])
+        for s in (seeds or [0] * len(conversations))
+    ]  # fmt: skip
+    lora = LoRARequest("tuned", 1, str(adapter)) if adapter is not None else None
+    began = time.perf_counter()
+    outputs = llm.chat(conversations, sampling_params=params, lora_request=lora, use_tqdm=True)
+    seconds = (time.perf_counter() - began) / max(len(outputs), 1)
+    return [{"text": o.outputs[0].text, "prompt_tokens": len(o.prompt_token_ids),
+             "new_tokens": len(o.outputs[0].token_ids), "finished": o.outputs[0].finish_reason == "stop",
+             "seconds": seconds} for o in outputs]  # fmt: skip
+
+
 def conversations(prompts: list[dict], collective_token: str | None) -> list[list[dict]]:
     head = [{"role": "system", "content": collective_token}] if collective_token else []
     return [[*head, {"role": "user", "content": p["prompt"]}] for p in prompts]
@@ -125,7 +149,8 @@ def conversations(prompts: list[dict], collective_token: str | None) -> list[lis
 
 def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0, greedy: bool = False,
                  max_new_tokens: int = 256, batch_size: int = 16, temperature: float = 0.7, top_p: float = 0.9,
-                 models: tuple[str, ...] = ("base", "tuned"), out: Path | None = None) -> Path:  # fmt: skip
+                 models: tuple[str, ...] = ("base", "tuned"), out: Path | None = None,
+                 backend: str = "hf") -> Path:  # fmt: skip
     """Base and tuned generations for a training run (its provenance names the base model and its adapter)."""
     import sys
 
@@ -152,14 +177,19 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     from codigit.train.formats import collective_token, prepare_tokenizer
     from codigit.train.models import resolve_model
 
+    if backend == "vllm" and collective:
+        raise CodigitError("--backend vllm cannot add collective-identity tokens to the vocabulary; use --backend hf")
+
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")  # the tuned vocabulary (collective tokens too)
     base_tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_name))
     prepare_tokenizer(base_tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(base_name), dtype=torch.float32)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-    model = PeftModel.from_pretrained(model, run / "adapter").eval()
+    model = None
+    if backend == "hf":
+        model = AutoModelForCausalLM.from_pretrained(resolve_model(base_name), dtype=torch.float32)
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+        model = PeftModel.from_pretrained(model, run / "adapter").eval()
 
     rows = []
     jobs = [(m, k) for m in models for k in range(samples)]
@@ -171,9 +201,16 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
         token = collective_token(collective) if tuned and collective else None
         options = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "temperature": temperature,
                    "top_p": top_p, "progress": progress}  # fmt: skip
-        with contextlib.nullcontext() if tuned else model.disable_adapter():  # base = the same weights, no LoRA
-            answers = hf_generate(model, tokenizer if tuned else base_tokenizer, conversations(items, token),
-                                  None if greedy else seeds, **options)  # fmt: skip
+        if backend == "vllm":
+            answers = vllm_generate(resolve_model(base_name), run / "adapter" if tuned else None,
+                                    conversations(items, None), None if greedy else seeds,
+                                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                    eos_token_id=base_tokenizer.eos_token_id)  # fmt: skip
+            progress.update(len(items))
+        else:
+            with contextlib.nullcontext() if tuned else model.disable_adapter():  # base: same weights, no LoRA
+                answers = hf_generate(model, tokenizer if tuned else base_tokenizer, conversations(items, token),
+                                      None if greedy else seeds, **options)  # fmt: skip
         for (suite, p), s, a in zip(prompts, seeds, answers, strict=True):
             meta = {k: v for k, v in p.items() if k not in ("id", "prompt")}
             rows.append({"model": name, "suite": suite, "prompt_id": p["id"], "sample": sample,
