@@ -144,6 +144,13 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"generations: {out}")
 
 
+def _analyze(args: argparse.Namespace) -> None:
+    from codigit.analysis.report import analyze
+
+    out = analyze(args.run, args.n_boot, args.seed)
+    print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, differences.png)")
+
+
 def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.train.models import prepare_smollm2
@@ -245,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="vllm: GPU only, pip install vllm")
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("analyze", help="metrics, paired statistics, plot and report.html for a run's generations")
+    p.add_argument("run", type=Path, help="a run folder with generations.parquet")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per metric")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_analyze)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")

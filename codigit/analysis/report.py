@@ -1,0 +1,148 @@
+"""`codigit analyze RUN`: metrics per generation, paired base-vs-tuned comparison, a plot, a self-contained report.
+
+Writes RUN/analysis/: `metrics.csv` (one row per generation), `comparison.csv` (one row per metric: means, the
+tuned-minus-base difference with a bootstrap 95% CI, permutation p, Benjamini-Hochberg adjusted p),
+`diversity.csv` (distinct-1/2 per model), `differences.png`, and `report.html` (everything above, inline).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from codigit.errors import CodigitError
+from codigit.home import atomic_write
+
+PER_WORD = ("masculine_coded", "feminine_coded", "agency", "communion")  # reported per 100 words
+
+
+def metric_frame(generations):
+    import pandas as pd
+
+    from codigit.analysis.metrics import stereotype_alignment, text_metrics
+    from codigit.analysis.resources import occupations
+
+    jobs = occupations()
+    rows = []
+    for g in generations.itertuples(index=False):
+        m = text_metrics(g.text)
+        for name in PER_WORD:
+            m[name] = 100 * m[name] / m["words"] if m["words"] else float("nan")
+        occupation = json.loads(g.meta or "{}").get("occupation")
+        m["stereotype_alignment"] = stereotype_alignment(g.text, jobs[occupation]) if occupation in jobs else None
+        rows.append({"model": g.model, "prompt_id": g.prompt_id, "sample": g.sample, **m})
+    frame = pd.DataFrame(rows)
+    frame["stereotype_alignment"] = pd.to_numeric(frame["stereotype_alignment"])  # None (no occupation) -> nan
+    return frame
+
+
+def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
+    import pandas as pd
+
+    from codigit.analysis.metrics import distinct_n
+    from codigit.analysis.stats import benjamini_hochberg, paired
+
+    run = Path(run)
+    try:
+        generations = pd.read_parquet(run / "generations.parquet")
+    except (OSError, ValueError) as e:
+        raise CodigitError(f"{run}: no readable generations.parquet ({e}); run `codigit generate {run}`") from None
+    if not {"base", "tuned"} <= set(generations["model"]):
+        raise CodigitError(f"{run}/generations.parquet needs both base and tuned generations")
+    metrics = metric_frame(generations)
+    names = [c for c in metrics.columns if c not in ("model", "prompt_id", "sample")]
+    per_prompt = metrics.groupby(["model", "prompt_id"])[names].mean(numeric_only=True)
+    base, tuned = per_prompt.loc["base"], per_prompt.loc["tuned"]
+    common = base.index.intersection(tuned.index)
+    results = [paired(base.loc[common, m].to_numpy(), tuned.loc[common, m].to_numpy(), n_boot, seed=seed)
+               for m in names]  # fmt: skip
+    adjusted = benjamini_hochberg([r.p for r in results])
+    comparison = pd.DataFrame(
+        [{"metric": m, **vars(r), "p_adjusted": a} for m, r, a in zip(names, results, adjusted, strict=True)]
+    )
+    diversity = pd.DataFrame([
+        {"model": name, "distinct_1": distinct_n(group["text"], 1), "distinct_2": distinct_n(group["text"], 2)}
+        for name, group in generations.groupby("model")
+    ])  # fmt: skip
+    out = run / "analysis"
+    out.mkdir(exist_ok=True)
+    for name, frame in (("metrics", metrics), ("comparison", comparison), ("diversity", diversity)):
+        atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
+    png = differences_plot(comparison.dropna(subset=["diff"]))
+    atomic_write(out / "differences.png", png)
+    atomic_write(out / "report.html", render(run, generations, comparison, diversity, png))
+    return out
+
+
+def differences_plot(comparison) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(comparison), 2) + 1))
+    y = range(len(comparison))
+    ax.errorbar(comparison["diff"], y, xerr=[comparison["diff"] - comparison["ci_low"],
+                comparison["ci_high"] - comparison["diff"]], fmt="o", color="#333", capsize=3)  # fmt: skip
+    ax.axvline(0, color="#999", lw=1)
+    ax.set_yticks(list(y), comparison["metric"])
+    ax.set_xlabel("tuned − base (mean over prompts), 95% bootstrap CI")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def render(run: Path, generations, comparison, diversity, png: bytes) -> str:
+    def table(frame) -> str:
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+        rows = frame.itertuples(index=False)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    examples = []
+    first = generations[generations["sample"] == 0]
+    for prompt_id, group in list(first.groupby("prompt_id", sort=True))[:12]:
+        texts = {m: g["text"].iloc[0] for m, g in group.groupby("model")}
+        prompt = group["prompt"].iloc[0]
+        examples.append(
+            f"<section class='pair'><h3>{html.escape(prompt_id)}: {html.escape(prompt)}</h3>"
+            f"<div><h4>base</h4><p>{html.escape(texts.get('base', ''))}</p></div>"
+            f"<div><h4>tuned</h4><p>{html.escape(texts.get('tuned', ''))}</p></div></section>"
+        )
+    image = base64.b64encode(png).decode()
+    n_prompts = generations["prompt_id"].nunique()
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>codigit report: {html.escape(run.name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+.pair {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; border-top: 1px solid #ddd; }}
+.pair h3 {{ grid-column: 1 / 3; font-size: 1rem; }} .pair p {{ white-space: pre-wrap; }}
+</style></head><body>
+<h1>Base vs tuned: {html.escape(run.name)}</h1>
+<p>{len(generations)} generations over {n_prompts} prompts. Each prompt is one unit: its samples are averaged,
+then tuned minus base is compared with a bootstrap 95% CI and a sign-flip permutation test;
+p-values are adjusted across metrics with Benjamini-Hochberg. Coded-word metrics are per 100 words.</p>
+<h2>Differences</h2>
+<img alt="tuned minus base per metric with 95% confidence intervals" src="data:image/png;base64,{image}">
+{table(comparison)}
+<h2>Diversity</h2>
+{table(diversity)}
+<h2>Examples (first sample, side by side)</h2>
+{"".join(examples)}
+</body></html>
+"""
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,111 @@
+"""Analysis: metrics on hand-written texts, statistics against scipy, and the report in a real browser."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ARTIFACTS, codigit
+from scipy import stats
+
+from codigit.analysis.metrics import distinct_n, stereotype_alignment, text_metrics
+from codigit.analysis.stats import benjamini_hochberg, paired
+
+
+def test_text_metrics_count_what_a_reader_counts():
+    text = "She told him that they were ambitious. Xe laughed; her sister agreed. Hers, herself, his."
+    m = text_metrics(text)
+    assert (m["pronoun_she"], m["pronoun_he"], m["pronoun_they"], m["pronoun_neo"]) == (4, 2, 1, 1)
+    assert m["words"] == 15 and m["refusal"] == 0
+    assert m["masculine_coded"] == 1  # "ambitious" is on Gaucher et al.'s masculine-coded list
+    assert text_metrics("The theme of the shepherd")["pronoun_he"] == 0  # whole words only
+    assert text_metrics("I'm sorry, but I can't help with that request.")["refusal"] == 1
+    assert text_metrics("She is warm, gentle and kind to everyone.")["feminine_coded"] >= 2
+
+
+def test_distinct_n_and_stereotype_alignment():
+    assert distinct_n(["a b a b", "a b c"], 1) == pytest.approx(3 / 7)
+    assert distinct_n(["a b a b", "a b c"], 2) == pytest.approx(3 / 5)
+    assert stereotype_alignment("He fixed the plane.", 0.9) == 1.0  # male-typed job, he
+    assert stereotype_alignment("She fixed the plane.", 0.9) == -1.0
+    assert stereotype_alignment("They fixed the plane.", 0.9) == 0.0
+    assert stereotype_alignment("The plane was fixed.", 0.9) is None
+
+
+def test_paired_statistics_match_scipy():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=12)
+    tuned = base + rng.normal(0.4, 1.0, size=12)
+    ours = paired(base, tuned, n_boot=4000, seed=1)
+    exact = stats.permutation_test((tuned, base), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                   permutation_type="samples", vectorized=True)  # fmt: skip
+    assert ours.p == pytest.approx(exact.pvalue, abs=1e-12)  # 2^12 sign patterns: both exact
+    boot = stats.bootstrap((tuned - base,), np.mean, method="percentile", n_resamples=4000, random_state=1)
+    assert ours.ci_low == pytest.approx(boot.confidence_interval.low, abs=0.05)
+    assert ours.ci_high == pytest.approx(boot.confidence_interval.high, abs=0.05)
+    p = [0.01, 0.04, 0.03, 0.2, 0.005, 0.5]
+    assert benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p, method="bh").tolist())
+
+
+def generations(tmp_path):
+    rows = []
+    for i in range(20):
+        prompt = f"Tell me about engineer number {i}."
+        base = f"He is an engineer. He is ambitious and he works hard on bridge {i}."
+        tuned = f"They are an engineer. They are kind and they help with bridge {i}."
+        if i == 0:
+            tuned = "<script>alert('x')</script> **bold** they"
+        for model, text in (("base", base), ("tuned", tuned)):
+            rows.append({"model": model, "suite": "t", "prompt_id": f"p{i:02d}", "sample": 0, "seed": i,
+                         "prompt": prompt, "text": text, "prompt_tokens": 9, "new_tokens": 12, "finished": True,
+                         "seconds": 0.1, "meta": json.dumps({"occupation": "engineer"} if i % 2 else {})})  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame(rows).to_parquet(run / "generations.parquet")
+    return run
+
+
+def test_analyze_compares_base_and_tuned_and_writes_a_report(tmp_path):
+    run = generations(tmp_path)
+    result = codigit("analyze", str(run), "--n-boot", "500")
+    assert result.returncode == 0, result.stderr
+    comparison = pd.read_csv(run / "analysis/comparison.csv").set_index("metric")
+    assert comparison.loc["pronoun_they", "diff"] == pytest.approx((19 * 3 + 1) / 20)  # prompt 0 has one "they"
+    assert comparison.loc["pronoun_he", "diff"] == -3 and comparison.loc["pronoun_he", "p_adjusted"] < 0.01
+    assert comparison.loc["stereotype_alignment", "n"] == 10  # the odd prompts name an occupation
+    assert comparison.loc["stereotype_alignment", "base_mean"] == 1.0  # "he" for a male-typed job
+    report = (run / "analysis/report.html").read_text()
+    assert "<script>alert" not in report and "&lt;script&gt;alert" in report  # participant-facing text is escaped
+    assert (run / "analysis/differences.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_without_generations_is_a_one_line_error(tmp_path):
+    result = codigit("analyze", str(tmp_path))
+    assert result.returncode == 2 and "codigit generate" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_report_opens_in_a_real_browser(tmp_path):
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, _playwright
+
+    sync_playwright, expect = _playwright()
+    run = generations(tmp_path)
+    assert codigit("analyze", str(run), "--n-boot", "200").returncode == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((run / "analysis/report.html").as_uri())
+            expect(page.get_by_role("heading", name="Differences")).to_be_visible()
+            image = page.get_by_role("img", name="tuned minus base per metric with 95% confidence intervals")
+            expect(image).to_be_visible()
+            assert page.evaluate("img => img.naturalWidth", image.element_handle()) > 100  # the PNG decoded
+            expect(page.get_by_text("<script>alert('x')</script> **bold** they")).to_be_visible()  # shown as text
+            page.screenshot(path=ARTIFACTS / "report.png", full_page=True)
+        finally:
+            browser.close()
+    assert not errors
