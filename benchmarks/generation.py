@@ -21,20 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def small_llama(work: Path) -> Path:
     """A randomly initialised 4-layer Llama (hidden 256) with the real Llama-3 tokenizer and vocabulary."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from codigit.train.llama3 import save_random_llama
 
-    from codigit.train.llama3 import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(work / "small")
-    tokenizer.save_pretrained(work / "small")
-    return work / "small"
+    return save_random_llama(work / "small", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)  # fmt: skip
 
 
 def main() -> None:

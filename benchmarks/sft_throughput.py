@@ -112,20 +112,10 @@ def make_release(work: Path, n: int) -> Path:
 
 
 def tiny_model(work: Path) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from codigit.train.llama3 import save_random_llama
 
-    from codigit.train.llama3 import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(work / "tiny")
-    tokenizer.save_pretrained(work / "tiny")
-    return work / "tiny"
+    return save_random_llama(work / "tiny", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)  # fmt: skip
 
 
 # GPU: a randomly initialised model with Llama-3.1-8B's exact shapes (throughput does not depend on the weights).

@@ -29,19 +29,11 @@ PINNED = [11.7713, 11.7392, 11.7218, 11.7125, 11.6917, 11.6757]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from codigit.train.llama3 import build_tokenizer
+    from codigit.train.llama3 import save_random_llama
 
     root = tmp_path_factory.mktemp("train")
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(root / "tiny")
-    tokenizer.save_pretrained(root / "tiny")
+    save_random_llama(root / "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True)  # fmt: skip
     stories, reviews, consent = base(40)
     stories = [s.model_copy(update={"story": " ".join([s.story] * (1 + i % 5))}) for i, s in enumerate(stories)]
     snap = write_snapshot(snapshot(stories, reviews, consent), root / "snaps")  # stories of different lengths

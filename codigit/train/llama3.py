@@ -78,3 +78,18 @@ def build_tokenizer(save_to: Path | None = None):
     if save_to is not None:
         tokenizer.save_pretrained(save_to)
     return tokenizer
+
+
+def save_random_llama(path: Path, seed: int = 0, **shape) -> Path:
+    """A randomly initialised Llama with the real Llama-3 tokenizer and vocabulary, saved for `from_pretrained`:
+    tests and benchmarks run the real code paths on it without any download. `shape`: LlamaConfig fields."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **shape)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)
