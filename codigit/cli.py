@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="base and tuned answers to the prompt suites -> RUN/generations.parquet")
     p.add_argument("run", type=Path, help="a finished training run folder (runs/NAME)")
-    p.add_argument("--suite", type=Path, action="append", help="prompt suite JSONL (repeatable; default: open)")
+    p.add_argument("--suite", action="append",
+                   help="prompt suite JSONL or builtin:occupations (repeatable; default: the open suite)")  # fmt: skip
     p.add_argument("--samples", type=int, default=1, help="samples per prompt and model (each with its own seed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--greedy", action="store_true", help="greedy decoding (one sample)")

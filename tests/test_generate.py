@@ -72,3 +72,13 @@ def test_bad_prompt_suites(tmp_path, content, message):
     (tmp_path / "s.jsonl").write_text(content)
     with pytest.raises(CodigitError, match=message):
         load_suite(tmp_path / "s.jsonl")
+
+
+def test_builtin_occupation_suite_carries_typicality():
+    from codigit.generate import load_suite
+
+    suite = load_suite("builtin:occupations")
+    assert len(suite) == 339 and len({p["id"] for p in suite}) == 339
+    admiral = next(p for p in suite if p["occupation"] == "admiral")
+    assert admiral["prompt"] == "Write a short story about an admiral at work."
+    assert 0.5 < admiral["typicality"] <= 1  # seen as male in Kennison & Trofe (2003)
