@@ -151,6 +151,15 @@ def _analyze(args: argparse.Namespace) -> None:
     print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, differences.png)")
 
 
+def _memorisation(args: argparse.Namespace) -> None:
+    from codigit.analysis.memorisation import memorisation
+
+    s = memorisation(args.run, args.prefix_words, args.extract_words, args.max_records, args.batch_size)
+    print(f"{s['records']} training stories: extraction rate {s['extraction_rate']:.1%} (a run of "
+          f"{s['extract_words']}+ words repeated), median longest run after a {s['prefix_words']}-word prefix "
+          f"{s['median_lcs_with_prefix']:.0f} words; details in {args.run / 'analysis'}/memorisation.csv")  # fmt: skip
+
+
 def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.train.models import prepare_smollm2
@@ -259,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per metric")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("memorisation", help="how much of the training stories the tuned model repeats")
+    p.add_argument("run", type=Path)
+    p.add_argument("--prefix-words", type=int, default=16, help="words of the story given after the prompt")
+    p.add_argument("--extract-words", type=int, default=24, help="a repeated run this long counts as extracted")
+    p.add_argument("--max-records", type=int, default=0, help="probe only the first N training records")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=_memorisation)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -101,14 +101,19 @@ def row_sampler(seeds: list[int], temperature: float, top_p: float):
 
 def hf_generate(
     model, tokenizer, conversations: list[list[dict]], seeds: list[int] | None, *, max_new_tokens: int,
-    batch_size: int, temperature: float = 1.0, top_p: float = 1.0, progress=None,
+    batch_size: int, temperature: float = 1.0, top_p: float = 1.0, progress=None, continue_last: bool = False,
 ) -> list[dict]:  # fmt: skip
-    """Answer each conversation; `seeds` None means greedy. Returns text, token counts, finished, seconds."""
+    """Answer each conversation; `seeds` None means greedy. With `continue_last`, a conversation that ends with
+    an assistant message is continued from it (memorisation probes). Returns text, token counts, finished,
+    seconds."""
     import torch
     from transformers import LogitsProcessorList
 
     tokenizer.padding_side = "left"  # a decoder continues from the last position: pad on the left
-    encoded = [tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in conversations]
+    encoded = []
+    for c in conversations:
+        go_on = continue_last and c[-1]["role"] == "assistant"
+        encoded.append(tokenizer.apply_chat_template(c, add_generation_prompt=not go_on, continue_final_message=go_on))
     encoded = [e["input_ids"] if isinstance(e, dict) or hasattr(e, "keys") else e for e in encoded]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: list[dict | None] = [None] * len(encoded)

@@ -82,3 +82,26 @@ def test_builtin_occupation_suite_carries_typicality():
     admiral = next(p for p in suite if p["occupation"] == "admiral")
     assert admiral["prompt"] == "Write a short story about an admiral at work."
     assert 0.5 < admiral["typicality"] <= 1  # seen as male in Kennison & Trofe (2003)
+
+
+def test_memorisation_measures_repeated_runs_of_words(world):  # noqa: F811
+    import pandas as pd
+
+    from codigit.analysis.memorisation import longest_common_run, ngram_overlap
+    from codigit.analysis.metrics import words
+
+    story = words("Mara ran the lab the way she ran her choir, with patience and a tuning fork for every voice.")
+    assert longest_common_run(story, story) == len(story)
+    leaked = words("Well, Mara ran the lab the way she ran her choir, they said.")
+    assert longest_common_run(leaked, story) == 10
+    assert ngram_overlap(leaked, story) == pytest.approx(3 / 12)  # 3 of the story's 12 8-grams come back
+    assert longest_common_run(words("Something else entirely."), story) == 0
+
+    run = world["root"] / "runs" / "generate"  # trained by the test above (module order)
+    result = codigit("memorisation", str(run), "--max-records", "5", "--extract-words", "3")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(run / "analysis/memorisation.csv")
+    assert len(frame) == 5 and (frame["lcs_with_prefix"] >= 0).all()
+    summary = json.loads((run / "analysis/memorisation.json").read_text())
+    assert summary["records"] == 5 and summary["extract_words"] == 3
+    assert summary["extraction_rate"] == pytest.approx(frame["extracted"].mean())
