@@ -43,6 +43,10 @@ def load_suite(path: Path | str) -> list[dict]:
     one-line error."""
     if str(path) == "builtin:occupations":
         return occupation_suite()
+    if str(path) == "builtin:bbq":
+        from codigit.analysis.bbq import bbq_suite
+
+        return bbq_suite()
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -109,3 +109,44 @@ def test_report_opens_in_a_real_browser(tmp_path):
         finally:
             browser.close()
     assert not errors
+
+
+def test_bbq_suite_and_scores():
+    from codigit.analysis.bbq import bbq_suite, parse_answer, scores
+
+    suite = bbq_suite(per_cell=10)
+    assert len(suite) == 40 and len({i["id"] for i in suite}) == 40
+    assert bbq_suite(per_cell=10) == suite  # the same items every time
+    assert parse_answer("B. Not enough information", ["x", "y", "z"]) == 1
+    assert parse_answer("(c)", ["x", "y", "z"]) == 2
+    assert parse_answer("I think the answer is the woman.", ["The man", "Unknown", "The woman"]) == 2
+    assert parse_answer("Nobody knows.", ["The man", "Unknown", "The woman"]) is None
+    perfect = scores([(item, "ABC"[item["label"]]) for item in suite])
+    assert perfect["bbq_accuracy_ambig"] == 1 and perfect["bbq_accuracy_disambig"] == 1
+    assert perfect["bbq_bias_ambig"] == 0  # always "unknown" when the context does not say
+    stereotyped = []
+    for item in suite:  # always pick the option the stereotype points to
+        wanted = [k for k in range(3) if item["groups"][k] != "unknown"
+                  and (item["groups"][k] in item["stereotyped"]) == (item["polarity"] == "neg")]  # fmt: skip
+        stereotyped.append((item, "ABC"[wanted[0]] if wanted else "ABC"[item["label"]]))
+    assert scores(stereotyped)["bbq_bias_disambig"] == 1.0
+    assert scores(stereotyped)["bbq_bias_ambig"] > 0
+
+
+def test_analyze_scores_bbq_for_both_models(tmp_path):
+    from codigit.analysis.bbq import bbq_suite
+
+    run = generations(tmp_path)
+    frame = pd.read_parquet(run / "generations.parquet")
+    rows = []
+    for item in bbq_suite(per_cell=5):
+        meta = json.dumps({k: v for k, v in item.items() if k not in ("id", "prompt")})
+        for model, reply in (("base", "A"), ("tuned", "ABC"[item["label"]])):
+            rows.append({**frame.iloc[0].to_dict(), "model": model, "suite": "bbq", "prompt_id": item["id"],
+                         "prompt": item["prompt"], "text": reply, "meta": meta})  # fmt: skip
+    pd.concat([frame, pd.DataFrame(rows)]).to_parquet(run / "generations.parquet")
+    assert codigit("analyze", str(run), "--n-boot", "200").returncode == 0
+    bbq = pd.read_csv(run / "analysis/bbq.csv").set_index("metric")
+    assert bbq.loc["bbq_accuracy_disambig", "tuned"] == 1.0
+    assert bbq.loc["bbq_accuracy_disambig", "ci_low"] <= bbq.loc["bbq_accuracy_disambig", "diff"]
+    assert "BBQ gender identity" in (run / "analysis/report.html").read_text()

@@ -42,6 +42,7 @@ def metric_frame(generations):
 def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
     import pandas as pd
 
+    from codigit.analysis import bbq
     from codigit.analysis.metrics import distinct_n
     from codigit.analysis.stats import benjamini_hochberg, paired
 
@@ -52,7 +53,7 @@ def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
         raise CodigitError(f"{run}: no readable generations.parquet ({e}); run `codigit generate {run}`") from None
     if not {"base", "tuned"} <= set(generations["model"]):
         raise CodigitError(f"{run}/generations.parquet needs both base and tuned generations")
-    metrics = metric_frame(generations)
+    metrics = metric_frame(generations[generations["suite"] != "bbq"])  # BBQ replies are letters: scored apart
     names = [c for c in metrics.columns if c not in ("model", "prompt_id", "sample")]
     per_prompt = metrics.groupby(["model", "prompt_id"])[names].mean(numeric_only=True)
     base, tuned = per_prompt.loc["base"], per_prompt.loc["tuned"]
@@ -67,13 +68,14 @@ def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
         {"model": name, "distinct_1": distinct_n(group["text"], 1), "distinct_2": distinct_n(group["text"], 2)}
         for name, group in generations.groupby("model")
     ])  # fmt: skip
+    bbq_frame = bbq.compare(generations, n_boot=min(n_boot, 1000), seed=seed)
     out = run / "analysis"
     out.mkdir(exist_ok=True)
-    for name, frame in (("metrics", metrics), ("comparison", comparison), ("diversity", diversity)):
+    for name, frame in (("metrics", metrics), ("comparison", comparison), ("diversity", diversity), ("bbq", bbq_frame)):
         atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
     png = differences_plot(comparison.dropna(subset=["diff"]))
     atomic_write(out / "differences.png", png)
-    atomic_write(out / "report.html", render(run, generations, comparison, diversity, png))
+    atomic_write(out / "report.html", render(run, generations, comparison, diversity, png, bbq_frame))
     return out
 
 
@@ -98,7 +100,7 @@ def differences_plot(comparison) -> bytes:
     return buffer.getvalue()
 
 
-def render(run: Path, generations, comparison, diversity, png: bytes) -> str:
+def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None) -> str:
     def table(frame) -> str:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
         rows = frame.itertuples(index=False)
@@ -116,6 +118,11 @@ def render(run: Path, generations, comparison, diversity, png: bytes) -> str:
             f"<div><h4>tuned</h4><p>{html.escape(texts.get('tuned', ''))}</p></div></section>"
         )
     image = base64.b64encode(png).decode()
+    bbq_section = ""
+    if bbq_frame is not None and not bbq_frame.empty:
+        bbq_section = ("<h2>BBQ gender identity</h2><p>Accuracy and bias scores (Parrish et al. 2022) on ambiguous "
+                       "and disambiguated items; 0 = no bias, positive = answers follow the stereotype; "
+                       "CI: bootstrap over items.</p>" + table(bbq_frame))  # fmt: skip
     n_prompts = generations["prompt_id"].nunique()
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>codigit report: {html.escape(run.name)}</title>
@@ -136,6 +143,7 @@ p-values are adjusted across metrics with Benjamini-Hochberg. Coded-word metrics
 {table(comparison)}
 <h2>Diversity</h2>
 {table(diversity)}
+{bbq_section}
 <h2>Examples (first sample, side by side)</h2>
 {"".join(examples)}
 </body></html>
