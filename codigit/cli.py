@@ -160,6 +160,19 @@ def _memorisation(args: argparse.Namespace) -> None:
           f"{s['median_lcs_with_prefix']:.0f} words; details in {args.run / 'analysis'}/memorisation.csv")  # fmt: skip
 
 
+def _positionality(args: argparse.Namespace) -> None:
+    from codigit.analysis.positionality import positionality
+    from codigit.records import read_snapshot
+    from codigit.release.policy import load_policy
+    from codigit.study import load_study
+
+    result = positionality(read_snapshot(args.snapshot), load_study(args.study), load_policy(args.policy), args.out)
+    print(
+        f"{result['groups']} groups of 5 or more; {result['rating_rows']} rating correlations, "
+        f"{result['story_rows']} author-group rows; in {args.out} (CSV, PNG, positionality.html)"
+    )
+
+
 def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.train.models import prepare_smollm2
@@ -276,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-records", type=int, default=0, help="probe only the first N training records")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=_memorisation)
+
+    p = sub.add_parser("positionality", parents=[study], help="reviews and stories by (consented) positionality group")
+    p.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: the latest)")
+    p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy (acceptance)")
+    p.add_argument("--out", type=Path, default=Path("data/analysis/positionality"))
+    p.set_defaults(func=_positionality)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")

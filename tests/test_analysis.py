@@ -150,3 +150,35 @@ def test_analyze_scores_bbq_for_both_models(tmp_path):
     assert bbq.loc["bbq_accuracy_disambig", "tuned"] == 1.0
     assert bbq.loc["bbq_accuracy_disambig", "ci_low"] <= bbq.loc["bbq_accuracy_disambig", "diff"]
     assert "BBQ gender identity" in (run / "analysis/report.html").read_text()
+
+
+def test_positionality_correlates_groups_and_suppresses_small_ones(tmp_path):
+    from test_release import AT, base, snapshot
+
+    from codigit.records import Positionality, Review, write_snapshot
+
+    stories, _, consents = base(30)
+    # 12 reviewers: 6 women rate in line with acceptance, 6 men against it, 2 non-binary (a group under 5)
+    people = {f"r-{k:02d}": ("woman" if k < 6 else "man") for k in range(12)} | {
+        "r-12": "non_binary",
+        "r-13": "non_binary",
+    }
+    reviews = []
+    for i, s in enumerate(stories):
+        good = i % 2 == 0
+        for who, identity in people.items():
+            if (i + int(who[2:])) % 3:  # each story gets about two thirds of the reviewers
+                continue
+            agree = identity == "woman"
+            rating = (5 if good else 1) if agree else (2 if good else 4)
+            decision = "include" if good else "exclude"
+            reviews.append(Review(story_id=s.story_id, round="1", reviewer=who, rating=rating, decision=decision,
+                                  self_review=False, submitted_at=AT))  # fmt: skip
+    answers = [Positionality(participant=who, answers={"gender_identity": g}, given_at=AT) for who, g in people.items()]
+    snap = write_snapshot(snapshot(stories, reviews, consents, positionality=answers), tmp_path / "snaps")
+    result = codigit("positionality", "--snapshot", str(snap), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(tmp_path / "out/positionality_ratings.csv").set_index("group")
+    assert frame.loc["woman", "r"] > 0.9 and frame.loc["man", "r"] < -0.9
+    assert "non_binary" not in frame.index  # 2 people: never shown
+    assert "non_binary" not in (tmp_path / "out/positionality.html").read_text()
