@@ -173,6 +173,40 @@ def _positionality(args: argparse.Namespace) -> None:
     )
 
 
+def _compare_open(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, connect
+    from codigit.compare import open_compare
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    client = connect(args.home)
+    with argilla_errors():
+        result = open_compare(client, study, args.run, args.round, args.per_pair, args.seed, args.max_pairs)
+    print(
+        f"blind comparison {result['dataset']}: {result['pairs']} pairs ({result['status']}); "
+        f"which side is which: {args.run / 'analysis'}/compare-{args.round}.key.json (keep it off the server)"
+    )
+
+
+def _compare_results(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, connect
+    from codigit.compare import compare_results
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    client = connect(args.home)
+    with argilla_errors():
+        r = compare_results(client, study, args.run, args.round, args.n_boot, args.seed)
+    if not r["judgments"]:
+        print("no submitted judgments yet")
+        return
+    print(
+        f"{r['judgments']} judgments on {r['pairs']} pairs by {r['judges']} judges: tuned preferred "
+        f"{r['tuned']}, base {r['base']}, ties {r['tie']}; tuned win rate {r['tuned_win_rate']:.3f} "
+        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]; Krippendorff's alpha {r['alpha']:.3f}"
+    )
+
+
 def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.train.models import prepare_smollm2
@@ -295,6 +329,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy (acceptance)")
     p.add_argument("--out", type=Path, default=Path("data/analysis/positionality"))
     p.set_defaults(func=_positionality)
+
+    compare = sub.add_parser("compare", help="blind base-vs-tuned judgments by participants in Argilla")
+    csub = compare.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = csub.add_parser("open", parents=[home, study], help="push answer pairs in random order to Argilla")
+    p.add_argument("run", type=Path)
+    p.add_argument("--round", default="1")
+    p.add_argument("--per-pair", type=int, default=3, help="judgments per pair (Argilla task distribution)")
+    p.add_argument("--max-pairs", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_compare_open)
+    p = csub.add_parser("results", parents=[home, study], help="win rate with CI and Krippendorff's alpha")
+    p.add_argument("run", type=Path)
+    p.add_argument("--round", default="1")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_compare_results)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
