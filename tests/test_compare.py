@@ -30,7 +30,8 @@ def fake_run(tmp):
         for model in ("base", "tuned"):
             rows.append({"model": model, "suite": "open", "prompt_id": f"q{i}", "sample": 0, "seed": i,
                          "prompt": f"Question {i}?", "text": f"An answer to question {i}, version {len(model)}",
-                         "prompt_tokens": 3, "new_tokens": 3, "finished": True, "seconds": 0.1, "meta": "{}"})  # fmt: skip
+                         "prompt_tokens": 3, "new_tokens": 3, "finished": True, "seconds": 0.1,
+                         "meta": "{}"})  # fmt: skip
     pd.DataFrame(rows).to_parquet(run / "generations.parquet")
     return run
 
