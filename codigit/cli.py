@@ -166,7 +166,8 @@ def _positionality(args: argparse.Namespace) -> None:
     from codigit.release.policy import load_policy
     from codigit.study import load_study
 
-    result = positionality(read_snapshot(args.snapshot), load_study(args.study), load_policy(args.policy), args.out)
+    snapshot, study = read_snapshot(args.snapshot), load_study(args.study)
+    result = positionality(snapshot, study, load_policy(args.policy), args.out, args.judgments)
     print(
         f"{result['groups']} groups of 5 or more; {result['rating_rows']} rating correlations, "
         f"{result['story_rows']} author-group rows; in {args.out} (CSV, PNG, positionality.html)"
@@ -328,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: the latest)")
     p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy (acceptance)")
     p.add_argument("--out", type=Path, default=Path("data/analysis/positionality"))
+    p.add_argument("--judgments", type=Path, help="RUN/analysis/compare-ROUND-judgments.csv: the tuned model by group")
     p.set_defaults(func=_positionality)
 
     compare = sub.add_parser("compare", help="blind base-vs-tuned judgments by participants in Argilla")

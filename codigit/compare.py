@@ -119,6 +119,9 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = 200
               "ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
               "alpha": alpha.alpha, "alpha_ci": [alpha.ci_low, alpha.ci_high]}  # fmt: skip
     atomic_write(Path(run) / "analysis" / f"compare-{round_name}.json", json.dumps(result, indent=2) + "\n")
+    lines = "pair,judge,outcome\n" + "".join(f"{p},{j},{o}\n" for p, j, o in judgments)
+    # per judge (pseudonyms): for `codigit positionality --judgments`; organisers' eyes only
+    atomic_write(Path(run) / "analysis" / f"compare-{round_name}-judgments.csv", lines, mode=0o600)
     return result
 
 

@@ -182,3 +182,14 @@ def test_positionality_correlates_groups_and_suppresses_small_ones(tmp_path):
     assert frame.loc["woman", "r"] > 0.9 and frame.loc["man", "r"] < -0.9
     assert "non_binary" not in frame.index  # 2 people: never shown
     assert "non_binary" not in (tmp_path / "out/positionality.html").read_text()
+
+    # the tuned model as each group judged it: women prefer it, men the base model
+    lines = ["pair,judge,outcome"] + [f"c{i},{who},{'tuned' if g == 'woman' else 'base'}"
+                                      for i in range(4) for who, g in people.items()]  # fmt: skip
+    (tmp_path / "judgments.csv").write_text("\n".join(lines) + "\n")
+    result = codigit("positionality", "--snapshot", str(snap), "--out", str(tmp_path / "out2"),
+                     "--judgments", str(tmp_path / "judgments.csv"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model = pd.read_csv(tmp_path / "out2/positionality_model.csv").set_index("group")
+    assert model.loc["woman", "tuned_win_rate"] == 1 and model.loc["man", "tuned_win_rate"] == 0
+    assert "non_binary" not in model.index

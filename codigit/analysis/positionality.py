@@ -33,7 +33,7 @@ def groups_of(snapshot, study) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def positionality(snapshot, study, policy, out: Path) -> dict:
+def positionality(snapshot, study, policy, out: Path, judgments: Path | None = None) -> dict:
     import numpy as np
     import pandas as pd
     from scipy import stats
@@ -81,14 +81,35 @@ def positionality(snapshot, study, policy, out: Path) -> dict:
                            **values.mean().round(4).to_dict()})  # fmt: skip
     stories_frame = pd.DataFrame(story_rows)
 
+    model_rows = []  # the tuned model's behaviour, as each group judged it in the blind comparison
+    if judgments is not None:
+        try:
+            judged = pd.read_csv(judgments)
+        except (OSError, ValueError) as e:
+            raise CodigitError(f"{judgments}: not a judgments CSV from `codigit compare results` ({e})") from None
+        score = judged["outcome"].map({"tuned": 1.0, "tie": 0.5, "base": 0.0})
+        rng = np.random.default_rng(0)
+        for (question, answer), members in sorted(groups.items()):
+            mine = score[judged["judge"].isin(members)].to_numpy()
+            if judged.loc[judged["judge"].isin(members), "judge"].nunique() < K:
+                continue
+            boots = mine[rng.integers(0, len(mine), (2000, len(mine)))].mean(axis=1)
+            model_rows.append({"question": question, "group": answer, "judgments": len(mine),
+                               "tuned_win_rate": mine.mean(), "ci_low": np.percentile(boots, 2.5),
+                               "ci_high": np.percentile(boots, 97.5)})  # fmt: skip
+    model_frame = pd.DataFrame(model_rows)
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "positionality_ratings.csv", ratings_frame.to_csv(index=False))
     atomic_write(out / "positionality_stories.csv", stories_frame.to_csv(index=False))
+    if judgments is not None:
+        atomic_write(out / "positionality_model.csv", model_frame.to_csv(index=False))
     png = _plot(ratings_frame)
     atomic_write(out / "positionality.png", png)
-    atomic_write(out / "positionality.html", _section(ratings_frame, stories_frame, png))
-    return {"groups": len(groups), "rating_rows": len(ratings_frame), "story_rows": len(stories_frame)}
+    atomic_write(out / "positionality.html", _section(ratings_frame, stories_frame, png, model_frame))
+    return {"groups": len(groups), "rating_rows": len(ratings_frame), "story_rows": len(stories_frame),
+            "model_rows": len(model_frame)}  # fmt: skip
 
 
 def _plot(frame) -> bytes:
@@ -112,7 +133,7 @@ def _plot(frame) -> bytes:
     return buffer.getvalue()
 
 
-def _section(ratings, stories, png: bytes) -> str:
+def _section(ratings, stories, png: bytes, model=None) -> str:
     def table(frame) -> str:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td>"
@@ -120,6 +141,9 @@ def _section(ratings, stories, png: bytes) -> str:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     image = base64.b64encode(png).decode()
+    model_section = ""
+    if model is not None and len(model):
+        model_section = "<h3>The tuned model as each group judged it (blind comparison)</h3>" + table(model)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Positionality</title></head><body>
 <h2>Positionality</h2>
 <p>Per group of reviewers (an answer to one positionality question, only from people who allowed its use, and
@@ -130,5 +154,6 @@ each group's members.</p>
 {table(ratings)}
 <h3>Stories by author group</h3>
 {table(stories)}
+{model_section}
 </body></html>
 """
