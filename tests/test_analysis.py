@@ -79,6 +79,16 @@ def test_analyze_compares_base_and_tuned_and_writes_a_report(tmp_path):
     report = (run / "analysis/report.html").read_text()
     assert "<script>alert" not in report and "&lt;script&gt;alert" in report  # participant-facing text is escaped
     assert (run / "analysis/differences.png").read_bytes()[:4] == b"\x89PNG"
+    # the memorisation probe and a blind comparison, once run, appear in the report
+    (run / "analysis/memorisation.json").write_text(json.dumps({"records": 8, "extraction_rate": 0.125,
+        "extract_words": 24, "prefix_words": 16, "median_lcs_with_prefix": 3.0,
+        "worst": [{"record": 2, "lcs_with_prefix": 30, "ngram8_with_prefix": 0.4}]}))  # fmt: skip
+    (run / "analysis/compare-1.json").write_text(json.dumps({"judgments": 9, "pairs": 3, "judges": 3, "tuned": 5,
+        "base": 2, "tie": 2, "tuned_win_rate": 0.667, "ci_low": 0.4, "ci_high": 0.9, "alpha": 0.2}))  # fmt: skip
+    assert codigit("analyze", str(run), "--n-boot", "100").returncode == 0
+    report = (run / "analysis/report.html").read_text()
+    assert "12.5% had a run of 24 or more words repeated" in report and "record 2: 30 words" in report
+    assert "Blind comparison, round 1" in report and "win rate 0.667" in report
 
 
 def test_analyze_without_generations_is_a_one_line_error(tmp_path):

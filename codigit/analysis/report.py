@@ -144,10 +144,38 @@ p-values are adjusted across metrics with Benjamini-Hochberg. Coded-word metrics
 <h2>Diversity</h2>
 {table(diversity)}
 {bbq_section}
+{extra_sections(run / "analysis")}
 <h2>Examples (first sample, side by side)</h2>
 {"".join(examples)}
 </body></html>
 """
+
+
+def extra_sections(folder: Path) -> str:
+    """The memorisation probe and blind comparisons of this run, when they have been run (their own commands)."""
+    parts = []
+    memo = folder / "memorisation.json"
+    if memo.is_file():
+        m = json.loads(memo.read_text(encoding="utf-8"))
+        worst = ", ".join(f"record {w['record']}: {w['lcs_with_prefix']} words" for w in m.get("worst", []))
+        parts.append(
+            f"<h2>Memorisation</h2><p>{m['records']} training stories probed with their prompt and with a "
+            f"{m['prefix_words']}-word start of the story: {m['extraction_rate']:.1%} had a run of "
+            f"{m['extract_words']} or more words repeated (median longest run after the prefix: "
+            f"{m['median_lcs_with_prefix']:.0f} words). Longest: {html.escape(worst) or 'none'}.</p>"
+        )
+    for result in sorted(folder.glob("compare-*.json")):
+        r = json.loads(result.read_text(encoding="utf-8"))
+        if not r.get("judgments"):
+            continue
+        name = html.escape(result.stem.removeprefix("compare-"))
+        parts.append(
+            f"<h2>Blind comparison, round {name}</h2><p>{r['judgments']} judgments of {r['pairs']} pairs by "
+            f"{r['judges']} participants: tuned preferred {r['tuned']}, base {r['base']}, ties {r['tie']}. Tuned "
+            f"win rate {r['tuned_win_rate']:.3f} (95% CI {r['ci_low']:.3f}–{r['ci_high']:.3f}); Krippendorff's "
+            f"alpha {_fmt(r['alpha'])}.</p>"
+        )
+    return "\n".join(parts)
 
 
 def _fmt(value) -> str:
