@@ -208,6 +208,21 @@ def _compare_results(args: argparse.Namespace) -> None:
     )
 
 
+def _backup(args: argparse.Namespace) -> None:
+    from codigit.backup import backup
+    from codigit.home import resolve_home
+
+    print(f"backup: {backup(resolve_home(args.home), args.out)} (mode 0600; integrity checked)")
+
+
+def _restore(args: argparse.Namespace) -> None:
+    from codigit.backup import restore
+    from codigit.home import resolve_home
+
+    kept = restore(resolve_home(args.home), args.backup)
+    print(f"restored {args.backup}" + (f"; the previous database is kept as {kept}" if kept else ""))
+
+
 def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.train.models import prepare_smollm2
@@ -347,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_compare_results)
+
+    p = sub.add_parser("backup", parents=[home], help="consistent copy of the embedded database (safe while serving)")
+    p.add_argument("--out", type=Path, help="file to write (default: data/backups/argilla-TIME.db)")
+    p.set_defaults(func=_backup)
+    p = sub.add_parser("restore", parents=[home], help="put a backup in place (the server must be stopped)")
+    p.add_argument("backup", type=Path)
+    p.set_defaults(func=_restore)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -1,0 +1,64 @@
+"""`codigit backup` while the server takes writes, `codigit restore` into another home, and the data is there."""
+
+from __future__ import annotations
+
+import stat
+import threading
+
+import argilla as rg
+from conftest import STUDY, codigit, start_server
+
+
+def test_backup_while_writing_then_restore_elsewhere(tmp_path):
+    first = start_server(tmp_path / "home")
+    try:
+        assert codigit("init", "--study", str(STUDY), home=first.home).returncode == 0
+        client = rg.Argilla(api_url=first.url, api_key=first.api_key)
+        settings = rg.Settings(fields=[rg.TextField(name="text")], questions=[rg.TextQuestion(name="note")])
+        dataset = rg.Dataset(name="kept", workspace="codigit", settings=settings, client=client).create()
+        dataset.records.log([{"id": f"r{i}", "text": f"story {i}"} for i in range(50)])
+        stop = threading.Event()
+
+        def keep_writing():  # participants do not stop for a backup
+            n = 0
+            while not stop.is_set():
+                dataset.records.log([{"id": f"w{n}", "text": f"late story {n}"}])
+                n += 1
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        try:
+            made = codigit("backup", "--out", str(tmp_path / "b.db"), home=first.home)
+        finally:
+            stop.set()
+            writer.join()
+        assert made.returncode == 0, made.stderr
+        assert stat.S_IMODE((tmp_path / "b.db").stat().st_mode) == 0o600
+        refused = codigit("restore", str(tmp_path / "b.db"), home=first.home)
+        assert refused.returncode == 2 and "stop it first" in refused.stderr  # never under a running server
+    finally:
+        first.stop()
+
+    restored = codigit("restore", str(tmp_path / "b.db"), home=tmp_path / "other")
+    assert restored.returncode == 0, restored.stderr
+    (tmp_path / "other" / "credentials.json").write_text((tmp_path / "home" / "credentials.json").read_text())
+    (tmp_path / "other" / "credentials.json").chmod(0o600)
+    second = start_server(tmp_path / "other")
+    try:
+        client = rg.Argilla(api_url=second.url, api_key=second.api_key)
+        ids = {r.id for r in client.datasets("kept", workspace="codigit").records(with_responses=False)}
+        assert {f"r{i}" for i in range(50)} <= ids  # everything written before the backup began
+        assert client.datasets("ledger", workspace="codigit-organisers") is not None
+    finally:
+        second.stop()
+
+
+def test_bad_backups_are_refused_and_nothing_is_replaced(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "argilla.db").write_bytes(b"the current database")
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
+    result = codigit("restore", str(tmp_path / "junk.db"), home=tmp_path / "home")
+    assert result.returncode == 2 and "not a usable SQLite database" in result.stderr
+    assert (tmp_path / "home" / "argilla.db").read_bytes() == b"the current database"
+    missing = codigit("backup", home=tmp_path / "empty")
+    assert missing.returncode == 2 and "no embedded database" in missing.stderr
