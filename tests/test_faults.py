@@ -1,0 +1,74 @@
+"""Faults: the server is killed with SIGKILL while annotators submit; after a restart every acknowledged
+submission is still there (a SQLite commit has reached the WAL file before the 201 goes out, so a process crash
+cannot lose it; power loss is another matter, see README)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+import time
+import uuid
+
+import argilla as rg
+import httpx
+from conftest import start_server
+from test_server import make_dataset
+
+
+def test_sigkill_mid_load_loses_no_acknowledged_submission(tmp_path):
+    server = start_server(tmp_path / "home")
+    try:
+        client = rg.Argilla(api_url=server.url, api_key=server.api_key)
+        dataset = make_dataset(client, "faults")
+        dataset.records.log([{"id": f"x{i}", "text": f"record {i}"} for i in range(200)])
+        record_ids = [r._server_id for r in dataset.records]
+        workspace_id = client.workspaces("jobs").id
+        owner = server.http()
+        keys = []
+        for i in range(20):
+            user = owner.post("/users", json={"username": f"kill-{i}", "first_name": "k", "role": "annotator",
+                                              "password": "pw-12345678"}).raise_for_status().json()  # fmt: skip
+            owner.post(f"/workspaces/{workspace_id}/users", json={"user_id": user["id"]}).raise_for_status()
+            keys.append(user["api_key"])
+        acknowledged: list[str] = []  # response ids the server answered 201 for
+        lock = threading.Lock()
+
+        def annotate(key: str) -> None:
+            with httpx.Client(base_url=f"{server.url}/api/v1", headers={"X-Argilla-Api-Key": key}, timeout=30) as h:
+                for rid in record_ids:
+                    try:
+                        r = h.post(f"/records/{rid}/responses",
+                                   json={"values": {"ok": {"value": "yes"}}, "status": "submitted"})  # fmt: skip
+                    except httpx.HTTPError:
+                        return  # the server is gone
+                    if r.status_code == 201:
+                        with lock:
+                            acknowledged.append(r.json()["id"])
+
+        threads = [threading.Thread(target=annotate, args=(k,)) for k in keys]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.proc.send_signal(signal.SIGKILL)  # mid-load, no shutdown of any kind
+        server.proc.wait(timeout=30)
+        for t in threads:
+            t.join(timeout=60)
+        assert len(acknowledged) >= 100
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+
+    # the database after a crash: every acknowledged response is in it, and the file is sound
+    with sqlite3.connect(server.home / "argilla.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {str(uuid.UUID(row[0])) for row in db.execute("SELECT id FROM responses")}
+    assert set(acknowledged) <= stored
+    again = start_server(server.home)  # and the server comes back on it
+    try:
+        progress = again.http().get(f"/datasets/{dataset.id}/users/progress").json()["users"]
+        assert sum(u["completed"]["submitted"] for u in progress) >= len(acknowledged)
+    finally:
+        again.stop()
