@@ -236,8 +236,15 @@ def _port(value: str) -> int:
     return int(value)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage and the error on two lines; codigit says every user mistake in one."""
+
+    def error(self, message: str):
+        raise CodigitError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codigit", description="Participatory instruction tuning with Argilla.")
+    parser = OneLineParser(prog="codigit", description="Participatory instruction tuning with Argilla.")
     parser.add_argument("--version", action="version", version=f"codigit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -382,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["release"] and not set(argv[1:]) & {*RELEASE_ACTIONS, "-h", "--help"} and len(argv) > 1:
         argv.insert(1, "make")  # `codigit release 0.1.0` is `codigit release make 0.1.0`
-    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="codigit: %(levelname)s %(name)s: %(message)s")
     logging.getLogger("codigit").setLevel(logging.INFO)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except CodigitError as e:
         print(f"codigit: error: {e}", file=sys.stderr)
