@@ -12,6 +12,14 @@ from codigit.errors import CodigitError
 from codigit.release.cli import RELEASE_ACTIONS, add_release_parsers
 
 
+def _study_and_client(args: argparse.Namespace):
+    """The study file, then the server: a bad study is reported before any connection is tried."""
+    from codigit.client import connect
+    from codigit.study import load_study
+
+    return load_study(args.study), connect(args.home)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from codigit.home import resolve_home
     from codigit.server.serve import serve
@@ -20,12 +28,10 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _init(args: argparse.Namespace) -> None:
-    from codigit.client import argilla_errors, connect
+    from codigit.client import argilla_errors
     from codigit.forms import init_study
-    from codigit.study import load_study
 
-    study = load_study(args.study)
-    client = connect(args.home)
+    study, client = _study_and_client(args)
     with argilla_errors():
         for line in init_study(client, study):
             print(line)
@@ -47,12 +53,10 @@ def _participants_add(args: argparse.Namespace) -> None:
 
 
 def _participants_withdraw(args: argparse.Namespace) -> None:
-    from codigit.client import argilla_errors, connect
+    from codigit.client import argilla_errors
     from codigit.participants import withdraw
-    from codigit.study import load_study
 
-    study = load_study(args.study)
-    client = connect(args.home)
+    study, client = _study_and_client(args)
     with argilla_errors():
         at, new = withdraw(client, study, args.pseudonym, args.reason or "")
     if new:
@@ -175,12 +179,10 @@ def _positionality(args: argparse.Namespace) -> None:
 
 
 def _compare_open(args: argparse.Namespace) -> None:
-    from codigit.client import argilla_errors, connect
+    from codigit.client import argilla_errors
     from codigit.compare import open_compare
-    from codigit.study import load_study
 
-    study = load_study(args.study)
-    client = connect(args.home)
+    study, client = _study_and_client(args)
     with argilla_errors():
         result = open_compare(client, study, args.run, args.round, args.per_pair, args.seed, args.max_pairs)
     print(
@@ -190,12 +192,10 @@ def _compare_open(args: argparse.Namespace) -> None:
 
 
 def _compare_results(args: argparse.Namespace) -> None:
-    from codigit.client import argilla_errors, connect
+    from codigit.client import argilla_errors
     from codigit.compare import compare_results
-    from codigit.study import load_study
 
-    study = load_study(args.study)
-    client = connect(args.home)
+    study, client = _study_and_client(args)
     with argilla_errors():
         r = compare_results(client, study, args.run, args.round, args.n_boot, args.seed)
     if not r["judgments"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -97,6 +98,18 @@ def start_server(home: Path, port: int | None = None, extra: tuple[str, ...] = (
         time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"codigit serve did not answer in {wait}s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def own_study_server(home: Path):
+    """A server of a test's own (so snapshots hold only that test's data) with the study initialised."""
+    srv = start_server(home)
+    try:
+        init = codigit("init", "--study", str(STUDY), home=srv.home)
+        assert init.returncode == 0, init.stderr
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="session")

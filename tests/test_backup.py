@@ -6,13 +6,11 @@ import stat
 import threading
 
 import argilla as rg
-from conftest import STUDY, codigit, start_server
+from conftest import codigit, own_study_server, start_server
 
 
 def test_backup_while_writing_then_restore_elsewhere(tmp_path):
-    first = start_server(tmp_path / "home")
-    try:
-        assert codigit("init", "--study", str(STUDY), home=first.home).returncode == 0
+    with own_study_server(tmp_path / "home") as first:
         client = rg.Argilla(api_url=first.url, api_key=first.api_key)
         settings = rg.Settings(fields=[rg.TextField(name="text")], questions=[rg.TextQuestion(name="note")])
         dataset = rg.Dataset(name="kept", workspace="codigit", settings=settings, client=client).create()
@@ -36,8 +34,6 @@ def test_backup_while_writing_then_restore_elsewhere(tmp_path):
         assert stat.S_IMODE((tmp_path / "b.db").stat().st_mode) == 0o600
         refused = codigit("restore", str(tmp_path / "b.db"), home=first.home)
         assert refused.returncode == 2 and "stop it first" in refused.stderr  # never under a running server
-    finally:
-        first.stop()
 
     restored = codigit("restore", str(tmp_path / "b.db"), home=tmp_path / "other")
     assert restored.returncode == 0, restored.stderr

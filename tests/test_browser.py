@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, REPO, STUDY, Participant, Server, codigit, login, start_server
+from conftest import ARTIFACTS, REPO, STUDY, Participant, Server, codigit, login, own_study_server
 
 from codigit.study import load_study
 
@@ -237,10 +237,7 @@ ROUND = "1"
 def test_story_written_in_browser_is_stored_then_reviewed_by_a_peer(tmp_path: Path):
     """A fresh server of its own, so the snapshot holds exactly this test's story and review."""
     _playwright()  # fail at once, before any setup, when the browser is missing
-    server = start_server(tmp_path / "home")
-    try:
-        init = codigit("init", "--study", str(STUDY), home=server.home)
-        assert init.returncode == 0, init.stderr
+    with own_study_server(tmp_path / "home") as server:
         author, reviewer = _new_participants(server, tmp_path, 2)
         # Consent is not what the browser checks here; `review open` takes only stories of consenting authors.
         with server.http(login(server, author["username"], author["password"])) as http:
@@ -279,8 +276,6 @@ def test_story_written_in_browser_is_stored_then_reviewed_by_a_peer(tmp_path: Pa
             "comment": "",
         }, got
         assert got["self_review"] is False, got
-    finally:
-        server.stop()
 
 
 def _collect(server: Server, out: Path) -> dict[str, list[dict]]:

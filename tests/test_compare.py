@@ -8,18 +8,14 @@ import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import STUDY, add_participants, codigit, start_server
+from conftest import add_participants, codigit, own_study_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
-    srv = start_server(tmp / "home")
-    try:
-        assert codigit("init", "--study", str(STUDY), home=srv.home).returncode == 0
+    with own_study_server(tmp / "home") as srv:
         yield srv, tmp
-    finally:
-        srv.stop()
 
 
 def fake_run(tmp):

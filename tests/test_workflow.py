@@ -13,7 +13,7 @@ import stat
 import krippendorff
 import numpy as np
 import pytest
-from conftest import STUDY, add_participants, codigit, start_server
+from conftest import STUDY, add_participants, codigit, own_study_server
 
 ROSTER = {"ada": "Ada Lovelace", "bo": "Bo Svensson", "cy": "Cy Twombly", "di": "Di Prima", "ed": "Ed Wood",
           "fay": "Fay Weldon"}  # fmt: skip
@@ -52,9 +52,7 @@ def review_values(reviewer: str, position: int, record: dict) -> dict:
 def study(tmp_path_factory):
     """The whole scenario, run once; yields (server, participants, snapshot dir, review-open output)."""
     tmp = tmp_path_factory.mktemp("workflow")
-    server = start_server(tmp / "home")
-    try:
-        assert codigit("init", "--study", str(STUDY), home=server.home).returncode == 0
+    with own_study_server(tmp / "home") as server:
         people = add_participants(server, ROSTER, tmp)
         for who, answer in CONSENT.items():
             people[who].answer("consent", answer)
@@ -83,8 +81,6 @@ def study(tmp_path_factory):
         collected = codigit("collect", "--out", str(out), home=server.home)
         assert collected.returncode == 0, collected.stderr
         yield server, people, out, opened, collected
-    finally:
-        server.stop()
 
 
 def load(path, name):

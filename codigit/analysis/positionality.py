@@ -10,11 +10,10 @@ snapshot keeps no others); any group with fewer than K people is left out of eve
 from __future__ import annotations
 
 import base64
-import html
-import io
 from collections import defaultdict
 from pathlib import Path
 
+from codigit.analysis.report import figure_png, html_table, pyplot
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
@@ -113,12 +112,7 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
 
 
 def _plot(frame) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.4 * max(len(frame), 2) + 1))
+    fig, ax = pyplot().subplots(figsize=(7, 0.4 * max(len(frame), 2) + 1))
     labels = [f"{q} = {g}" for q, g in zip(frame["question"], frame["group"], strict=True)]
     ax.barh(range(len(frame)), frame["r"].fillna(0), color="#557")
     ax.set_yticks(range(len(frame)), labels)
@@ -126,20 +120,11 @@ def _plot(frame) -> bytes:
     ax.set_xlim(-1, 1)
     ax.set_xlabel("Pearson r: group's mean rating vs accepted (groups of 5 or more)")
     ax.invert_yaxis()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def _section(ratings, stories, png: bytes, model=None) -> str:
-    def table(frame) -> str:
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td>"
-                                        for v in row) + "</tr>" for row in frame.itertuples(index=False))  # fmt: skip
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
+    table = html_table
     image = base64.b64encode(png).decode()
     model_section = ""
     if model is not None and len(model):

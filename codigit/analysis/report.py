@@ -79,13 +79,34 @@ def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
     return out
 
 
-def differences_plot(comparison) -> bytes:
+def pyplot():
+    """matplotlib's pyplot on the file-only backend (no display here or on a server)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(comparison), 2) + 1))
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def html_table(frame) -> str:
+    """A DataFrame as an HTML table, every cell escaped."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = frame.itertuples(index=False)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def differences_plot(comparison) -> bytes:
+    fig, ax = pyplot().subplots(figsize=(7, 0.45 * max(len(comparison), 2) + 1))
     y = range(len(comparison))
     ax.errorbar(comparison["diff"], y, xerr=[comparison["diff"] - comparison["ci_low"],
                 comparison["ci_high"] - comparison["diff"]], fmt="o", color="#333", capsize=3)  # fmt: skip
@@ -93,19 +114,11 @@ def differences_plot(comparison) -> bytes:
     ax.set_yticks(list(y), comparison["metric"])
     ax.set_xlabel("tuned − base (mean over prompts), 95% bootstrap CI")
     ax.invert_yaxis()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None) -> str:
-    def table(frame) -> str:
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-        rows = frame.itertuples(index=False)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = html_table
 
     examples = []
     first = generations[generations["sample"] == 0]
