@@ -68,6 +68,7 @@ def _participants_withdraw(args: argparse.Namespace) -> None:
 def _collect(args: argparse.Namespace) -> None:
     from codigit.collect import collect
     from codigit.home import resolve_home
+    from codigit.records import counts_line
     from codigit.study import load_study
 
     path, snapshot = collect(load_study(args.study), resolve_home(args.home), args.out, args.database_url)
@@ -77,13 +78,14 @@ def _collect(args: argparse.Namespace) -> None:
     counts = ", ".join(f"{n} {k}" for k, n in snapshot.meta.counts.items())
     print(f"snapshot {path}: {counts}")
     if snapshot.meta.excluded:
-        print("left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in snapshot.meta.excluded.items()))
+        print("left out: " + counts_line(snapshot.meta.excluded))
 
 
 def _review_open(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors, connect
     from codigit.collect import take_snapshot
     from codigit.home import resolve_home
+    from codigit.records import counts_line
     from codigit.review import open_round
     from codigit.study import load_study
 
@@ -93,7 +95,7 @@ def _review_open(args: argparse.Namespace) -> None:
     with argilla_errors():
         counts = open_round(client, study, snapshot, args.round, args.per_story or study.review.reviews_per_story)
     dataset = counts.pop("dataset")
-    print(f"review round {dataset}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()))
+    print(f"review round {dataset}: " + counts_line(counts))
 
 
 def _agreement(args: argparse.Namespace) -> None:
@@ -228,6 +230,12 @@ def _model_prepare(args: argparse.Namespace) -> None:
     from codigit.train.models import prepare_smollm2
 
     print(f"prepared: {prepare_smollm2(ensure_writable_home(resolve_home(args.home)))}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from codigit.demo import run_demo
+
+    run_demo(args.dir, args.study, args.policy, args.recipe, args.suite, args.port, args.quick, args.serve)
 
 
 def _port(value: str) -> int:
@@ -376,6 +384,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", parents=[home], help="put a backup in place (the server must be stopped)")
     p.add_argument("backup", type=Path)
     p.set_defaults(func=_restore)
+
+    p = sub.add_parser(
+        "demo",
+        parents=[study],
+        help="the whole loop on synthetic data in one folder (CPU, about 15 minutes)",
+        description="Starts a server of its own, plays a small workshop with 12 invented participants and 40 "
+        "synthetic pairs (annotation/demo/), then collect, agreement, release 0.1.0, LoRA on the CPU demo model, "
+        "generation, memorisation and the HTML report. Nothing outside --dir is touched.",
+    )
+    p.add_argument("--dir", type=Path, default=Path("codigit-demo"), help="new folder for it all (%(default)s)")
+    p.add_argument("--port", type=_port, help="port for the demo's server (default: any free one)")
+    p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~3 minutes)")
+    p.add_argument("--serve", action="store_true", help="keep the demo's server running at the end (Ctrl-C stops)")
+    p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
+    p.add_argument("--recipe", type=Path, default=Path("experiments/cpu-demo.yaml"), help="training recipe")
+    p.add_argument("--suite", type=Path, default=Path("analysis/prompts/codigit-open.jsonl"), help="prompt suite")
+    p.set_defaults(func=_demo)
 
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")

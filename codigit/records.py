@@ -6,7 +6,7 @@ Participants appear only by pseudonym. Positionality sits in its own file and ne
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -118,6 +118,11 @@ PARTS: dict[str, type[_Record]] = {
 }
 META_FILE = "snapshot.json"
 LATEST_FILE = "LATEST"
+
+
+def counts_line(counts: Mapping[str, int]) -> str:
+    """{"no_consent": 2, "added": 5} -> "2 no consent, 5 added": how commands report what they counted."""
+    return ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
 
 
 def utc_now() -> str:

@@ -16,19 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codigit.simulate import UI_QUEUE, Participant, api_client, sign_in  # noqa: F401  (tests import them from here)
+
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
-# The body the annotation UI sends for a participant's "Pending" queue (POST /me/datasets/{id}/records/search).
-UI_QUEUE = {
-    "query": {},
-    "filters": {
-        "and": [
-            {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]},
-            {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["pending"]},
-        ]
-    },
-}
 
 
 def free_port() -> int:
@@ -51,9 +43,7 @@ class Server:
 
     def http(self, api_key: str | None = None) -> httpx.Client:
         """A plain HTTP client on /api/v1 with the given key (default: the owner's)."""
-        return httpx.Client(
-            base_url=f"{self.url}/api/v1", headers={"X-Argilla-Api-Key": api_key or self.api_key}, timeout=60
-        )
+        return api_client(self.url, api_key or self.api_key)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
@@ -137,42 +127,7 @@ def owner(server: Server) -> httpx.Client:
 
 def login(server: Server, username: str, password: str) -> str:
     """Sign in as a participant does (password form) and return their API key."""
-    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as http:
-        token = http.post("/token", data={"username": username, "password": password}).raise_for_status()
-        me = http.get("/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"}).raise_for_status()
-    return me.json()["api_key"]
-
-
-@dataclass
-class Participant:
-    """A participant acting through the same HTTP endpoints the annotation UI calls, with their own key."""
-
-    username: str
-    http: httpx.Client
-
-    def dataset_id(self, name: str, workspace: str | None = None) -> str:
-        workspace = workspace or self.username
-        spaces = {w["id"]: w["name"] for w in self.http.get("/me/workspaces").raise_for_status().json()["items"]}
-        for d in self.http.get("/me/datasets").raise_for_status().json()["items"]:
-            if d["name"] == name and spaces.get(d["workspace_id"]) == workspace:
-                return d["id"]
-        raise LookupError(f"{self.username} sees no dataset {workspace}/{name}")
-
-    def queue(self, dataset_id: str) -> list[dict]:
-        """The records in their "Pending" queue, as the UI asks for them."""
-        found = self.http.post(f"/me/datasets/{dataset_id}/records/search", params={"limit": 500}, json=UI_QUEUE)
-        return [item["record"] for item in found.raise_for_status().json()["items"]]
-
-    def submit(self, record_id: str, values: dict) -> httpx.Response:
-        body = {"values": {k: {"value": v} for k, v in values.items()}, "status": "submitted"}
-        return self.http.post(f"/records/{record_id}/responses", json=body)
-
-    def answer(self, dataset: str, values: dict, external_id: str | None = None) -> str:
-        """Submit `values` to the first pending record (or the one with this external id); returns the record id."""
-        records = self.queue(self.dataset_id(dataset))
-        record = next(r for r in records if external_id is None or r["external_id"] == external_id)
-        self.submit(record["id"], values).raise_for_status()
-        return record["id"]
+    return sign_in(server.url, username, password)
 
 
 def add_participants(server: Server, roster: dict[str, str], tmp: Path) -> dict[str, Participant]:

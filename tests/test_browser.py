@@ -389,3 +389,45 @@ def _review_story(page, expect, reviewer: dict[str, str], dataset: str, review) 
     # request has come back yet ("completed" once it has, "no pending records" before): both say the queue is empty.
     expect(record.get_by_text(re.compile("The task is completed!|Your? have no pending records"))).to_be_visible()
     page.screenshot(path=ARTIFACTS / "review-submitted.png", animations="disabled")
+
+
+# --- participants' text is text: no HTML, script or markdown from a story runs or renders -----------------------
+
+HOSTILE_PROMPT = 'Is <b>this</b> bold? <a href="http://127.0.0.1:9/prompt">click</a>'
+HOSTILE_STORY = (  # `top`: upstream puts HTML-looking text in an unsandboxed same-origin iframe, which reaches it
+    "<script>top.__codigit_xss = 'script'</script>"
+    "<img src=x onerror=\"top.__codigit_xss = 'img'\">"
+    "<svg onload=\"top.__codigit_xss = 'svg'\"></svg>\n\n"
+    "# Not a heading\n\n**not bold**, [not a link](http://127.0.0.1:9/story) and <style>body{display:none}</style>"
+)
+
+
+def test_html_script_and_markdown_in_a_story_are_shown_as_text(tmp_path: Path):
+    """A participant's story full of markup reaches a reviewer's browser as the characters they typed."""
+    _playwright()
+    with own_study_server(tmp_path / "home") as server:
+        author, reviewer = _new_participants(server, tmp_path, 2)
+        with server.http(login(server, author["username"], author["password"])) as http:
+            writer = Participant(author["username"], http)
+            writer.answer("consent", {"training": "yes", "public": "yes", "attribution": "none"})
+            writer.answer("stories", {"prompt": HOSTILE_PROMPT, "story": HOSTILE_STORY}, "invitation-open")
+        opened = codigit("review", "open", ROUND, "--per-story", "1", home=server.home)
+        assert opened.returncode == 0 and "1 added" in opened.stdout, opened.stdout + opened.stderr
+
+        with _chromium(server, "markup-failure.png") as chromium:
+            page, expect = chromium.new_page(), chromium.expect
+            dialogs = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            _sign_in(page, expect, reviewer)
+            _open_dataset(page, expect, f"{load_study(STUDY).review.dataset_prefix}-{ROUND}", "codigit")
+            record = page.get_by_role("region", name="Focus Annotation View")
+            for text in (HOSTILE_PROMPT, HOSTILE_STORY):
+                shown = record.get_by_text(" ".join(text.split()), exact=True)  # whitespace collapsed, as shown
+                expect(shown).to_be_visible()
+                expect(shown).to_have_js_property("innerText", text)  # every character, tags included
+                # ... and no element came of it: the field holds text only
+                assert shown.evaluate("e => e.querySelector('*') === null")
+            expect(record.locator("iframe")).to_have_count(0)
+            page.screenshot(path=ARTIFACTS / "review-markup-as-text.png", animations="disabled")
+            assert page.evaluate("() => window.__codigit_xss") is None
+            assert not dialogs, dialogs

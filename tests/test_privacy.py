@@ -128,6 +128,30 @@ def test_ui_does_not_make_participants_browsers_contact_google(server):
         assert css.status_code == 200 and "fonts.googleapis.com" not in css.text
 
 
+def test_ui_edits_reach_every_text_field_renderer(tmp_path):
+    """Every chunk of the bundled UI that renders a text field gets the text-only version (the browser test shows
+    one page of it); a UI without that code is refused, not served unsafe."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    import argilla_server
+
+    from codigit.server.ui import patch_ui
+
+    bundled = Path(argilla_server.__file__).parent / "static"
+    ui = tmp_path / "statics"
+    shutil.copytree(bundled, ui)
+    renderers = [p for p in ui.rglob("*.js") if b".isHTML?" in p.read_bytes()]  # the text field's choice
+    counts = patch_ui(ui)
+    assert counts["text fields"] == len(renderers) > 0 and counts["chat messages"] > 0, counts
+    assert counts["font imports"] > 0, counts
+    unsafe = re.compile(rb'isHTML\?\w\("Sandbox"|domProps:\{innerHTML:\w\._s\(\w\.fieldText\)\}\}\)')
+    assert not [p.name for p in ui.rglob("*.js") if unsafe.search(p.read_bytes())]
+    with pytest.raises(RuntimeError, match="argilla-server 2.8.0"):
+        patch_ui(ui)  # nothing left to edit: as a different UI would look
+
+
 @pytest.fixture(scope="module")
 def with_metadata(study_server: Server, participants) -> rg.Dataset:
     """A dataset whose records carry metadata, one property hidden from annotators, in the study workspace."""

@@ -13,6 +13,7 @@ RELEASE_ACTIONS = ("make", "verify", "diff", "decide", "approve", "publish", "af
 
 def _release_make(args: argparse.Namespace) -> None:
     from codigit.home import resolve_home
+    from codigit.records import counts_line
     from codigit.release.manage import make_release
     from codigit.release.policy import load_policy
     from codigit.study import load_study
@@ -32,7 +33,7 @@ def _release_make(args: argparse.Namespace) -> None:
           f"({counts['public']} public), dataset hash {manifest['dataset_hash']}")  # fmt: skip
     left = {k: n for k, n in manifest["excluded"].items() if n}
     if left:
-        print("left out: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in left.items()))
+        print("left out: " + counts_line(left))
 
 
 def _release_verify(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""Build the embedded Argilla server: settings, database, owner account, search engine, jobs, privacy fix.
+"""Build the embedded Argilla server: settings, database, owner account, search engine, jobs, privacy and UI fixes.
 
 argilla-server reads its settings from `ARGILLA_*` variables when it is first imported, so `configure` must run
 before anything imports `argilla_server`; the functions below import it lazily for that reason.
@@ -152,6 +152,7 @@ def create_app(in_process_jobs: bool = True):
     from argilla_server.jobs import queues
 
     from codigit.server import jobs, privacy, sqlite_writes
+    from codigit.server import ui as ui_edits
 
     if in_process_jobs:  # before argilla_server._app imports the queues' Redis connection
         jobs.install_in_process(queues)
@@ -165,7 +166,7 @@ def create_app(in_process_jobs: bool = True):
         jobs.finish_jobs_on_shutdown(app)
     privacy.install(api_v1)
     if (ui := ui_directory(app)) is not None:
-        privacy.keep_ui_local(ui)
+        ui_edits.patch_ui(ui)
     if async_engine.dialect.name == "sqlite":
         sqlite_writes.install(app, async_engine)
     return app

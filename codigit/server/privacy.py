@@ -15,8 +15,6 @@ participant's pseudonym with their counts. codigit's review records carry no aut
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Security
@@ -89,21 +87,3 @@ def install(api: FastAPI) -> None:
 
 async def _sees_everything(user, record) -> bool:
     return user.is_owner or (user.is_admin and await user.is_member(record.dataset.workspace_id))
-
-
-_REMOTE_FONTS = re.compile(rb"@import url\(https://fonts\.googleapis\.com/[^)]*\);?")
-
-
-def keep_ui_local(ui_directory: Path) -> int:
-    """Drop the UI stylesheet's imports of Google Fonts, so participants' browsers do not contact Google.
-
-    argilla-server serves its UI from a per-start copy of the bundled files (`ui_directory`); we edit that copy.
-    The UI falls back to local fonts. Returns the number of imports removed.
-    """
-    removed = 0
-    for css in ui_directory.rglob("*.css"):
-        cleaned, n = _REMOTE_FONTS.subn(b"", css.read_bytes())
-        if n:
-            css.write_bytes(cleaned)
-            removed += n
-    return removed
