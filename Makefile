@@ -1,9 +1,10 @@
-# Two commands on a fresh machine: `make serve` (install everything, start the workshop server) and `make test`.
+# Two commands on a fresh machine: `make serve` (install everything, start the workshop server) and `make test`;
+# `make demo` is the next line of the README.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install serve test system-deps lint
+.PHONY: install serve demo test system-deps lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +25,10 @@ install: $(VENV)/.installed
 
 serve: install
 	$(VENV)/bin/codigit serve $(ARGS)
+
+# The whole loop once on synthetic data, in ./codigit-demo (its own server on a free port; see README).
+demo: install
+	$(VENV)/bin/codigit demo $(ARGS)
 
 # System packages the tests use: Debian's chromium for the UI test (Playwright's own browser download cannot work
 # offline), redis-server for the `--redis-url` job path, postgresql for `--database-url postgresql+asyncpg://`.

@@ -10,6 +10,7 @@ Nothing here is a shortcut around a stage: each step calls the function its `cod
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -44,7 +45,7 @@ class DemoPerson(BaseModel):
 
 
 class DemoPair(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)  # YAML blocks end in "\n"
 
     author: str
     invitation: str
@@ -178,6 +179,10 @@ class Workshop:
     withdrawn: list[str] = field(default_factory=list)
 
 
+def _digest(*parts) -> str:
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+
+
 def review_values(pair: DemoPair, person: DemoPerson, rng: random.Random, theme_options: list[str]) -> dict:
     """One reviewer's answers: the pair's quality, their leniency and noise, so reviewers agree only roughly."""
     rating = min(5, max(1, round(pair.quality + person.leniency + rng.gauss(0, 0.7))))
@@ -254,22 +259,26 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
         print("      " + counts_line(counts))
         author = {(p.prompt, p.story): p for p in demo.pairs}  # the demo knows who wrote what; the round does not
         theme_options = next(q for q in study.review.questions if q.name == "themes").options()
-        rng = random.Random(seed)
         dataset = f"{study.review.dataset_prefix}-{ROUND}"
         ids = {k: p.dataset_id(dataset, study.workspace) for k, p in people.items()}
         progress = tqdm(desc="reviews", unit="review", disable=not sys.stderr.isatty())
         active = list(demo.people)
-        while active:  # everyone takes the next story in their queue, in turn, until no queue has one for them
+        while active:  # everyone reviews one story from their queue, in turn, until no queue has one for them
             for key in list(active):
                 person = demo.people[key]
-                own_ok = person.reviews_own and not done.self_reviews
-                queue = [r for r in people[key].queue(ids[key])
-                         if own_ok or author[(r["fields"]["prompt"], r["fields"]["story"])].author != key]  # fmt: skip
-                if not queue:
+                queue = [
+                    (author[(r["fields"]["prompt"], r["fields"]["story"])], r) for r in people[key].queue(ids[key])
+                ]
+                own = [x for x in queue if x[0].author == key]
+                pool = own if own and person.reviews_own and not done.self_reviews else [
+                    x for x in queue if x[0].author != key]  # fmt: skip
+                if not pool:
                     active.remove(key)
                     continue
-                pair = author[(queue[0]["fields"]["prompt"], queue[0]["fields"]["story"])]
-                people[key].submit(queue[0]["id"], review_values(pair, person, rng, theme_options)).raise_for_status()
+                # a fixed choice per (reviewer, story), so that reruns of the demo review alike
+                pair, record = min(pool, key=lambda x: _digest(seed, key, x[0].prompt))  # noqa: B023
+                rng = random.Random(_digest(seed, key, pair.prompt))
+                people[key].submit(record["id"], review_values(pair, person, rng, theme_options)).raise_for_status()
                 done.reviews += 1
                 done.self_reviews += pair.author == key
                 progress.update()
@@ -297,7 +306,9 @@ class Settings:
     n_boot: int
 
 
-FULL = Settings(train=[], samples=2, max_new_tokens=160, memorisation_records=0, n_boot=2000)
+# 40 pairs make ~7 packed rows: more passes, one update per row, so that tuning shows (~35 steps, ~2 min here)
+FULL = Settings(train=["--num_train_epochs", "5", "--gradient_accumulation_steps", "1"], samples=2,
+                max_new_tokens=160, memorisation_records=0, n_boot=2000)  # fmt: skip
 QUICK = Settings(train=["--max_steps", "2", "--save_steps", "1"], samples=1, max_new_tokens=12,
                  memorisation_records=4, n_boot=200)  # fmt: skip
 
@@ -305,6 +316,7 @@ QUICK = Settings(train=["--max_steps", "2", "--save_steps", "1"], samples=1, max
 def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, suite: Path, port: int = 0,
              quick: bool = False, keep_serving: bool = False, seed: int = 0) -> dict[str, Path]:  # fmt: skip
     """The whole loop in `folder` (which must not exist yet, or be empty); returns where everything is."""
+    from codigit.client import argilla_errors
     from codigit.home import atomic_write, ensure_writable_home
     from codigit.release.policy import load_policy
     from codigit.study import load_study
@@ -325,7 +337,8 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
     with contextlib.ExitStack() as stack:  # the server stops however the demo ends (after Ctrl-C with --serve)
         with steps.step("starting the demo's own server (127.0.0.1 only)"):
             url = stack.enter_context(demo_server(home, port or free_port(), where["server log"], keep_serving))
-        workshop = play_workshop(url, home, study, demo, folder, steps, seed)
+        with argilla_errors():  # the server failing under the demo is one line, as in every command
+            workshop = play_workshop(url, home, study, demo, folder, steps, seed)
         snapshot_path, release = _data_steps(home, folder, study, policy, steps, settings, seed, where)
         _model_steps(folder, recipe, suite, snapshot_path, study, policy, release, steps, settings, seed, where)
         atomic_write(folder / "demo.json", json.dumps({k: str(v) for k, v in where.items()}, indent=2) + "\n")
@@ -410,15 +423,15 @@ def _model_steps(folder: Path, recipe: Path, suite: Path, snapshot_path: Path, s
 
 def _summary(url: str, where: dict[str, Path], workshop: Workshop, steps: Steps, keep_serving: bool) -> None:
     home = where["home"]
-    first = next(iter(workshop.usernames.values()))
-    lines = [
+    someone = next(iter(workshop.usernames.values()))
+    print("\n".join([
         "",
         f"codigit demo finished in {steps.elapsed()}. Everything is in {where['folder']}/ (delete it to undo):",
-        *(f"  {name:<15} {path}" for name, path in where.items() if name not in ("folder",)),
+        *(f"  {name:<15} {path}" for name, path in where.items() if name != "folder"),
         "",
-        f"Open the report: {where['report']}",
-        "See the workshop in the Argilla UI:" + ("" if keep_serving else f" codigit serve --home {home}, then"),
-        f"  {url if keep_serving else 'the URL it prints'} — sign in as a participant (e.g. {first}; passwords in"
-        f" {home / 'participant-logins.csv'}) or as the owner (credentials.json there, mode 0600).",
-    ]
-    print("\n".join(lines), flush=True)
+        f"Open the report in a browser: {where['report']}",
+        "See the workshop in the Argilla UI:",
+        f"  open {url}" if keep_serving else f"  codigit serve --home {home}   (then open the URL it prints)",
+        f"  sign in as a participant, e.g. {someone} (passwords in {home / 'participant-logins.csv'}),",
+        f"  or as the owner (username and password in {home / 'credentials.json'}).",
+    ]), flush=True)  # fmt: skip

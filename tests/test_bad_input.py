@@ -4,6 +4,7 @@ test_cli.py, test_workflow.py and test_privacy.py.)"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "run").mkdir()
     (root / "run" / "provenance.json").write_text("{not json")
     f["run"] = root / "run"
+
+    shutil.copytree(REPO / "annotation", root / "study-copy")  # the demo's people and pairs sit beside the study
+    pairs = root / "study-copy" / "demo" / "pairs.yaml"
+    pairs.write_text(pairs.read_text(encoding="utf-8").replace("author: demo-12", "author: demo-13"), encoding="utf-8")
+    f["demo_study"] = root / "study-copy" / "study.yaml"
     return f
 
 
@@ -140,6 +146,11 @@ CASES: list[tuple[list[str], str]] = [
     (["positionality", "--snapshot", "{root}/nowhere"], "run `codigit collect` first"),
     (["positionality", "--snapshot", "{snaps}", "--out", "{root}/pos"], "no positionality answers"),
     (["model", "prepare", "gpt5"], "invalid choice"),
+    # the demo
+    (["demo", "--dir", "{root}"], "already exists and is not empty"),
+    (["demo", "--study", "{demo_study}", "--dir", "{root}/d1"], "author 'demo-13' is not in demo.yaml"),
+    (["demo", "--recipe", "{root}/none.yaml", "--dir", "{root}/d2"], "none.yaml: not found"),
+    (["demo", "--port", "0"], "not a TCP port"),
     # backups
     (["backup", "--home", "{root}/h4"], "no embedded database"),
     (["restore", "{junk.db}", "--home", "{root}/h4"], "not a usable SQLite database"),

@@ -1,0 +1,139 @@
+"""`codigit demo --quick` through the real CLI: its own server, the simulated workshop, every stage after it, and
+what it leaves behind. (`--quick` trains 2 steps and generates 12 tokens; every step is the same code as in the
+full demo. The full demo's figures are in the README.)"""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, STUDY, codigit
+
+from codigit.demo import load_demo
+from codigit.study import load_study
+
+DEMO = REPO / "annotation" / "demo"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "codigit-demo"
+    result = codigit("demo", "--quick", "--dir", str(folder), timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    where = {k: Path(v) for k, v in json.loads((folder / "demo.json").read_text(encoding="utf-8")).items()}
+    return folder, result, where
+
+
+def test_demo_data_is_labelled_synthetic_and_fits_the_study():
+    demo = load_demo(DEMO, load_study(STUDY))
+    assert len(demo.pairs) >= 40 and len(demo.people) == 12
+    for name in ("demo.yaml", "pairs.yaml"):
+        assert "SYNTHETIC DEMO DATA" in (DEMO / name).read_text(encoding="utf-8").splitlines()[0]
+    assert "SYNTHETIC" in demo.card.title
+    consent = [p.consent for p in demo.people.values()]
+    assert None in consent and any(c and c["training"] == "no" for c in consent)  # mixed consent
+    assert sum(p.withdraws for p in demo.people.values()) == 1
+    assert [p.author for p in demo.pairs if "@" in p.story] == ["demo-04"]  # the personal-data gate's one catch
+
+
+def test_every_step_reports_and_the_summary_says_where_things_are(demo):
+    folder, result, where = demo
+    out = result.stdout
+    steps = [line for line in out.splitlines() if line.startswith("[")]
+    assert [s.split("]")[0] for s in steps] == [f"[{n}/11" for n in range(1, 12)], steps
+    assert out.count("      done in ") == 11
+    assert "Traceback" not in result.stderr
+    for name in ("home", "snapshot", "release", "run", "report", "agreement", "positionality"):
+        assert where[name].exists() and str(where[name]) in out, name
+        assert where[name].is_relative_to(folder), name  # nothing outside the demo's folder
+    assert f"codigit serve --home {where['home']}" in out and "participant-logins.csv" in out
+
+
+def test_the_workshop_happened_on_the_server_as_the_demo_data_says(demo):
+    _, result, where = demo
+    demo_data = load_demo(DEMO, load_study(STUDY))
+    snapshot = where["snapshot"]
+    meta = json.loads((snapshot / "snapshot.json").read_text(encoding="utf-8"))
+    stories = [json.loads(line) for line in (snapshot / "stories.jsonl").read_text(encoding="utf-8").splitlines()]
+    reviews = [json.loads(line) for line in (snapshot / "reviews.jsonl").read_text(encoding="utf-8").splitlines()]
+    withdrawn = [k for k, p in demo_data.people.items() if p.withdraws]
+    written = [p for p in demo_data.pairs if p.author not in withdrawn]
+    assert sorted(s["story"] for s in stories) == sorted(p.story for p in written)
+    assert meta["excluded"]["stories_withdrawn"] == len(demo_data.pairs) - len(written)
+    assert sum(r["self_review"] for r in reviews) == 1  # demo-06 reviewed their own story: recorded as such
+    assert meta["excluded"]["consent_invalid"] == 1  # demo-12: public release without fine-tuning
+    assert "public release without fine-tuning" in result.stdout
+    # reviewers disagree, but not at random
+    alpha = {r["question"]: r["alpha"] for r in json.loads(where["agreement"].read_text()) if r["label"] is None}
+    assert 0.2 < alpha["rating"] < 0.95, alpha
+
+
+def test_release_honours_consent_withdrawal_and_the_personal_data_gate(demo):
+    _, result, where = demo
+    verified = codigit("release", "verify", str(where["release"]))
+    assert verified.returncode == 0, verified.stderr
+    manifest = json.loads((where["release"] / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["version"] == "0.1.0"
+    assert manifest["excluded"]["withdrawn"] == 2 and manifest["excluded"]["no_consent"] == 6
+    assert manifest["excluded"]["flagged_personal_data"] == 1
+    assert [(d["decision"], d["by"]) for d in manifest["decisions"]] == [("exclude", "codigit demo")]
+    logins = {
+        r["email"].split("@")[0]: r["username"]
+        for r in csv.DictReader((where["home"] / "participant-logins.csv").open())
+    }
+    assert logins["demo-11"] not in manifest["pseudonyms"]  # withdrew
+    assert not {logins["demo-09"], logins["demo-10"], logins["demo-12"]} & set(manifest["pseudonyms"])  # no consent
+    card = (where["release"] / "README.md").read_text(encoding="utf-8")
+    assert "SYNTHETIC" in card
+    public = pd.read_parquet(where["release"] / "public" / "data")
+    train = pd.concat([pd.read_parquet(p) for p in (where["release"] / "data").glob("*.parquet")])
+    assert 0 < len(public) < len(train)  # demo-06 and demo-08 consented to training only
+    assert "r.okafor@example.com" not in " ".join(train["response"])
+
+
+def test_the_run_trained_on_that_release_and_the_report_compares_base_and_tuned(demo):
+    _, _, where = demo
+    provenance = json.loads((where["run"] / "provenance.json").read_text(encoding="utf-8"))
+    manifest = json.loads((where["release"] / "manifest.json").read_text(encoding="utf-8"))
+    assert provenance["release"]["dataset_hash"] == manifest["dataset_hash"] and provenance["finished_at"]
+    generations = pd.read_parquet(where["run"] / "generations.parquet")
+    assert set(generations["model"]) == {"base", "tuned"}
+    assert (generations.groupby("model").size() == 31).all()  # every open prompt, once per model
+    report = where["report"].read_text(encoding="utf-8")
+    assert "Memorisation" in report and "tuned" in report
+    assert where["positionality"].is_file()
+
+
+def test_secrets_stay_private_and_out_of_the_server_log(demo):
+    _, _, where = demo
+    home = where["home"]
+    for private in ("credentials.json", "participant-logins.csv", "pseudonym.key"):
+        assert stat.S_IMODE((home / private).stat().st_mode) == 0o600, private
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    log = where["server log"].read_text(encoding="utf-8")
+    secrets = [r["password"] for r in csv.DictReader((home / "participant-logins.csv").open())]
+    secrets += [json.loads((home / "credentials.json").read_text())[k] for k in ("password", "api_key")]
+    assert len(secrets) == 14 and not [s for s in secrets if s in log]
+
+
+def test_the_demo_server_is_stopped_afterwards(demo):
+    _, _, where = demo
+    url = json.loads((where["home"] / "server.json").read_text())["url"]
+    host, port = url.removeprefix("http://").split(":")
+    assert host == "127.0.0.1"
+    with socket.socket() as s:
+        assert s.connect_ex((host, int(port))) != 0
+
+
+def test_a_second_demo_into_the_same_folder_is_refused_and_changes_nothing(demo):
+    folder, _, _ = demo
+    before = sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+    again = codigit("demo", "--quick", "--dir", str(folder))
+    assert again.returncode == 2 and again.stderr.count("\n") == 1
+    assert "already exists and is not empty" in again.stderr
+    assert sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()) == before
