@@ -173,10 +173,8 @@ class Workshop:
     """What the simulated workshop did, for the summary and the checks."""
 
     usernames: dict[str, str] = field(default_factory=dict)  # demo key -> pseudonym on the server
-    stories: int = 0
     reviews: int = 0
     self_reviews: int = 0
-    withdrawn: list[str] = field(default_factory=list)
 
 
 def _digest(*parts) -> str:
@@ -226,7 +224,7 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
 
     done = Workshop()
     client = connect(home)
-    with steps.step("the study's forms, and accounts for 12 invented participants"):
+    with steps.step(f"the study's forms, and accounts for {len(demo.people)} invented participants"):
         for _ in init_study(client, study):
             pass
         roster = folder / "roster.csv"  # invented names; they stay in the demo folder, as a real roster would
@@ -251,7 +249,6 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
             people[pair.author].answer(
                 study.stories.dataset, {"prompt": pair.prompt, "story": pair.story}, external_id=pair.invitation
             )
-            done.stories += 1
 
     with steps.step(f"review round {ROUND}: {study.review.reviews_per_story} anonymous reviews per consented story"):
         counts = open_round(client, study, take_snapshot(study, home), ROUND, study.review.reviews_per_story)
@@ -289,7 +286,6 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
         if person.withdraws:
             with steps.step(f"{done.usernames[key]} withdraws from the study"):
                 withdraw(client, study, done.usernames[key], "demo: changed their mind after the review round")
-                done.withdrawn.append(done.usernames[key])
     for p in people.values():
         p.http.close()
     return done

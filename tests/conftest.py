@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codigit.demo import free_port
 from codigit.simulate import UI_QUEUE, Participant, api_client, sign_in  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

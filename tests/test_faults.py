@@ -72,3 +72,32 @@ def test_sigkill_mid_load_loses_no_acknowledged_submission(tmp_path):
         assert sum(u["completed"]["submitted"] for u in progress) >= len(acknowledged)
     finally:
         again.stop()
+
+
+def test_sigkill_mid_release_leaves_no_release_and_a_rerun_succeeds(tmp_path):
+    """`codigit release` killed while it writes: no release folder (only its hidden temp folder), and the same
+    command then writes a release that verifies."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, codigit
+    from test_release import base, snapshot
+
+    from codigit.records import write_snapshot
+
+    snap = write_snapshot(snapshot(*base(10_000)), tmp_path / "snaps")  # big enough to take several seconds
+    out = tmp_path / "releases"
+    args = ["release", "0.1.0", "--snapshot", str(snap), "--out", str(out), "--no-roster"]
+    proc = subprocess.Popen([sys.executable, "-m", "codigit.cli", *args], cwd=REPO, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".tmp-0.1.0-*/data/*.parquet")):  # mid-write: some of the files are there
+        assert proc.poll() is None, f"the release finished before it could be killed: {proc.stderr.read()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert not (out / "0.1.0").exists() and [p.name for p in out.iterdir() if not p.name.startswith(".tmp-")] == []
+    again = codigit(*args)
+    assert again.returncode == 0, again.stderr
+    verified = codigit("release", "verify", str(out / "0.1.0"))
+    assert verified.returncode == 0, verified.stderr
