@@ -388,14 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         parents=[study],
-        help="the whole loop on synthetic data in one folder (CPU, about 15 minutes)",
+        help="the whole loop on synthetic data in one folder (CPU; ~9 minutes on 2 cores)",
         description="Starts a server of its own, plays a small workshop with 12 invented participants and 40 "
         "synthetic pairs (annotation/demo/), then collect, agreement, release 0.1.0, LoRA on the CPU demo model, "
         "generation, memorisation and the HTML report. Nothing outside --dir is touched.",
     )
     p.add_argument("--dir", type=Path, default=Path("codigit-demo"), help="new folder for it all (%(default)s)")
     p.add_argument("--port", type=_port, help="port for the demo's server (default: any free one)")
-    p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~3 minutes)")
+    p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~2.5 minutes)")
     p.add_argument("--serve", action="store_true", help="keep the demo's server running at the end (Ctrl-C stops)")
     p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
     p.add_argument("--recipe", type=Path, default=Path("experiments/cpu-demo.yaml"), help="training recipe")

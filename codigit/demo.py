@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import random
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codigit.errors import CodigitError
 from codigit.release.policy import Card
+from codigit.server.serve import check_port_free, free_port
 from codigit.study import Study, load_yaml
 
 VERSION = "0.1.0"
@@ -76,12 +77,23 @@ class Demo:
 
 
 def load_demo(folder: Path, study: Study) -> Demo:
-    """The demo's people and pairs, checked against each other and against the study's forms."""
+    """The demo's people and pairs, checked against each other and against the study's forms (so that a changed
+    study is a one-line error here, not a refusal by the server halfway through the demo)."""
     people = load_yaml(folder / "demo.yaml", DemoPeople, "the demo's participants")
     pairs = load_yaml(folder / "pairs.yaml", DemoPairs, "the demo's pairs").pairs
     by_key = {p.key: p for p in people.people}
+    if len(by_key) != len(people.people):
+        raise CodigitError(f"{folder / 'demo.yaml'}: two people have the same key")
+    for person in people.people:
+        where = f"{folder / 'demo.yaml'}: {person.key}"
+        _check_answers(f"{where}: consent", person.consent or {}, study.consent.questions)
+        _check_answers(f"{where}: about_you", person.about_you or {}, study.positionality.questions)
+    review = {q.name: q for q in study.review.questions}
+    needed = {"rating": {str(v) for v in range(1, 6)}, "flags": {"off_topic", "personal_data"}}
+    for name, options in needed.items():  # what the simulated reviewers answer
+        if missing := options - set(review[name].options()):
+            raise CodigitError(f"the demo's reviewers need review {name} options {sorted(missing)} in the study")
     invitations = {i.id for i in study.stories.invitations}
-    themes = set(next(q for q in study.review.questions if q.name == "themes").options())
     seen = set()
     for n, pair in enumerate(pairs):
         where = f"{folder / 'pairs.yaml'}: pairs.{n}"
@@ -89,12 +101,25 @@ def load_demo(folder: Path, study: Study) -> Demo:
             raise CodigitError(f"{where}: author {pair.author!r} is not in demo.yaml")
         if pair.invitation not in invitations:
             raise CodigitError(f"{where}: invitation {pair.invitation!r} is not in the study")
-        if unknown := set(pair.themes) - themes:
+        if unknown := set(pair.themes) - set(review["themes"].options()):
             raise CodigitError(f"{where}: unknown themes {sorted(unknown)}")
         if (pair.author, pair.invitation) in seen:  # one response per person and record, as in Argilla
             raise CodigitError(f"{where}: {pair.author} answers {pair.invitation} twice")
         seen.add((pair.author, pair.invitation))
+    if len({p.prompt for p in pairs}) != len(pairs):  # the simulated reviewers know a story by its prompt
+        raise CodigitError(f"{folder / 'pairs.yaml'}: two pairs have the same prompt")
     return Demo(people.card, by_key, pairs)
+
+
+def _check_answers(where: str, answers: dict, questions: list) -> None:
+    by_name = {q.name: q for q in questions}
+    for name, value in answers.items():
+        q = by_name.get(name)
+        if q is None:
+            raise CodigitError(f"{where}: {name}: no such question in the study")
+        given = value if isinstance(value, list) else [value]
+        if q.type in ("label", "multi_label") and (bad := set(given) - set(q.options())):
+            raise CodigitError(f"{where}: {name}: {sorted(bad)} not among its options")
 
 
 class Steps:
@@ -119,46 +144,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def demo_server(home: Path, port: int, log: Path, keep_serving: bool = False) -> Iterator[str]:
     """`codigit serve` on the demo's home in a child process (loopback only); yields its URL, stops it after
-    (or, with `keep_serving`, waits for Ctrl-C)."""
-    import httpx
+    (or, with `keep_serving`, waits until Ctrl-C has stopped it)."""
+    from codigit.server.serve import spawn
 
-    from codigit.home import SERVER_FILE, read_credentials
-
-    url = f"http://127.0.0.1:{port}"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "codigit.cli", "serve", "--home", str(home), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = spawn(home, port, log)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                last = (log.read_text(errors="replace").strip().splitlines() or ["(no output)"])[-1]
-                raise CodigitError(f"the demo's server stopped: {last} (log: {log})")
-            if time.monotonic() > deadline:
-                raise CodigitError(f"the demo's server did not answer within 3 minutes (log: {log})")
-            with contextlib.suppress(httpx.HTTPError, CodigitError, OSError, KeyError, ValueError):
-                if json.loads((home / SERVER_FILE).read_text())["url"] == url:
-                    key = read_credentials(home)["api_key"]
-                    if httpx.get(f"{url}/api/v1/me", headers={"X-Argilla-Api-Key": key}, timeout=5).is_success:
-                        break
-            time.sleep(0.5)
-        yield url
+        yield f"http://127.0.0.1:{port}"
         if keep_serving:
-            print(f"\nThe demo's server keeps running at {url} — Ctrl-C stops it.", flush=True)
+            print(f"\nThe demo's server keeps running at http://127.0.0.1:{port} — Ctrl-C stops it.", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 proc.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)  # Ctrl-C reached the server too: let it shut down cleanly
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -177,7 +177,7 @@ class Workshop:
     self_reviews: int = 0
 
 
-def _digest(*parts) -> str:
+def _digest(*parts: object) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
 
 
@@ -255,7 +255,7 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
         counts.pop("dataset")
         print("      " + counts_line(counts))
         author = {(p.prompt, p.story): p for p in demo.pairs}  # the demo knows who wrote what; the round does not
-        theme_options = next(q for q in study.review.questions if q.name == "themes").options()
+        theme_options = next(q for q in study.review.questions if q.name == "themes").options()  # exists: study.py
         dataset = f"{study.review.dataset_prefix}-{ROUND}"
         ids = {k: p.dataset_id(dataset, study.workspace) for k, p in people.items()}
         progress = tqdm(desc="reviews", unit="review", disable=not sys.stderr.isatty())
@@ -322,23 +322,39 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
     policy = load_policy(policy_path).model_copy(update={"card": demo.card})  # the card says: synthetic
     if not recipe.is_file() or not suite.is_file():
         raise CodigitError(f"{recipe if not recipe.is_file() else suite}: not found (run the demo from the repo)")
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise CodigitError(f"{folder} already exists and is not empty: remove it, or pass --dir NEW_FOLDER")
+    folder = folder.expanduser().resolve()
+    try:
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise CodigitError(f"{folder} already exists and is not empty: remove it, or pass --dir NEW_FOLDER")
+    except OSError as e:
+        raise CodigitError(f"{folder}: cannot use it for the demo ({e.strerror or e})") from None
+    if port:
+        check_port_free("127.0.0.1", port)
+    # Everything stays in the folder: the demo's server and model, and the caches datasets and matplotlib keep.
+    # ARGILLA_API_URL/KEY would point every command at another server: the demo must only ever use its own.
+    for name in ("ARGILLA_API_URL", "ARGILLA_API_KEY"):
+        os.environ.pop(name, None)
     home = ensure_writable_home(folder / "home")
-    os.environ["CODIGIT_HOME"] = str(home)  # the demo model is prepared into the demo's own home
+    os.environ.update(CODIGIT_HOME=str(home), HF_DATASETS_CACHE=str(folder / "cache" / "datasets"),
+                      MPLCONFIGDIR=str(folder / "cache" / "matplotlib"))  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the server is stopped on SIGTERM too
     settings = QUICK if quick else FULL
     where = {"folder": folder, "home": home, "server log": folder / "server.log"}
     steps = Steps(10 + sum(p.withdraws for p in demo.people.values()))
-
-    with contextlib.ExitStack() as stack:  # the server stops however the demo ends (after Ctrl-C with --serve)
-        with steps.step("starting the demo's own server (127.0.0.1 only)"):
-            url = stack.enter_context(demo_server(home, port or free_port(), where["server log"], keep_serving))
-        with argilla_errors():  # the server failing under the demo is one line, as in every command
-            workshop = play_workshop(url, home, study, demo, folder, steps, seed)
-        snapshot_path, release = _data_steps(home, folder, study, policy, steps, settings, seed, where)
-        _model_steps(folder, recipe, suite, snapshot_path, study, policy, release, steps, settings, seed, where)
-        atomic_write(folder / "demo.json", json.dumps({k: str(v) for k, v in where.items()}, indent=2) + "\n")
-        _summary(url, where, workshop, steps, keep_serving)
+    try:
+        with contextlib.ExitStack() as stack:  # the server stops however the demo ends
+            with steps.step("starting the demo's own server (127.0.0.1 only)"):
+                url = stack.enter_context(demo_server(home, port or free_port(), where["server log"], keep_serving))
+            with argilla_errors():  # the server failing under the demo is one line, as in every command
+                workshop = play_workshop(url, home, study, demo, folder, steps, seed)
+            snapshot_path, release = _data_steps(home, folder, study, policy, steps, settings, seed, where)
+            _model_steps(folder, recipe, suite, snapshot_path, study, policy, release, steps, settings, seed, where)
+            atomic_write(folder / "demo.json", json.dumps({k: str(v) for k, v in where.items()}, indent=2) + "\n")
+            _summary(url, where, workshop, steps, keep_serving)
+    except CodigitError as e:
+        raise CodigitError(
+            f"{e} (the unfinished demo is in {folder}: remove it before running the demo again)"
+        ) from None
     return where
 
 
@@ -376,6 +392,8 @@ def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, se
             print(f"      recorded: exclude (by {ORGANISER!r}; `codigit release decide` in a real study)")
         if plan.blocked:
             path, manifest, plan = make_release(VERSION, snapshot_path, policy, study, out, logins)
+            if plan.blocked:
+                raise CodigitError(f"release {VERSION} is still blocked after the demo's decisions")
         verify(path)
         counts = manifest["counts"]
         left = counts_line({k: n for k, n in manifest["excluded"].items() if n})

@@ -8,14 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from codigit.demo import free_port
+from codigit.errors import CodigitError
+from codigit.server.serve import free_port, spawn
 from codigit.simulate import UI_QUEUE, Participant, api_client, sign_in  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,25 +63,11 @@ def start_server(home: Path, port: int | None = None, extra: tuple[str, ...] = (
     port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home.parent / f"{home.name}-serve-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codigit.cli", "serve", "--home", str(home), "--port", str(port), *extra],
-        cwd=REPO,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(f"http://127.0.0.1:{port}", home, port, proc, log)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"codigit serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if server.http().get("/status").status_code == 200:
-                return server
-        except (httpx.HTTPError, FileNotFoundError, KeyError, json.JSONDecodeError):
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"codigit serve did not answer in {wait}s:\n{log.read_text()}")
+    try:
+        proc = spawn(home, port, log, extra, wait)
+    except CodigitError as e:
+        raise RuntimeError(f"{e}:\n{log.read_text()}") from None
+    return Server(f"http://127.0.0.1:{port}", home, port, proc, log)
 
 
 @contextlib.contextmanager

@@ -90,7 +90,7 @@ def test_sigkill_mid_release_leaves_no_release_and_a_rerun_succeeds(tmp_path):
     args = ["release", "0.1.0", "--snapshot", str(snap), "--out", str(out), "--no-roster"]
     proc = subprocess.Popen([sys.executable, "-m", "codigit.cli", *args], cwd=REPO, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not list(out.glob(".tmp-0.1.0-*/data/*.parquet")):  # mid-write: some of the files are there
+    while not list(out.glob(".tmp-0.1.0-*/public/data/*.parquet")):  # mid-write: the first files are there
         assert proc.poll() is None, f"the release finished before it could be killed: {proc.stderr.read()}"
         assert time.monotonic() < deadline
         time.sleep(0.05)

@@ -142,11 +142,13 @@ def test_ui_edits_reach_every_text_field_renderer(tmp_path):
     bundled = Path(argilla_server.__file__).parent / "static"
     ui = tmp_path / "statics"
     shutil.copytree(bundled, ui)
-    renderers = [p for p in ui.rglob("*.js") if b".isHTML?" in p.read_bytes()]  # the text field's choice
+    scripts = [p.read_bytes() for p in ui.rglob("*.js")]
+    text_fields = sum(js.count(b".isHTML?") for js in scripts)  # each text field chooses between its renderers
+    chats = sum(js.count(b'staticClass:"chat__bubble"') for js in scripts)
     counts = patch_ui(ui)
-    assert counts["text fields"] == len(renderers) > 0 and counts["chat messages"] > 0, counts
-    assert counts["font imports"] > 0, counts
-    unsafe = re.compile(rb'isHTML\?\w\("Sandbox"|domProps:\{innerHTML:\w\._s\(\w\.fieldText\)\}\}\)')
+    assert counts == {"text fields": text_fields, "chat messages": chats, "font imports": counts["font imports"]}
+    assert text_fields > 0 and chats > 0 and counts["font imports"] > 0, counts
+    unsafe = re.compile(rb'isHTML\?[\w$]+\("Sandbox"|domProps:\{innerHTML:[\w$]+\._s\([\w$]+\.fieldText\)\}\}\)')
     assert not [p.name for p in ui.rglob("*.js") if unsafe.search(p.read_bytes())]
     with pytest.raises(RuntimeError, match="argilla-server 2.8.0"):
         patch_ui(ui)  # nothing left to edit: as a different UI would look

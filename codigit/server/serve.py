@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import uvicorn
@@ -36,6 +37,42 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as e:
             raise CodigitError(f"cannot listen on {host}:{port}: {e.strerror}; choose another with --port") from None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (on 127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn(home: Path, port: int, log: Path, extra: tuple[str, ...] = (), wait: float = 180) -> subprocess.Popen:
+    """`codigit serve` for `home` in a child process (output to `log`), returned once it answers on 127.0.0.1:port
+    with the home's owner key. If it exits or does not answer within `wait` seconds: a CodigitError naming the
+    log's last line (the child is killed)."""
+    import httpx
+
+    from codigit.home import read_credentials
+
+    url = f"http://127.0.0.1:{port}"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codigit.cli", "serve", "--home", str(home), "--port", str(port), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + wait
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, CodigitError, OSError, KeyError):
+            headers = {"X-Argilla-Api-Key": read_credentials(home)["api_key"]}
+            if httpx.get(f"{url}/api/v1/me", headers=headers, timeout=5).is_success:
+                return proc
+        time.sleep(0.3)
+    last = (log.read_text(errors="replace").strip().splitlines() or ["(no output)"])[-1]
+    if proc.poll() is None:
+        proc.kill()
+        raise CodigitError(f"the server did not answer on {url} within {wait:.0f} s ({last}; log: {log})")
+    raise CodigitError(f"the server stopped: {last} (log: {log})")
 
 
 class _Server(uvicorn.Server):

@@ -4,9 +4,9 @@
    `innerHTML`, or, when it looks like HTML, into an `<iframe srcdoc>` without a sandbox that reaches into the
    parent page: a story holding `<img onerror=…>` or `<script>` would run in every reviewer's browser, with their
    session. Here such fields (and chat bubbles) are set with `textContent`: the characters the participant typed,
-   nothing rendered or run. Markdown fields are left as they are; codigit uses them only for the organisers' own
-   texts (invitations, consent, guidelines), never for what participants write; nor does it use custom (HTML
-   template) fields, which upstream renders the same unsandboxed way.
+   nothing rendered or run. Markdown fields are left as they are: codigit uses them only for the organisers' own
+   texts (invitations, consent, guidelines), never for what participants write. Nor does codigit use span
+   questions or custom (HTML template) fields, whose upstream rendering is left unchanged too.
 2. No Google Fonts: the stylesheet's imports are dropped, so participants' browsers contact only the study's
    server. The UI falls back to local fonts.
 """
@@ -20,16 +20,16 @@ _REMOTE_FONTS = re.compile(rb"@import url\(https://fonts\.googleapis\.com/[^)]*\
 # V.isHTML ? H("Sandbox", {attrs: {content: V.fieldText}}) : H("div", {…, domProps: {innerHTML: V._s(V.fieldText)}})
 # minified; V and H are whatever the minifier named the view model and the render function in each chunk
 _TEXT_FIELD = re.compile(
-    rb"(\w)\.isHTML\?(\w)\(\"Sandbox\",\{attrs:\{content:\1\.fieldText\}\}\):\2\(\"div\",\{class:\1\.classes,"
+    rb"([\w$]+)\.isHTML\?([\w$]+)\(\"Sandbox\",\{attrs:\{content:\1\.fieldText\}\}\):\2\(\"div\",\{class:\1\.classes,"
     rb"domProps:\{innerHTML:\1\._s\(\1\.fieldText\)\}\}\)"
 )
 _AS_TEXT = rb'\2("div",{class:\1.classes,domProps:{textContent:\1._s(\1.fieldText)}})'
 # a chat message without markdown: `H("span",{domProps:{innerHTML:V._s(o)}})`, o the message's content
-_CHAT_BUBBLE = re.compile(rb"(\w)\(\"span\",\{domProps:\{innerHTML:(\w)\._s\((\w)\)\}\}\),\[\1\(\"style\"")
+_CHAT_BUBBLE = re.compile(rb"([\w$]+)\(\"span\",\{domProps:\{innerHTML:([\w$]+)\._s\(([\w$]+)\)\}\}\),\[\1\(\"style\"")
 _CHAT_AS_TEXT = rb'\1("span",{domProps:{textContent:\2._s(\3)}}),[\1("style"'
 
 
-def _edit(files, pattern: re.Pattern, replacement: bytes) -> int:
+def _edit(files: list[Path], pattern: re.Pattern, replacement: bytes) -> int:
     done = 0
     for path in files:
         content = path.read_bytes()
