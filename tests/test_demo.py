@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, STUDY, codigit
 
-from codigit.demo import load_demo
 from codigit.study import load_study
+from codigit.workshop import load_demo
 
 DEMO = REPO / "annotation" / "demo"
 
