@@ -75,8 +75,7 @@ def _collect(args: argparse.Namespace) -> None:
     for problem in snapshot.meta.problems:
         print(f"codigit: warning: {problem.participant}: {problem.what} {problem.id}: {problem.message}; left out",
               file=sys.stderr)  # fmt: skip
-    counts = ", ".join(f"{n} {k}" for k, n in snapshot.meta.counts.items())
-    print(f"snapshot {path}: {counts}")
+    print(f"snapshot {path}: {counts_line(snapshot.meta.counts)}")
     if snapshot.meta.excluded:
         print("left out: " + counts_line(snapshot.meta.excluded))
 

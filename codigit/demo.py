@@ -155,7 +155,7 @@ def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, se
         snapshot_path, snapshot = collect(study, home, folder / "data" / "snapshots")
         for problem in snapshot.meta.problems:
             print(f"      warning: {problem.participant}: {problem.what}: {problem.message}; left out")
-        print("      " + ", ".join(f"{n} {k}" for k, n in snapshot.meta.counts.items()))
+        print("      " + counts_line(snapshot.meta.counts))
         if snapshot.meta.excluded:
             print("      left out: " + counts_line(snapshot.meta.excluded))
         rows = review_agreement(counted_reviews(snapshot.reviews), study.review.questions, settings.n_boot, seed)

@@ -59,6 +59,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return f
 
 
+RELEASE = ["release", "1.0.0", "--snapshot", "{snaps}", "--out", "{root}/rel", "--no-roster"]
 CASES: list[tuple[list[str], str]] = [
     # study configuration
     (["init", "--study", "{not_yaml.yaml}"], "not valid YAML"),
@@ -99,34 +100,8 @@ CASES: list[tuple[list[str], str]] = [
         ["release", "1.0.0", "--snapshot", "{snaps}", "--out", "{root}/rel", "--roster", "{root}/none.csv"],
         "roster not found",
     ),  # fmt: skip
-    (
-        [
-            "release",
-            "1.0.0",
-            "--snapshot",
-            "{snaps}",
-            "--out",
-            "{root}/rel",
-            "--no-roster",
-            "--policy",
-            "{policy_unknown.yaml}",
-        ],
-        "min_reveiws: unknown key",
-    ),  # fmt: skip
-    (
-        [
-            "release",
-            "1.0.0",
-            "--snapshot",
-            "{snaps}",
-            "--out",
-            "{root}/rel",
-            "--no-roster",
-            "--policy",
-            "{policy_bad_type.yaml}",
-        ],
-        "min_reviews",
-    ),  # fmt: skip
+    ([*RELEASE, "--policy", "{policy_unknown.yaml}"], "min_reveiws: unknown key"),
+    ([*RELEASE, "--policy", "{policy_bad_type.yaml}"], "min_reviews"),
     (["release", "verify", "{root}"], "not a release"),
     (["release", "diff", "0.1.0", "0.2.0", "--out", "{root}/rel"], "not a release"),
     (["release", "decide", "nope", "keep", "--by", "A", "--snapshot", "{snaps}", "--out", "{root}/rel"], "no story"),
