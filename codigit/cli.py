@@ -55,14 +55,15 @@ def _participants_add(args: argparse.Namespace) -> None:
 def _participants_withdraw(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors
     from codigit.participants import withdraw
+    from codigit.records import mirror_withdrawal
 
     study, client = _study_and_client(args)
     with argilla_errors():
-        at, new = withdraw(client, study, args.pseudonym, args.reason or "")
-    if new:
-        print(f"{args.pseudonym} withdrawn at {at}; no later collect or release includes their text or answers")
-    else:
-        print(f"{args.pseudonym} was already withdrawn at {at}; nothing changed")
+        at, new, removed = withdraw(client, study, args.pseudonym, args.reason or "")
+    mirror = mirror_withdrawal(args.snapshots, args.pseudonym, at)
+    print(f"{args.pseudonym} {'withdrawn' if new else 'was already withdrawn'} at {at}; "
+          f"{removed} review cop{'y' if removed == 1 else 'ies'} of their stories removed from review rounds; "
+          f"no later collect or release includes their text or answers (noted in {mirror})")  # fmt: skip
 
 
 def _collect(args: argparse.Namespace) -> None:
@@ -91,8 +92,9 @@ def _review_open(args: argparse.Namespace) -> None:
     study = load_study(args.study)
     snapshot = take_snapshot(study, resolve_home(args.home), args.database_url)
     client = connect(args.home)
+    per_story = study.review.reviews_per_story if args.per_story is None else args.per_story  # 0 is an error
     with argilla_errors():
-        counts = open_round(client, study, snapshot, args.round, args.per_story or study.review.reviews_per_story)
+        counts = open_round(client, study, snapshot, args.round, per_story)
     dataset = counts.pop("dataset")
     print(f"review round {dataset}: " + counts_line(counts))
 
@@ -289,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("pseudonym")
     p.add_argument("--reason", help="kept in the ledger on the server (optional)")
+    p.add_argument("--snapshots", type=Path, default=Path("data/snapshots"),
+                   help="snapshots folder whose releases must honour it at once (default: %(default)s)")  # fmt: skip
     p.set_defaults(func=_participants_withdraw)
 
     database = argparse.ArgumentParser(add_help=False)

@@ -68,7 +68,11 @@ def read_rows(url: str, study: Study) -> list[tuple]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (ImportError, SQLAlchemyError) as e:  # e.g. postgresql:// without the [postgresql] extra's driver
+        where = url.split("@")[-1]  # never the password
+        raise CodigitError(f"cannot open {where} ({e}); for PostgreSQL: pip install 'codigit[postgresql]'") from None
     params = {
         "stories": study.stories.dataset,
         "consent": study.consent.dataset,

@@ -205,11 +205,14 @@ def _write_logins(path: Path, logins: dict[str, dict[str, str]]) -> None:
         raise CodigitError(f"{path}: cannot write the logins file ({e.strerror or e})") from None
 
 
-def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "") -> tuple[str, bool]:
-    """Append a withdrawal to the ledger in the organiser workspace; returns (time, newly recorded).
+def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "") -> tuple[str, bool, int]:
+    """Append a withdrawal to the ledger in the organiser workspace and take the person's stories out of every
+    review round; returns (time, newly recorded, review copies removed).
 
-    Nothing is deleted: the participant's answers stay on the server (the ledger is the audit trail), and every
-    later `collect`, and so every later release, leaves them out.
+    Nothing of theirs is deleted from their own workspace: their answers stay on the server (the ledger is the audit
+    trail), and every later `collect`, and so every later release, leaves them out. Only the anonymous copies of
+    their stories in the shared review rounds go (with other participants' reviews of them, which no snapshot
+    counts once the author has withdrawn), so nobody reads or reviews the text from then on.
     """
     user = client.users(pseudonym)
     if user is None or str(getattr(user.role, "value", user.role)) != "annotator":
@@ -220,10 +223,35 @@ def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "")
     ledger = workspace and client.datasets(study.ledger_dataset, workspace=workspace)
     if not ledger:
         raise CodigitError(f"no ledger {study.organiser_workspace}/{study.ledger_dataset}: run `codigit init` first")
+    at = None
     for record in ledger.records(with_responses=False):
         if record.fields.get("event") == "withdrawal" and record.fields.get("participant") == pseudonym:
-            return record.fields["at"], False
-    at = utc_now()
-    fields = {"event": "withdrawal", "participant": pseudonym, "at": at, "reason": reason.strip() or "(none given)"}
-    log_records(ledger, [{"id": f"withdrawal-{pseudonym}", **fields}])
-    return at, True
+            at = record.fields["at"]
+    new = at is None
+    if new:
+        at = utc_now()
+        fields = {"event": "withdrawal", "participant": pseudonym, "at": at, "reason": reason.strip() or "(none given)"}
+        log_records(ledger, [{"id": f"withdrawal-{pseudonym}", **fields}])
+    return at, new, _remove_from_review_rounds(client, study, pseudonym)
+
+
+def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str) -> int:
+    """Delete the review copies of a person's stories; safe to rerun (a second withdrawal finishes the job).
+
+    A review record's id is its story's id, which is the server id of the authoring record in the person's own
+    workspace, so no author identity is needed in the review rounds to find them."""
+    own = client.workspaces(pseudonym)
+    stories = own and client.datasets(study.stories.dataset, workspace=own)
+    shared = client.workspaces(study.workspace)
+    if not stories or shared is None:
+        return 0
+    theirs = {str(record._server_id) for record in stories.records(with_responses=False)}
+    removed = 0
+    for listed in shared.datasets:
+        if listed.name.startswith(study.review.dataset_prefix + "-"):
+            dataset = client.datasets(listed.name, workspace=shared)
+            copies = [r for r in dataset.records(with_responses=False) if r.id in theirs]
+            if copies:
+                dataset.records.delete(copies)
+                removed += len(copies)
+    return removed

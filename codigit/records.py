@@ -149,6 +149,33 @@ def write_snapshot(snapshot: Snapshot, root: Path) -> Path:
     return final
 
 
+WITHDRAWALS_MIRROR = Path("ledger") / "withdrawals.jsonl"
+
+
+def mirror_withdrawal(root: Path, participant: str, at: str) -> Path:
+    """Note a withdrawal in root/ledger/withdrawals.jsonl, beside the snapshots.
+
+    The ledger on the server stays the source of truth; this copy is what lets a release honour a withdrawal at
+    once, even one made from a snapshot taken before it (releases read `*/withdrawals.jsonl` under the snapshots
+    folder, this file included), without waiting for the next `collect`."""
+    path = Path(root) / WITHDRAWALS_MIRROR
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        known = {Withdrawal.model_validate_json(line).participant for line in lines}
+    except FileNotFoundError:
+        lines, known = [], set()
+    except (OSError, UnicodeDecodeError, ValidationError) as e:
+        raise CodigitError(f"{path}: damaged ({type(e).__name__}); restore it from a backup or run collect") from None
+    if participant not in known:
+        entry = Withdrawal(participant=participant, at=at).model_dump_json()
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(path, "".join(f"{line}\n" for line in [*lines, entry]), mode=0o600)
+        except OSError as e:
+            raise CodigitError(f"{path}: cannot write ({e.strerror or e})") from None
+    return path
+
+
 def resolve_snapshot(path: Path) -> Path:
     """A snapshot folder, or a snapshots root whose LATEST names one."""
     path = Path(path)

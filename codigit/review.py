@@ -50,13 +50,15 @@ def open_round(client: rg.Argilla, study: Study, snapshot: Snapshot, round_name:
                 )
 
     consented = {c.participant for c in snapshot.consent}
-    counts = {"added": 0, "already_in_round": 0, "reviewed_before_unchanged": 0, "no_consent_form": 0}
+    invalid = {p.participant for p in snapshot.meta.problems if p.what == "consent"}
+    counts = {"added": 0, "already_in_round": 0, "reviewed_before_unchanged": 0, "no_consent_form": 0,
+              "invalid_consent": 0}  # fmt: skip
     new = []
     for story in snapshot.stories:
         if story.story_id in in_this_round:
             counts["already_in_round"] += 1
         elif story.author not in consented:
-            counts["no_consent_form"] += 1
+            counts["invalid_consent" if story.author in invalid else "no_consent_form"] += 1
         elif text_sha(story.prompt, story.story) in shown.get(story.story_id, set()):
             counts["reviewed_before_unchanged"] += 1
         else:

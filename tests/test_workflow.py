@@ -74,10 +74,13 @@ def study(tmp_path_factory):
             queue = sorted(p.queue(p.dataset_id("review-1", "codigit")), key=lambda r: r["external_id"])
             for position, record in enumerate(queue):
                 p.submit(record["id"], review_values(reviewer, position, record)).raise_for_status()
-        withdrawn = codigit("participants", "withdraw", people["fay"].username, "--reason", "moved on",
-                            home=server.home)  # fmt: skip
-        assert withdrawn.returncode == 0, withdrawn.stderr
         out = tmp / "snapshots"
+        before = codigit("collect", "--out", str(out), home=server.home)  # taken before fay withdraws
+        assert before.returncode == 0, before.stderr
+        withdrawn = codigit("participants", "withdraw", people["fay"].username, "--reason", "moved on",
+                            "--snapshots", str(out), home=server.home)  # fmt: skip
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        assert "1 review copy of their stories removed" in withdrawn.stdout
         collected = codigit("collect", "--out", str(out), home=server.home)
         assert collected.returncode == 0, collected.stderr
         yield server, people, out, opened, collected
@@ -93,7 +96,7 @@ def latest(out):
 
 def test_review_round_has_consented_valid_stories_and_no_author_identity(study):
     server, people, _, opened, _ = study
-    assert "5 added" in opened.stdout and "2 no consent form" in opened.stdout  # di (invalid), ed (none)
+    assert "5 added" in opened.stdout and "1 no consent form, 1 invalid consent" in opened.stdout  # ed, di
     import argilla as rg
 
     client = rg.Argilla(api_url=server.url, api_key=server.api_key)
@@ -102,7 +105,7 @@ def test_review_round_has_consented_valid_stories_and_no_author_identity(study):
     assert [f.name for f in dataset.settings.fields] == ["prompt", "story"]
     assert not dataset.settings.metadata
     texts = {r.fields["story"] for r in dataset.records(with_responses=False)}
-    assert texts == {s for who in ("ada", "bo", "cy", "fay") for _, _, s in STORIES[who]}
+    assert texts == {s for who in ("ada", "bo", "cy") for _, _, s in STORIES[who]}  # fay's left when she withdrew
     raw = server.http().get(f"/datasets/{dataset.id}/records").text
     for who, person in people.items():
         assert person.username not in raw and ROSTER[who] not in raw
@@ -158,8 +161,6 @@ def test_snapshot_reviews_mark_self_reviews_and_drop_withdrawn_authors(study):
     for r in reviews:
         assert r["self_review"] == (r["reviewer"] == authors[r["story_id"]])
     assert sum(r["self_review"] for r in reviews) >= 2  # ada reviewed her own two; bo and cy their own one
-    meta = json.loads((snap / "snapshot.json").read_text())
-    assert meta["excluded"]["reviews_of_excluded_stories"] >= 1
     flagged = [r for r in reviews if r["flags"]]
     assert flagged and all(r["flags"] == ["personal_data"] for r in flagged)
 
@@ -256,3 +257,33 @@ def test_new_consent_version_is_asked_again_and_the_latest_answer_counts(study, 
     assert consent[ada.username]["attribution_name"] is None
     assert consent[people["bo"].username]["version"] == "1.0"  # not answered again yet: still their 1.0 answer
     assert json.loads((latest(out) / "snapshot.json").read_text())["consent_version"] == "1.1"
+
+
+def test_withdrawal_takes_the_story_out_of_review_and_out_of_a_release_from_an_older_snapshot(study, tmp_path):
+    """fay withdrew after review round 1 and after a snapshot was taken; no collect ran between her withdrawal and
+    this release, which is made from that older snapshot. Her story must still stay out."""
+    server, people, out, _, _ = study
+    fay_story = STORIES["fay"][0][2]
+    before = sorted(p for p in out.iterdir() if (p / "snapshot.json").exists())[0]
+    reviews_before = load(before, "reviews")
+    fay_ids = {s["story_id"] for s in load(before, "stories") if s["author"] == people["fay"].username}
+    assert len(fay_ids) == 1 and any(r["story_id"] in fay_ids for r in reviews_before)  # she was reviewed, then left
+    assert not any(r["story_id"] in fay_ids for r in load(latest(out), "reviews"))  # her review copy is gone
+
+    mirror = out / "ledger" / "withdrawals.jsonl"
+    assert stat.S_IMODE(mirror.stat().st_mode) == 0o600
+    assert [json.loads(line)["participant"] for line in mirror.read_text().splitlines()] == [people["fay"].username]
+    again = codigit("participants", "withdraw", people["fay"].username, "--snapshots", str(out), home=server.home)
+    assert again.returncode == 0 and "already withdrawn" in again.stdout and len(mirror.read_text().splitlines()) == 1
+
+    releases = tmp_path / "releases"
+    for story_id in sorted({r["story_id"] for r in reviews_before if "personal_data" in r["flags"]}):
+        decided = codigit("release", "decide", story_id, "keep", "--by", "organiser", "--out", str(releases),
+                          "--snapshot", str(before))  # fmt: skip
+        assert decided.returncode == 0, decided.stderr
+    made = codigit("release", "0.1.0", "--snapshot", str(before), "--out", str(releases), "--no-roster")
+    assert made.returncode == 0, made.stderr
+    manifest = json.loads((releases / "0.1.0" / "manifest.json").read_text())
+    assert [manifest["excluded_stories"][i] for i in fay_ids] == ["withdrawn"]
+    assert people["fay"].username not in manifest["pseudonyms"]
+    assert not any(fay_story.encode() in p.read_bytes() for p in (releases / "0.1.0").rglob("*") if p.is_file())
