@@ -259,6 +259,38 @@ def test_new_consent_version_is_asked_again_and_the_latest_answer_counts(study, 
     assert json.loads((latest(out) / "snapshot.json").read_text())["consent_version"] == "1.1"
 
 
+def test_review_rounds_refuse_a_changed_count_and_bring_back_only_edited_stories(study):
+    """Runs after the tests that read round 1 (it edits a story): new rounds skip what was reviewed unchanged."""
+    server, people, *_ = study
+    for args, message in [(["1", "--per-story", "2"], "cannot change now"), (["2", "--per-story", "0"], "at least 1"),
+                          (["Round Two"], "use lowercase letters")]:  # fmt: skip
+        refused = codigit("review", "open", *args, home=server.home)
+        assert refused.returncode == 2 and message in refused.stderr and len(refused.stderr.splitlines()) == 1
+    second = codigit("review", "open", "2", home=server.home)
+    assert second.returncode == 0, second.stderr
+    assert "0 added" in second.stdout and "4 reviewed before unchanged" in second.stdout
+
+    ada = people["ada"]  # edits her submitted story the way the UI does: PUT on her own response
+    submitted = {
+        "query": {},
+        "filters": {
+            "and": [{"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["submitted"]}]
+        },
+    }
+    found = (
+        ada.http.post(f"/me/datasets/{ada.dataset_id('stories')}/records/search", params={"limit": 50}, json=submitted)
+        .raise_for_status()
+        .json()["items"]
+    )
+    record_id = next(r["record"]["id"] for r in found if r["record"]["external_id"] == "invitation-care")  # fmt: skip
+    response = ada.http.get(f"/records/{record_id}", params={"include": "responses"}).json()["responses"][0]
+    edited = {"prompt": {"value": STORIES["ada"][1][1]}, "story": {"value": "Jonas and Lee took turns, then..."}}
+    ada.http.put(f"/responses/{response['id']}", json={"values": edited, "status": "submitted"}).raise_for_status()
+    third = codigit("review", "open", "3", home=server.home)
+    assert third.returncode == 0, third.stderr
+    assert "1 added" in third.stdout and "3 reviewed before unchanged" in third.stdout
+
+
 def test_withdrawal_takes_the_story_out_of_review_and_out_of_a_release_from_an_older_snapshot(study, tmp_path):
     """fay withdrew after review round 1 and after a snapshot was taken; no collect ran between her withdrawal and
     this release, which is made from that older snapshot. Her story must still stay out."""
