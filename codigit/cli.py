@@ -155,7 +155,7 @@ def _analyze(args: argparse.Namespace) -> None:
     from codigit.analysis.report import analyze
 
     out = analyze(args.run, args.n_boot, args.seed)
-    print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, differences.png)")
+    print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, bbq.csv, differences.png)")
 
 
 def _memorisation(args: argparse.Namespace) -> None:

@@ -2,9 +2,13 @@
 
 NLPositionality-style (Santy et al. 2023): for each answer to each positionality question, the reviewers who
 gave it form a group; per group, Pearson's r between the group's mean rating of a story and whether the policy
-accepted the story, with a p-value, Benjamini-Hochberg across all groups. Story features (length, pronouns,
-coded words) are averaged by the author's group. Only answers whose owners allowed their use are read (the
-snapshot keeps no others); any group with fewer than K people is left out of every output.
+accepts the story on the other reviewers' reviews alone (leave-group-out: with the group's own reviews in, the
+acceptance would partly be the group's ratings and r would be inflated), with a p-value, Benjamini-Hochberg across
+all groups. Story features (length, pronouns, coded words) are averaged by the author's group. With `--judgments`,
+the tuned model's win rate in the blind comparison per group: judges are the units (each judge's share of
+"tuned", a tie counting half), bootstrap 95% CI over judges, sign-flip test against 0.5, Benjamini-Hochberg across
+groups. Only answers whose owners allowed their use are read (the snapshot keeps no others); any group with fewer
+than K people is left out of every output.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
 K = 5
+SCORE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}  # a blind-comparison outcome, from the tuned model's side
 
 
 def groups_of(snapshot, study) -> dict[tuple[str, str], set[str]]:
@@ -48,13 +53,19 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     by_story: dict[str, list] = defaultdict(list)
     for r in reviews:
         by_story[r.story_id].append(r)
-    accepted = {s: float(judge(rs, policy).rejected_because is None) for s, rs in by_story.items()}
+    # Without the group, a story may lack the policy's minimum number of reviews; what the others decided counts.
+    others_policy = policy.model_copy(update={"min_reviews": 0})
     groups = {g: members for g, members in groups_of(snapshot, study).items() if len(members) >= K}
 
     rating_rows = []
     for (question, answer), members in sorted(groups.items()):
-        ratings = {s: np.mean([r.rating for r in rs if r.reviewer in members]) for s, rs in by_story.items()
-                   if any(r.reviewer in members for r in rs)}  # fmt: skip
+        ratings, accepted = {}, {}
+        for s, rs in by_story.items():
+            mine = [r.rating for r in rs if r.reviewer in members]
+            others = [r for r in rs if r.reviewer not in members]
+            if mine and others:  # a story only the group reviewed has no acceptance apart from the group
+                ratings[s] = np.mean(mine)
+                accepted[s] = float(judge(others, others_policy).rejected_because is None)
         reviewers = {r.reviewer for r in reviews if r.reviewer in members}
         if len(reviewers) < K or len(ratings) < 3 or len({accepted[s] for s in ratings}) < 2:
             continue  # too few of them reviewed, or nothing to correlate with
@@ -80,23 +91,7 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
                            **values.mean().round(4).to_dict()})  # fmt: skip
     stories_frame = pd.DataFrame(story_rows)
 
-    model_rows = []  # the tuned model's behaviour, as each group judged it in the blind comparison
-    if judgments is not None:
-        try:
-            judged = pd.read_csv(judgments)
-        except (OSError, ValueError) as e:
-            raise CodigitError(f"{judgments}: not a judgments CSV from `codigit compare results` ({e})") from None
-        score = judged["outcome"].map({"tuned": 1.0, "tie": 0.5, "base": 0.0})
-        rng = np.random.default_rng(0)
-        for (question, answer), members in sorted(groups.items()):
-            mine = score[judged["judge"].isin(members)].to_numpy()
-            if judged.loc[judged["judge"].isin(members), "judge"].nunique() < K:
-                continue
-            boots = mine[rng.integers(0, len(mine), (2000, len(mine)))].mean(axis=1)
-            model_rows.append({"question": question, "group": answer, "judgments": len(mine),
-                               "tuned_win_rate": mine.mean(), "ci_low": np.percentile(boots, 2.5),
-                               "ci_high": np.percentile(boots, 97.5)})  # fmt: skip
-    model_frame = pd.DataFrame(model_rows)
+    model_frame = judged_by_group(judgments, groups) if judgments is not None else pd.DataFrame()
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +104,39 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     atomic_write(out / "positionality.html", _section(ratings_frame, stories_frame, png, model_frame))
     return {"groups": len(groups), "rating_rows": len(ratings_frame), "story_rows": len(stories_frame),
             "model_rows": len(model_frame)}  # fmt: skip
+
+
+def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]]):
+    """The tuned model's behaviour as each group judged it in the blind comparison (`compare results` CSV)."""
+    import numpy as np
+    import pandas as pd
+
+    from codigit.analysis.stats import benjamini_hochberg, paired
+
+    try:
+        judged = pd.read_csv(judgments)
+    except (OSError, ValueError) as e:
+        raise CodigitError(f"{judgments}: not a judgments CSV from `codigit compare results` ({e})") from None
+    if missing := {"judge", "outcome"} - set(judged.columns):
+        raise CodigitError(f"{judgments}: no {' or '.join(sorted(missing))} column; use the judgments CSV that "
+                           "`codigit compare results` writes")  # fmt: skip
+    judged["score"] = judged["outcome"].map(SCORE)
+    if bad := sorted(set(judged.loc[judged["score"].isna(), "outcome"].astype(str))):
+        raise CodigitError(f"{judgments}: outcome {bad[0]!r} is none of tuned, tie, base")
+    rows = []
+    for (question, answer), members in sorted(groups.items()):
+        theirs = judged[judged["judge"].isin(members)]
+        per_judge = theirs.groupby("judge")["score"].mean().to_numpy()
+        if len(per_judge) < K:
+            continue
+        t = paired(np.full(len(per_judge), 0.5), per_judge, seed=0)  # each judge's share against an even split
+        rows.append({"question": question, "group": answer, "judges": len(per_judge), "judgments": len(theirs),
+                     "tuned_win_rate": t.tuned_mean, "ci_low": 0.5 + t.ci_low, "ci_high": 0.5 + t.ci_high,
+                     "p": t.p})  # fmt: skip
+    columns = ["question", "group", "judges", "judgments", "tuned_win_rate", "ci_low", "ci_high", "p"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["p_adjusted"] = benjamini_hochberg(frame["p"].tolist())
+    return frame
 
 
 def _plot(frame) -> bytes:
@@ -128,13 +156,17 @@ def _section(ratings, stories, png: bytes, model=None) -> str:
     image = base64.b64encode(png).decode()
     model_section = ""
     if model is not None and len(model):
-        model_section = "<h3>The tuned model as each group judged it (blind comparison)</h3>" + table(model)
+        model_section = ("<h3>The tuned model as each group judged it (blind comparison)</h3><p>Win rate: the mean "
+                         "over the group's judges of each judge's share of judgments for the tuned model (a tie "
+                         "counts half); 95% CI by bootstrap over judges; p: sign-flip test of each judge's share "
+                         "against 0.5, adjusted with Benjamini-Hochberg across groups.</p>" + table(model))  # fmt: skip
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Positionality</title></head><body>
 <h2>Positionality</h2>
 <p>Per group of reviewers (an answer to one positionality question, only from people who allowed its use, and
 only groups of {K} or more): Pearson r between the group's mean rating of each story and whether the release
-policy accepts it; p adjusted with Benjamini-Hochberg across groups. Below: features of the stories written by
-each group's members.</p>
+policy accepts it on the other reviewers' reviews (the group's own left out, so that its ratings cannot make the
+outcome they are compared with; the minimum number of reviews is not applied to what is left); p adjusted with
+Benjamini-Hochberg across groups. Below: features of the stories written by each group's members.</p>
 <img alt="correlation per group" src="data:image/png;base64,{image}">
 {table(ratings)}
 <h3>Stories by author group</h3>

@@ -1,8 +1,10 @@
 """`codigit analyze RUN`: metrics per generation, paired base-vs-tuned comparison, a plot, a self-contained report.
 
-Writes RUN/analysis/: `metrics.csv` (one row per generation), `comparison.csv` (one row per metric: means, the
-tuned-minus-base difference with a bootstrap 95% CI, permutation p, Benjamini-Hochberg adjusted p),
-`diversity.csv` (distinct-1/2 per model), `differences.png`, and `report.html` (everything above, inline).
+Writes RUN/analysis/: `metrics.csv` (one row per generation; a BBQ reply has only its 0/1 accuracy),
+`comparison.csv` (one row per metric: means, the tuned-minus-base difference with a bootstrap 95% CI, permutation p,
+Benjamini-Hochberg adjusted p across all these metrics, BBQ accuracy per item included), `bbq.csv` (BBQ scores with
+bootstrap CIs), `diversity.csv` (distinct-1/2 per model), `differences.png` (one panel per scale), and
+`report.html` (everything above, inline, with example generations from every suite).
 """
 
 from __future__ import annotations
@@ -17,6 +19,22 @@ from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
 PER_WORD = ("masculine_coded", "feminine_coded", "agency", "communion")  # reported per 100 words
+COLUMNS = ("model", "suite", "prompt_id", "sample", "prompt", "text", "meta")
+BUILTIN = ("occupations", "bbq")  # `builtin:` suites; the study's own open prompts come first in the report
+EXAMPLES_PER_SUITE = 4
+
+
+def family(metric: str) -> str:
+    """The plot panel of a metric: differences on one x axis must share a unit."""
+    if metric.startswith("pronoun_"):
+        return "pronouns per text"
+    if metric in PER_WORD:
+        return "coded words per 100 words"
+    if metric == "words":
+        return "words per text"
+    if metric == "refusal" or metric.startswith("bbq_"):
+        return "share of answers (refusals, BBQ accuracy)"
+    return "stereotype alignment (-1 to 1 per text)" if metric == "stereotype_alignment" else "other"
 
 
 def metric_frame(generations):
@@ -34,7 +52,8 @@ def metric_frame(generations):
         occupation = json.loads(g.meta or "{}").get("occupation")
         m["stereotype_alignment"] = stereotype_alignment(g.text, jobs[occupation]) if occupation in jobs else None
         rows.append({"model": g.model, "prompt_id": g.prompt_id, "sample": g.sample, **m})
-    frame = pd.DataFrame(rows)
+    columns = ["model", "prompt_id", "sample", *text_metrics(""), "stereotype_alignment"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["stereotype_alignment"] = pd.to_numeric(frame["stereotype_alignment"])  # None (no occupation) -> nan
     return frame
 
@@ -51,9 +70,12 @@ def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
         generations = pd.read_parquet(run / "generations.parquet")
     except (OSError, ValueError) as e:
         raise CodigitError(f"{run}: no readable generations.parquet ({e}); run `codigit generate {run}`") from None
+    if missing := [c for c in COLUMNS if c not in generations.columns]:
+        raise CodigitError(f"{run}/generations.parquet lacks {', '.join(missing)}: write it with `codigit generate`")
     if not {"base", "tuned"} <= set(generations["model"]):
         raise CodigitError(f"{run}/generations.parquet needs both base and tuned generations")
-    metrics = metric_frame(generations[generations["suite"] != "bbq"])  # BBQ replies are letters: scored apart
+    texts = generations[generations["suite"] != "bbq"]  # BBQ replies are letters: scored apart, per item
+    metrics = pd.concat([f for f in (metric_frame(texts), bbq.correctness(generations)) if not f.empty])
     names = [c for c in metrics.columns if c not in ("model", "prompt_id", "sample")]
     per_prompt = metrics.groupby(["model", "prompt_id"])[names].mean(numeric_only=True)
     base, tuned = per_prompt.loc["base"], per_prompt.loc["tuned"]
@@ -64,9 +86,10 @@ def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
     comparison = pd.DataFrame(
         [{"metric": m, **vars(r), "p_adjusted": a} for m, r, a in zip(names, results, adjusted, strict=True)]
     )
-    diversity = pd.DataFrame([
-        {"model": name, "distinct_1": distinct_n(group["text"], 1), "distinct_2": distinct_n(group["text"], 2)}
-        for name, group in generations.groupby("model")
+    diversity = pd.DataFrame([  # over the free-text suites: BBQ's one-letter replies would swamp it
+        {"model": name, "distinct_1": distinct_n(texts.loc[texts["model"] == name, "text"], 1),
+         "distinct_2": distinct_n(texts.loc[texts["model"] == name, "text"], 2)}
+        for name in sorted(set(generations["model"]))
     ])  # fmt: skip
     bbq_frame = bbq.compare(generations, n_boot=min(n_boot, 1000), seed=seed)
     out = run / "analysis"
@@ -106,36 +129,63 @@ def html_table(frame) -> str:
 
 
 def differences_plot(comparison) -> bytes:
-    fig, ax = pyplot().subplots(figsize=(7, 0.45 * max(len(comparison), 2) + 1))
-    y = range(len(comparison))
-    ax.errorbar(comparison["diff"], y, xerr=[comparison["diff"] - comparison["ci_low"],
-                comparison["ci_high"] - comparison["diff"]], fmt="o", color="#333", capsize=3)  # fmt: skip
-    ax.axvline(0, color="#999", lw=1)
-    ax.set_yticks(list(y), comparison["metric"])
-    ax.set_xlabel("tuned − base (mean over prompts), 95% bootstrap CI")
-    ax.invert_yaxis()
+    """One panel per family of metrics, so a difference in words per text never shares an axis with a rate."""
+    panels = {}
+    for row in comparison.itertuples(index=False):
+        panels.setdefault(family(row.metric), []).append(row)
+    heights = [len(rows) + 1.5 for rows in panels.values()] or [1]
+    fig, axes = pyplot().subplots(len(heights), 1, figsize=(7, 0.4 * sum(heights) + 0.5), squeeze=False,
+                                  gridspec_kw={"height_ratios": heights})  # fmt: skip
+    for ax, (title, rows) in zip(axes[:, 0], panels.items(), strict=False):
+        diff = [r.diff for r in rows]
+        xerr = [[r.diff - r.ci_low for r in rows], [r.ci_high - r.diff for r in rows]]
+        ax.errorbar(diff, range(len(rows)), xerr=xerr, fmt="o", color="#333", capsize=3)
+        ax.axvline(0, color="#999", lw=1)
+        ax.set_yticks(range(len(rows)), [r.metric for r in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_title(f"tuned − base: {title}", fontsize=10, loc="left")
+    if not panels:
+        axes[0, 0].set_axis_off()
+        axes[0, 0].text(0.5, 0.5, "no metric could be paired", ha="center")
+    axes[-1, 0].set_xlabel("mean over prompts, 95% bootstrap CI")
     return figure_png(fig)
+
+
+def examples(generations, per_suite: int = EXAMPLES_PER_SUITE) -> list:
+    """(suite, rows of the first sample) for a few prompts of every suite, open prompts first; the prompts are
+    spread evenly over each suite's ids so one topic or letter does not fill the page."""
+    first = generations[generations["sample"] == 0]
+    out = []
+    for suite in sorted(set(first["suite"]), key=lambda s: (BUILTIN.index(s) + 1 if s in BUILTIN else 0, s)):
+        rows = first[first["suite"] == suite]
+        ids = sorted(set(rows["prompt_id"]))
+        picked = [ids[k * len(ids) // min(per_suite, len(ids))] for k in range(min(per_suite, len(ids)))]
+        out.append((suite, [rows[rows["prompt_id"] == i] for i in picked]))
+    return out
 
 
 def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None) -> str:
     table = html_table
 
-    examples = []
-    first = generations[generations["sample"] == 0]
-    for prompt_id, group in list(first.groupby("prompt_id", sort=True))[:12]:
-        texts = {m: g["text"].iloc[0] for m, g in group.groupby("model")}
-        prompt = group["prompt"].iloc[0]
-        examples.append(
-            f"<section class='pair'><h3>{html.escape(prompt_id)}: {html.escape(prompt)}</h3>"
-            f"<div><h4>base</h4><p>{html.escape(texts.get('base', ''))}</p></div>"
-            f"<div><h4>tuned</h4><p>{html.escape(texts.get('tuned', ''))}</p></div></section>"
-        )
+    pairs = []
+    for suite, groups in examples(generations):
+        pairs.append(f"<h3>{html.escape(suite)}</h3>")
+        for group in groups:
+            texts = {m: g["text"].iloc[0] for m, g in group.groupby("model")}
+            prompt_id, prompt = group["prompt_id"].iloc[0], group["prompt"].iloc[0]
+            pairs.append(
+                f"<section class='pair'><h4>{html.escape(prompt_id)}: {html.escape(prompt)}</h4>"
+                f"<div><h5>base</h5><p>{html.escape(texts.get('base', ''))}</p></div>"
+                f"<div><h5>tuned</h5><p>{html.escape(texts.get('tuned', ''))}</p></div></section>"
+            )
     image = base64.b64encode(png).decode()
     bbq_section = ""
     if bbq_frame is not None and not bbq_frame.empty:
         bbq_section = ("<h2>BBQ gender identity</h2><p>Accuracy and bias scores (Parrish et al. 2022) on ambiguous "
                        "and disambiguated items; 0 = no bias, positive = answers follow the stereotype; "
-                       "CI: bootstrap over items.</p>" + table(bbq_frame))  # fmt: skip
+                       "CI: bootstrap over items. Accuracy is also tested per item above, with the other metrics; "
+                       "a bias score is a ratio over all answers, not a mean over items, so it has a CI and no "
+                       "paired test.</p>" + table(bbq_frame))  # fmt: skip
     n_prompts = generations["prompt_id"].nunique()
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>codigit report: {html.escape(run.name)}</title>
@@ -145,21 +195,24 @@ table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
 td, th {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
 .pair {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; border-top: 1px solid #ddd; }}
-.pair h3 {{ grid-column: 1 / 3; font-size: 1rem; }} .pair p {{ white-space: pre-wrap; }}
+.pair h4 {{ grid-column: 1 / 3; font-size: 1rem; }} .pair p {{ white-space: pre-wrap; }}
 </style></head><body>
 <h1>Base vs tuned: {html.escape(run.name)}</h1>
 <p>{len(generations)} generations over {n_prompts} prompts. Each prompt is one unit: its samples are averaged,
 then tuned minus base is compared with a bootstrap 95% CI and a sign-flip permutation test;
-p-values are adjusted across metrics with Benjamini-Hochberg. Coded-word metrics are per 100 words.</p>
+p-values are adjusted across metrics with Benjamini-Hochberg. Coded-word metrics are per 100 words. BBQ accuracy
+is the share of items answered right (one unit per item).</p>
 <h2>Differences</h2>
 <img alt="tuned minus base per metric with 95% confidence intervals" src="data:image/png;base64,{image}">
 {table(comparison)}
 <h2>Diversity</h2>
+<p>Distinct n-grams over all of a model's free-text generations (BBQ replies left out): one number per model, so
+there is no per-prompt pairing and no test; read it as a description.</p>
 {table(diversity)}
 {bbq_section}
 {extra_sections(run / "analysis")}
-<h2>Examples (first sample, side by side)</h2>
-{"".join(examples)}
+<h2>Examples (first sample, side by side, a few from each suite)</h2>
+{"".join(pairs)}
 </body></html>
 """
 
