@@ -75,6 +75,19 @@ def ok(result):
     return result
 
 
+def one_line_error(result, message: str) -> None:
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def board_policy(tmp: Path, board: list[str], required: int = 2, name: str = "policy.yaml") -> Path:
+    """The shipped policy with a board and a number of approvals of the test's choosing."""
+    text = (REPO / "annotation/policy.yaml").read_text()
+    assert "required_approvals: 2 " in text and "board: [] " in text
+    text = text.replace("required_approvals: 2 ", f"required_approvals: {required} ")
+    (tmp / name).write_text(text.replace("board: [] ", f"board: {json.dumps(board)} "))
+    return tmp / name
+
+
 def test_same_inputs_give_byte_identical_parquet_and_hash(tmp: Path):
     snap = write_snapshot(snapshot(*base(60)), tmp / "snaps")
     ok(release(tmp, "0.1.0", snap))
@@ -107,6 +120,23 @@ def test_release_loads_with_plain_datasets_without_codigit(tmp: Path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "20"
+
+
+def test_card_and_pyproject_state_the_oldest_datasets_that_loads_a_release(tmp: Path):
+    import tomllib
+
+    from codigit.release.build import DATASETS_MIN
+
+    # datasets 3.6.0 fails on these files ("Feature type 'List' not found"); 4.0.0 loads them (checked by hand in
+    # separate environments: this one has a single datasets version)
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert [d for d in pins if d.startswith("datasets")] == [f"datasets>={DATASETS_MIN},<6"]
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps")))
+    for view in ("", "public"):
+        card = (tmp / "releases" / "0.1.0" / view / "README.md").read_text()
+        assert f"plain `datasets` {DATASETS_MIN} or later" in card
+        schema = pq.read_schema(tmp / "releases" / "0.1.0" / view / "data/train-00000-of-00001.parquet")
+        assert '"_type": "List"' in schema.metadata[b"huggingface"].decode()  # what makes datasets < 4 fail
 
 
 def test_card_is_valid_hub_yaml_and_suppresses_small_groups(tmp: Path):
@@ -211,9 +241,10 @@ def test_withdrawal_is_honoured_diffed_and_traced_to_runs(tmp: Path):
 
     public_log = (tmp / "releases/0.2.0/public/CHANGELOG.md").read_text()
     assert "Removed" in public_log and "withdrawn" not in public_log  # no reason next to a record the public saw
-    out = ["--out", str(tmp / "releases"), "--snapshots", str(tmp / "snaps"), "--push-to-hub", "org/x"]
-    ok(codigit("release", "approve", "0.1.0", "--by", "A", "--out", str(tmp / "releases")))
-    ok(codigit("release", "approve", "0.1.0", "--by", "B", "--out", str(tmp / "releases")))
+    board = ["--policy", str(board_policy(tmp, ["A", "B"]))]
+    out = ["--out", str(tmp / "releases"), "--snapshots", str(tmp / "snaps"), "--push-to-hub", "org/x", *board]
+    ok(codigit("release", "approve", "0.1.0", "--by", "A", "--out", str(tmp / "releases"), *board))
+    ok(codigit("release", "approve", "0.1.0", "--by", "B", "--out", str(tmp / "releases"), *board))
     stale = codigit("release", "publish", "0.1.0", *out, "--dry-run-to", str(tmp / "pub"))
     assert stale.returncode == 2 and "have since withdrawn" in stale.stderr and not (tmp / "pub").exists()
     affected = ok(codigit("release", "affected", "p-003", "--out", str(tmp / "releases"), "--runs", str(runs))).stdout
@@ -283,19 +314,31 @@ def test_rejections_consent_and_duplicates_are_counted(tmp: Path):
 def test_publish_needs_board_approvals_of_this_exact_release(tmp: Path):
     stories, review_list, consents = base()
     consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]
-    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
-    out = ["--out", str(tmp / "releases")]
+    members = ["Board One", "Board Two", "Board Three"]
+    strict = board_policy(tmp, members, required=3, name="strict.yaml")  # the policy the release was made under
+    snap = write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")
+    ok(release(tmp, "0.1.0", snap, "--policy", str(strict)))
+    # the current policy asks for fewer approvals: both approve and publish count the stricter (3)
+    out = ["--out", str(tmp / "releases"), "--policy", str(board_policy(tmp, members))]
     dry = ["--push-to-hub", "org/codigit", "--dry-run-to", str(tmp / "public")]
-    refused = codigit("release", "publish", "0.1.0", *dry, *out)
-    assert refused.returncode == 2 and "0 of the 2 board approvals" in refused.stderr
-    assert "1 of 2" in ok(codigit("release", "approve", "0.1.0", "--by", "Board One", *out)).stdout
+    one_line_error(codigit("release", "publish", "0.1.0", *dry, *out), "0 of the 3 board approvals")
+    assert "1 of 3" in ok(codigit("release", "approve", "0.1.0", "--by", "Board One", *out)).stdout
     assert "already approved" in ok(codigit("release", "approve", "0.1.0", "--by", "board one", *out)).stdout
-    assert codigit("release", "publish", "0.1.0", *dry, *out).returncode == 2
-    ok(codigit("release", "approve", "0.1.0", "--by", "Board Two", *out))
+    # one person typing a second name: refused, nothing recorded
+    one_line_error(codigit("release", "approve", "0.1.0", "--by", "B. One", *out), "'B. One' is not on the board")
+    assert len((tmp / "releases/0.1.0/approvals.jsonl").read_text().splitlines()) == 1
+    assert "2 of 3" in ok(codigit("release", "approve", "0.1.0", "--by", "Board Two", *out)).stdout
+    one_line_error(codigit("release", "publish", "0.1.0", *dry, *out), "2 of the 3 board approvals")
+    # someone who has left the board no longer counts
+    ok(codigit("release", "approve", "0.1.0", "--by", "Board Three", *out))
+    changed = board_policy(tmp, [*members[1:], "Board Four"], name="changed.yaml")
+    left = ["--out", str(tmp / "releases"), "--policy", str(changed)]
+    one_line_error(codigit("release", "publish", "0.1.0", *dry, *left), "2 of the 3 board approvals")
     assert "would upload" in ok(codigit("release", "publish", "0.1.0", *dry, *out)).stdout
     ok(codigit("release", "verify", str(tmp / "public")))  # the public view checks on its own
     public_manifest = json.loads((tmp / "public/manifest.json").read_text())
-    assert not {"pseudonyms", "excluded_stories", "decisions", "consent_versions"} & public_manifest.keys()
+    private = {"pseudonyms", "public_pseudonyms", "excluded_stories", "decisions", "consent_versions"}
+    assert not private & public_manifest.keys()
     assert all(set(r) == {"id", "hash", "split"} for r in public_manifest["records"])
     for file in (tmp / "public").rglob("*"):
         if file.is_file() and file.suffix != ".parquet":
@@ -384,8 +427,135 @@ def test_damaged_side_files_and_strays_are_one_line_errors_or_ignored(tmp: Path)
     assert broken.returncode == 2 and "damaged decisions file" in broken.stderr and broken.stderr.count("\n") == 1
     (tmp / "releases" / "decisions.jsonl").unlink()
     (tmp / "releases" / "0.1.0" / "approvals.jsonl").write_text('["not", "an", "object"]\n')
-    bad = codigit("release", "approve", "0.1.0", "--by", "A", "--out", str(tmp / "releases"))
+    policy = str(board_policy(tmp, ["A", "B"]))
+    bad = codigit("release", "approve", "0.1.0", "--by", "A", "--out", str(tmp / "releases"), "--policy", policy)
     assert bad.returncode == 2 and "damaged approvals file" in bad.stderr
     empty = write_snapshot(snapshot([], [], []), tmp / "empty")
     none = release(tmp, "0.2.0", empty)
     assert none.returncode == 2 and "no story qualifies" in none.stderr and not (tmp / "releases/0.2.0").exists()
+
+
+def test_affected_finds_runs_on_the_public_view_and_reports_unreadable_provenance(tmp: Path):
+    stories, review_list, consents = base()
+    consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]  # p-002: not public
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
+    hashes = {view: json.loads((tmp / "releases/0.1.0" / view / "manifest.json").read_text())["dataset_hash"]
+              for view in ("", "public")}  # fmt: skip
+    assert hashes[""] != hashes["public"]  # training accepts either folder, and records the one it read
+    runs = tmp / "runs"
+    for run, content in {
+        "on-release": json.dumps({"release": {"version": "0.1.0", "dataset_hash": hashes[""]}}),
+        "on-public": json.dumps({"release": {"version": "0.1.0", "dataset_hash": hashes["public"]}}),
+        "other": json.dumps({"release": {"version": "9.0.0", "dataset_hash": "0" * 64}}),
+        "truncated": '{"release": {"version": "0.1.0", "datas',
+        "a-list": "[1, 2]",
+        "no-hash": '{"release": {"version": "0.1.0"}}',
+    }.items():
+        (runs / run).mkdir(parents=True)
+        (runs / run / "provenance.json").write_text(content)
+    where = ["--out", str(tmp / "releases"), "--runs", str(runs)]
+    public_author = ok(codigit("release", "affected", "p-003", *where))
+    listed = sorted(line.split()[1] for line in public_author.stdout.splitlines() if line.startswith("run "))
+    assert listed == ["on-public", "on-release"]
+    assert "run on-public trained on release 0.1.0 (public view)" in public_author.stdout
+    warnings = public_author.stderr.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("codigit: warning: ") for w in warnings)
+    assert all(f"runs/{run}/provenance.json" in public_author.stderr for run in ("truncated", "a-list", "no-hash"))
+    private_author = ok(codigit("release", "affected", "p-002", *where)).stdout  # not in the public view
+    assert "run on-release" in private_author and "on-public" not in private_author
+
+
+def test_diff_of_two_public_views_matches_records_by_id(tmp: Path):
+    stories, review_list, consents = base()
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
+    gone = {s.story_id for s in stories if s.author == "p-003"}
+    kept = [s for s in stories if s.author != "p-003"]
+    edited = kept[0].model_copy(update={"story": "A rewritten story, still kind."})
+    new = story(200, "p-001")
+    later = snapshot([edited, *kept[1:], new], [r for r in review_list if r.story_id not in gone] + reviews(new),
+                     consents, withdrawals=["p-003"], sid="20260601T100000Z", gone=gone)  # fmt: skip
+    ok(release(tmp, "0.2.0", write_snapshot(later, tmp / "snaps")))
+    ids = {v: {r["id"] for r in json.loads((tmp / "releases" / v / "public/manifest.json").read_text())["records"]}
+           for v in ("0.1.0", "0.2.0")}  # fmt: skip
+    added, removed = ids["0.2.0"] - ids["0.1.0"], ids["0.1.0"] - ids["0.2.0"]
+    assert (len(added), len(removed)) == (2, len(gone) + 1)  # the edited story is one removal and one addition
+    out = ok(codigit("release", "diff", "0.1.0/public", "0.2.0/public", "--out", str(tmp / "releases"))).stdout
+    assert f"{len(added)} added, {len(removed)} removed, 0 changed" in out
+    assert all(f"`{i}`" in out for i in added | removed) and "withdrawn" not in out and "authors:" not in out
+
+
+def test_policies_without_required_approvals_and_a_shipped_policy_without_a_board(tmp: Path):
+    open_policy = board_policy(tmp, [], required=0)  # a study that asks for no approvals publishes without any
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps"), "--policy", str(open_policy)))
+    out = ["--out", str(tmp / "releases"), "--push-to-hub", "org/x"]
+    ok(codigit("release", "publish", "0.1.0", *out, "--policy", str(open_policy), "--dry-run-to", str(tmp / "p")))
+    one_line_error(codigit("release", "approve", "0.1.0", "--by", "A", *out[:2], "--policy", str(open_policy)),
+                   "lists no board")  # fmt: skip
+    # the shipped policy asks for 2 approvals and names no board yet: publishing says what to fill in
+    shipped = codigit("release", "publish", "0.1.0", *out, "--dry-run-to", str(tmp / "q"))
+    one_line_error(shipped, "needs 2 board approvals but the release policy's board lists 0 names")
+    duplicate = board_policy(tmp, ["Ann", "ann "], name="dup.yaml")
+    one_line_error(codigit("release", "approve", "0.1.0", "--by", "Ann", *out[:2], "--policy", str(duplicate)),
+                   "board: a name appears twice")  # fmt: skip
+
+
+def test_publish_without_token_or_network_is_one_line(tmp: Path):
+    from codigit.server.serve import free_port
+
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps")))
+    policy = ["--policy", str(board_policy(tmp, ["A", "B"]))]
+    for name in ("A", "B"):
+        ok(codigit("release", "approve", "0.1.0", "--by", name, "--out", str(tmp / "releases"), *policy))
+    args = ("release", "publish", "0.1.0", "--push-to-hub", "org/x", "--out", str(tmp / "releases"), *policy)
+    # nothing can leave this machine: the Hub endpoint is a closed local port
+    env = {"HF_HOME": str(tmp / "hf"), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    one_line_error(codigit(*args, env={**env, "HF_TOKEN": ""}), "no Hugging Face token")
+    unreachable = codigit(*args, env={**env, "HF_TOKEN": "hf_not_a_real_token"})
+    one_line_error(unreachable, "publishing release 0.1.0 to org/x failed")
+
+
+def test_release_after_one_without_a_public_view(tmp: Path):
+    stories, review_list, consents = base()
+    policy = ["--policy", str(board_policy(tmp, [], required=0))]
+    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps"), *policy))
+    old = tmp / "releases/0.1.0"  # made into a release as codigit wrote them before public views: one that verifies
+    shutil.rmtree(old / "public")
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["files"] = {name: h for name, h in manifest["files"].items() if not name.startswith("public/")}
+    manifest["manifest_hash"] = manifest_hash(manifest)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    ok(codigit("release", "verify", str(old)))
+    later = snapshot([*stories, story(300, "p-001")], [*review_list, *reviews(story(300, "p-001"))], consents,
+                     sid="20260601T100000Z")  # fmt: skip
+    ok(release(tmp, "0.2.0", write_snapshot(later, tmp / "snaps"), *policy))
+    assert "1 added, 0 removed" in (tmp / "releases/0.2.0/CHANGELOG.md").read_text()
+    assert "First release: 21 records" in (tmp / "releases/0.2.0/public/CHANGELOG.md").read_text()
+    ok(release(tmp, "0.3.0", write_snapshot(later, tmp / "snaps2"), *policy))  # now a public view to compare with
+    assert "Since 0.2.0" in (tmp / "releases/0.3.0/public/CHANGELOG.md").read_text()
+    one_line_error(codigit("release", "publish", "0.1.0", "--push-to-hub", "org/x", "--out", str(tmp / "releases"),
+                           *policy, "--dry-run-to", str(tmp / "p")),
+                   "0.1.0 has no public view")  # fmt: skip
+
+
+def _decide_at_once(barrier, out: Path, snap: Path, story_id: str) -> None:
+    from codigit.release.manage import decide
+
+    barrier.wait()
+    decide(out, snap, story_id, "keep", "Organiser", "")
+
+
+def test_concurrent_decisions_are_all_kept(tmp: Path):
+    import multiprocessing
+
+    stories, review_list, consents = base(8)
+    snap = write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(len(stories))
+    procs = [ctx.Process(target=_decide_at_once, args=(barrier, tmp / "releases", snap, s.story_id)) for s in stories]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * len(stories)
+    lines = (tmp / "releases/decisions.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["story_id"] for line in lines) == sorted(s.story_id for s in stories)

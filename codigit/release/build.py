@@ -27,6 +27,9 @@ SPLITS = ("train", "test")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 # Why a story is not in a release; the manifest counts each.
 REASONS = ("withdrawn", "no_consent", "rejected", "flagged_personal_data", "duplicate")
+# The oldest `datasets` that reads a release: `features()` uses `datasets.List`, which 4.0 introduced; the parquet
+# metadata then says "_type": "List", which 3.x refuses. pyproject.toml pins the same; the card states it.
+DATASETS_MIN = "4.0.0"
 
 
 def semver_key(version: str) -> tuple:
@@ -70,6 +73,7 @@ class Plan:
     rows: list[dict] = field(default_factory=list)  # the dataset, sorted by id
     story_ids: dict[str, str] = field(default_factory=dict)  # record id -> story id
     authors: set[str] = field(default_factory=set)
+    public_authors: set[str] = field(default_factory=set)  # authors whose records are in the public view
     excluded: Counter = field(default_factory=Counter)
     why: dict[str, str] = field(default_factory=dict)  # story id -> reason it is out
     blocked: list[tuple[str, list[str]]] = field(default_factory=list)  # (story id, findings) awaiting a decision
@@ -129,6 +133,8 @@ def plan_release(
         seen[rid] = story.story_id
         plan.story_ids[rid] = story.story_id
         plan.authors.add(story.author)
+        if c.public:
+            plan.public_authors.add(story.author)
         plan.rows.append({
             "id": rid,
             "messages": [{"role": "user", "content": story.prompt}, {"role": "assistant", "content": story.story}],
@@ -193,7 +199,7 @@ def sha256_file(path: Path) -> str:
 
 def view_manifest(version: str, rows: list[dict], policy: Policy, **extra) -> dict:
     """The hashed core of a manifest for these rows; `extra` adds what only the organisers' copy carries."""
-    policy_dump = policy.model_dump(mode="json")
+    policy_dump = policy.hashed()
     hashes = [record_hash(r) for r in rows]
     splits = [split_of(r["id"], policy.test_fraction) for r in rows]
     return {
@@ -245,6 +251,7 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
     manifest = view_manifest(
         version, plan.rows, policy,
         pseudonyms=sorted(plan.authors),
+        public_pseudonyms=sorted(plan.public_authors),  # whose text the public view holds: `release affected`
         excluded={reason: plan.excluded.get(reason, 0) for reason in REASONS},
         excluded_stories=dict(sorted(plan.why.items())),
         decisions=sorted(plan.decisions, key=lambda d: d["story_id"]),

@@ -12,6 +12,7 @@ from collections import Counter
 import yaml
 
 from codigit.records import Snapshot
+from codigit.release.build import DATASETS_MIN
 from codigit.release.policy import Policy
 from codigit.study import Study
 
@@ -94,8 +95,9 @@ def dataset_card(manifest: dict, policy: Policy, snapshot: Snapshot, authors: se
 | dataset hash | `{manifest["dataset_hash"]}` |
 | built from snapshot | `{manifest["source"]["snapshot_id"]}` by codigit {manifest["codigit_version"]} |
 
-Load it with plain `datasets`: `load_dataset("parquet", data_dir="<this folder>/data")` or
-`load_dataset("<this folder>")`. Check it with `codigit release verify <this folder>`.
+Load it with plain `datasets` {DATASETS_MIN} or later (older versions cannot read its `List` features):
+`load_dataset("parquet", data_dir="<this folder>/data")` or `load_dataset("<this folder>")`. Check it with
+`codigit release verify <this folder>`.
 
 ## Datasheet
 

@@ -51,7 +51,8 @@ def _release_diff(args: argparse.Namespace) -> None:
 
     result = diff(where(args.a), where(args.b))
     print(result["changelog"].split("\n", 2)[2].rstrip())
-    print(f"authors: {result['pseudonyms_added']} added, {result['pseudonyms_removed']} removed")
+    if "pseudonyms_added" in result:  # a public view names no authors
+        print(f"authors: {result['pseudonyms_added']} added, {result['pseudonyms_removed']} removed")
 
 
 def _release_decide(args: argparse.Namespace) -> None:
@@ -66,10 +67,9 @@ def _release_approve(args: argparse.Namespace) -> None:
     from codigit.release.manage import approve
     from codigit.release.policy import load_policy
 
-    policy = load_policy(args.policy)
-    current, new = approve(args.out / args.version, args.by)
+    have, new, needed = approve(args.out / args.version, args.by, load_policy(args.policy))
     state = "approved" if new else "had already approved"
-    print(f"{args.by} {state} release {args.version}: {len(current)} of {policy.required_approvals} approvals")
+    print(f"{args.by.strip()} {state} release {args.version}: {len(have)} of {needed} approvals")
 
 
 def _release_publish(args: argparse.Namespace) -> None:
@@ -82,7 +82,9 @@ def _release_publish(args: argparse.Namespace) -> None:
 def _release_affected(args: argparse.Namespace) -> None:
     from codigit.release.manage import affected
 
-    hit, runs = affected(args.pseudonym, args.out, args.runs)
+    hit, runs, unreadable = affected(args.pseudonym, args.out, args.runs)
+    for problem in unreadable:
+        print(f"codigit: warning: {problem}", file=sys.stderr)
     if not hit:
         print(f"no release under {args.out} contains text by {args.pseudonym}")
     for r in hit:

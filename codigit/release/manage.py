@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from codigit.errors import CodigitError
@@ -103,13 +107,14 @@ def make_release(
     p = plan_release(snapshot, policy, read_decisions(out), names, withdrawn)
     if p.blocked:
         return Path(out) / version, {}, p
-    earlier = [v for v in releases(out) if semver_key(v) < semver_key(version)]
-    previous = Path(out) / earlier[-1] if earlier else None
-    public_consent = {c.participant for c in snapshot.consent if c.public}
+    earlier = [path for v, path in releases(out).items() if semver_key(v) < semver_key(version)]
+    # a release made before codigit wrote public views has none: the public changelog compares with the latest one
+    earlier_public = [e / "public" for e in earlier if (e / "public" / "manifest.json").is_file()]
 
     def texts(manifest: dict, public: bool) -> dict[str, str]:
-        authors = p.authors & public_consent if public else p.authors
-        before = (read_manifest(previous / "public") if public else read_manifest(previous)) if previous else None
+        authors = p.public_authors if public else p.authors
+        previous = (earlier_public if public else earlier)[-1:]
+        before = read_manifest(previous[0]) if previous else None
         return {
             "README.md": card.dataset_card(manifest, policy, snapshot, authors, study),
             "CHANGELOG.md": card.changelog(manifest, before, reasons=not public),
@@ -166,10 +171,33 @@ def verify(path: Path) -> dict:
 
 
 def diff(a: Path, b: Path) -> dict:
+    """What changed from release a to b. With a public view on either side records are matched by id (a public
+    view has no story ids, so an edited story is a removal and an addition) and authors are not counted."""
     old, new = read_manifest(a), read_manifest(b)
-    return {"from": old["version"], "to": new["version"], "changelog": card.changelog(new, old),
-            "pseudonyms_added": len(set(new.get("pseudonyms", [])) - set(old.get("pseudonyms", []))),
-            "pseudonyms_removed": len(set(old.get("pseudonyms", [])) - set(new.get("pseudonyms", [])))}  # fmt: skip
+    organisers = "public" not in (old.get("scope"), new.get("scope"))
+    out = {"from": old["version"], "to": new["version"], "changelog": card.changelog(new, old, reasons=organisers)}
+    if organisers:
+        before, after = set(old["pseudonyms"]), set(new["pseudonyms"])
+        out |= {"pseudonyms_added": len(after - before), "pseudonyms_removed": len(before - after)}
+    return out
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock for a read-check-rewrite of a file in `folder`, so that two organisers recording at the
+    same moment do not lose a line. The lock is on the folder itself: no lock file (verify refuses extra files)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def append_jsonl(path: Path, entry: dict, mode: int = 0o644) -> None:
+    """Add one line by rewriting the file atomically: readers never see half a line. Call it under `locked`."""
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write(path, previous + json.dumps(entry, ensure_ascii=False) + "\n", mode=mode)
 
 
 def decide(out: Path, snapshot_path: Path, story_id: str, decision: str, by: str, note: str) -> dict:
@@ -186,10 +214,9 @@ def decide(out: Path, snapshot_path: Path, story_id: str, decision: str, by: str
         raise CodigitError(f"no story {story_id!r} in snapshot {snapshot.meta.snapshot_id}")
     record = {"story_id": story_id, "text_sha": text_sha(story.prompt, story.story), "decision": decision,
               "by": by.strip(), "note": note.strip(), "at": utc_now()}  # fmt: skip
-    path = Path(out) / DECISIONS_FILE
-    previous = path.read_text(encoding="utf-8") if path.exists() else ""
     Path(out).mkdir(parents=True, exist_ok=True)
-    atomic_write(path, previous + json.dumps(record, ensure_ascii=False) + "\n", mode=0o600)
+    with locked(out):
+        append_jsonl(Path(out) / DECISIONS_FILE, record, mode=0o600)
     return record
 
 
@@ -197,19 +224,35 @@ def approvals(path: Path) -> list[dict]:
     return read_jsonl(Path(path) / APPROVALS_FILE, "approvals file", ("by", "dataset_hash"))
 
 
-def approve(path: Path, by: str) -> tuple[list[dict], bool]:
-    """One board member's approval of this exact release (its dataset hash); verified first. Once per person."""
+def approval_status(path: Path, manifest: dict, policy: Policy) -> tuple[list[str], int]:
+    """Who on the current board has approved this exact release (its dataset hash), and how many approvals
+    publishing needs: the stricter of the release's own policy and the current one. Approve and publish both
+    count this way, so what approve reports is what publish will find."""
+    needed = max(policy.required_approvals, manifest["policy"].get("required_approvals", 0))
+    if needed > len(policy.board):
+        raise CodigitError(
+            f"publishing release {manifest['version']} needs {needed} board approvals but the release policy's "
+            f"board lists {len(policy.board)} names: add the members under `board:`"
+        )
+    spelled = {n.casefold(): n for n in policy.board}
+    mine = [a["by"].casefold() for a in approvals(path) if a["dataset_hash"] == manifest["dataset_hash"]]
+    return sorted({spelled[n] for n in mine if n in spelled}), needed
+
+
+def approve(path: Path, by: str, policy: Policy) -> tuple[list[str], bool, int]:
+    """One board member's approval of this exact release (its dataset hash); verified first. Once per person.
+    Returns the approvals that count, whether this one is new, and how many publishing needs."""
     manifest = verify(path)
-    by = by.strip()
-    if not by:
+    if not by.strip():
         raise CodigitError("--by must name the board member who approves")
-    current = [a for a in approvals(path) if a["dataset_hash"] == manifest["dataset_hash"]]
-    if any(a["by"].casefold() == by.casefold() for a in current):
-        return current, False
-    entry = {"by": by, "at": utc_now(), "dataset_hash": manifest["dataset_hash"]}
-    lines = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in [*approvals(path), entry])
-    atomic_write(Path(path) / APPROVALS_FILE, lines)
-    return [*current, entry], True
+    name = policy.board_member(by)  # one person typing two names must not make two approvals
+    with locked(path):
+        have, needed = approval_status(path, manifest, policy)
+        if name in have:
+            return have, False, needed
+        entry = {"by": name, "at": utc_now(), "dataset_hash": manifest["dataset_hash"]}
+        append_jsonl(Path(path) / APPROVALS_FILE, entry)
+    return sorted([*have, name]), True, needed
 
 
 def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: Path | None = None) -> str:
@@ -219,8 +262,7 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
 
     path = Path(path)
     manifest = verify(path)
-    needed = max(policy.required_approvals, manifest["policy"].get("required_approvals", 0))
-    have = {a["by"].casefold() for a in approvals(path) if a["dataset_hash"] == manifest["dataset_hash"]}
+    have, needed = approval_status(path, manifest, policy)
     if len(have) < needed:
         raise CodigitError(
             f"release {manifest['version']} has {len(have)} of the {needed} board approvals the policy requires: "
@@ -232,6 +274,8 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
             "make a new release and publish that"
         )
     public = path / "public"
+    if not (public / "manifest.json").is_file():
+        raise CodigitError(f"release {manifest['version']} has no public view (public/): make a new release")
     if not read_manifest(public)["records"]:
         raise CodigitError(f"release {manifest['version']} has no records whose authors allowed public release")
     if dry_run_to is not None:
@@ -239,31 +283,53 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
             raise CodigitError(f"{dry_run_to} is not empty; give a new folder")
         shutil.copytree(public, dry_run_to, dirs_exist_ok=True)
         return f"would upload {dry_run_to} to {repo}"
-    from huggingface_hub import HfApi  # the real path; needs network and a token (HF_TOKEN)
+    from huggingface_hub import HfApi, get_token  # the real path; needs network and a token (HF_TOKEN)
+    from huggingface_hub.errors import HTTPError  # the base error of the hub's HTTP library, whichever it uses
 
+    if get_token() is None:
+        raise CodigitError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
     api = HfApi()
-    api.create_repo(repo, repo_type="dataset", exist_ok=True, private=False)
     message = f"codigit release {manifest['version']} ({manifest['dataset_hash'][:12]})"
-    # delete_patterns: files of an earlier release that this one no longer has must not stay on the Hub
-    api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(public), commit_message=message,
-                      delete_patterns="*")  # fmt: skip
-    return f"https://huggingface.co/datasets/{repo}"
+    try:
+        api.create_repo(repo, repo_type="dataset", exist_ok=True, private=False)
+        # delete_patterns: files of an earlier release that this one no longer has must not stay on the Hub
+        api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(public), commit_message=message,
+                          delete_patterns="*")  # fmt: skip
+    except (HTTPError, OSError, ValueError) as e:  # the hub's errors derive from these; a Hub commit is all or none
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CodigitError(f"publishing release {manifest['version']} to {repo} failed: {why}") from None
+    return f"{api.endpoint}/datasets/{repo}"
 
 
-def affected(pseudonym: str, releases_root: Path, runs_root: Path) -> tuple[list[dict], list[dict]]:
-    """Every release that contains this person's text, and every run (from its provenance) trained on one."""
+def affected(pseudonym: str, releases_root: Path, runs_root: Path) -> tuple[list[dict], list[dict], list[str]]:
+    """Every release that contains this person's text, every run (from its provenance) trained on one or on its
+    public view (which has its own dataset hash), and the provenance files that could not be read: those runs
+    must be checked by hand, so they are reported, never skipped in silence."""
     hit = []
+    trained_on: dict[str, tuple[str, str]] = {}  # dataset hash -> (version, view)
     for version, path in releases(releases_root).items():
-        manifest = verify(path)  # an edited manifest must not hide anyone
-        if pseudonym in manifest["pseudonyms"]:
-            hit.append({"version": version, "dataset_hash": manifest["dataset_hash"], "path": str(path)})
-    hashes = {h["dataset_hash"] for h in hit}
-    runs = []
+        manifest = verify(path)  # an edited manifest must not hide anyone; verify checks public/ too
+        if pseudonym not in manifest["pseudonyms"]:
+            continue
+        hit.append({"version": version, "dataset_hash": manifest["dataset_hash"], "path": str(path)})
+        trained_on[manifest["dataset_hash"]] = (version, "")
+        public = path / "public"
+        # releases older than `public_pseudonyms` are assumed to hold everyone in public/: over-report, never miss
+        if (public / "manifest.json").is_file() and pseudonym in manifest.get("public_pseudonyms", [pseudonym]):
+            view = read_manifest(public)
+            if view["records"]:
+                trained_on[view["dataset_hash"]] = (version, " (public view)")
+    runs, unreadable = [], []
     for prov in sorted(Path(runs_root).glob("*/provenance.json")):
         try:
-            release = json.loads(prov.read_text(encoding="utf-8")).get("release", {})
-        except (OSError, json.JSONDecodeError):
+            data = json.loads(prov.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            unreadable.append(f"{prov}: unreadable ({e}); check that run by hand")
             continue
-        if release.get("dataset_hash") in hashes:
-            runs.append({"run": prov.parent.name, "path": str(prov.parent), "release": release.get("version")})
-    return hit, runs
+        release = data.get("release") if isinstance(data, dict) else None
+        if not isinstance(release, dict) or not isinstance(release.get("dataset_hash"), str):
+            unreadable.append(f"{prov}: no release.dataset_hash; check that run by hand")
+        elif release["dataset_hash"] in trained_on:
+            version, view = trained_on[release["dataset_hash"]]
+            runs.append({"run": prov.parent.name, "path": str(prov.parent), "release": version + view})
+    return hit, runs, unreadable

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from codigit.errors import CodigitError
 from codigit.records import Review, counted_reviews
 from codigit.study import load_yaml
 
@@ -34,7 +35,32 @@ class Policy(BaseModel):
     language: str = Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
     license: str = Field(min_length=1)
     required_approvals: int = Field(default=0, ge=0)
+    board: list[str] = []  # who may approve; governance, not selection: kept out of the release's hash (`hashed`)
     card: Card
+
+    @field_validator("board")
+    @classmethod
+    def _distinct_names(cls, names: list[str]) -> list[str]:
+        names = [n.strip() for n in names]
+        if not all(names):
+            raise ValueError("a board member's name is empty")
+        if len({n.casefold() for n in names}) < len(names):
+            raise ValueError("a name appears twice (names are compared ignoring case)")
+        return names
+
+    def hashed(self) -> dict:
+        """The policy as a release records and hashes it. The board's names stay out: changing who sits on the
+        board does not change what a release contains, and the public manifest must not list people."""
+        return self.model_dump(mode="json", exclude={"board"})
+
+    def board_member(self, name: str) -> str:
+        """The board's own spelling of `name`; anyone else is a one-line error."""
+        found = {n.casefold(): n for n in self.board}.get(name.strip().casefold())
+        if found is None:
+            if not self.board:
+                raise CodigitError("the release policy lists no board: add the members' names under `board:`")
+            raise CodigitError(f"{name.strip()!r} is not on the board in the release policy ({', '.join(self.board)})")
+        return found
 
 
 def load_policy(path: Path) -> Policy:
