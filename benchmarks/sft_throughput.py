@@ -3,11 +3,14 @@
 Data: a synthetic release of conversations shaped like the stories (prompts of 8-30 words, responses of 200-800
 tokens). Both settings train with assistant-only loss and the same LoRA through `codigit.train.run.train`; each
 runs in its own process so its peak memory (max RSS) is its own. Throughput is real (non-padding) input tokens
-per second over the steps after the first. "Equal loss" is checked on one fixed set of examples in fp32: the
-model's own loss on a padded batch (TRL's path) against codigit's label-only loss on the packed batch.
+per second over the steps after the first, and MFU over those same steps (GPU). "Equal loss" is checked on one
+fixed set of examples in fp32: the model's own loss on a padded batch (TRL's path) against codigit's label-only
+loss on the packed batch; with --llama8b on a 2-layer model of Llama-3.1-8B's widths (the identity does not
+depend on depth, and fp32 at full depth would only cost time).
 
     .venv/bin/python benchmarks/sft_throughput.py            # SmolLM2-135M-Instruct (codigit:smollm2)
     .venv/bin/python benchmarks/sft_throughput.py --quick    # a tiny Llama with Llama-3's 128k vocabulary
+    python benchmarks/sft_throughput.py --llama8b            # GPU: random weights in Llama-3.1-8B's shapes, bf16
 Last line: `sft_tokens_per_s_ratio: X` (goal >= 2).
 """
 
@@ -124,26 +127,30 @@ LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers"
             "tie_word_embeddings": False}  # fmt: skip
 
 
-def llama8b_shapes(work: Path) -> Path:
+def llama8b_shapes(work: Path, layers: int = LLAMA_8B["num_hidden_layers"]) -> Path:
+    """A config (no weights: the recipe's random_init builds them) with Llama-3.1-8B's shapes and `layers` layers."""
     from transformers import LlamaConfig
 
     from codigit.train.llama3 import build_tokenizer
 
-    tokenizer = build_tokenizer()
+    tokenizer, path = build_tokenizer(), work / f"llama8b-{layers}"
+    shape = {**LLAMA_8B, "num_hidden_layers": layers}
     LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id, **LLAMA_8B).save_pretrained(work / "llama8b")  # fmt: skip
-    tokenizer.save_pretrained(work / "llama8b")
-    return work / "llama8b"
+                pad_token_id=tokenizer.pad_token_id, **shape).save_pretrained(path)  # fmt: skip
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def gpu_settings() -> dict[str, dict]:
-    """TRL's defaults vs experiments/llama31-8b-lora.yaml's performance keys, both bf16 with random weights."""
+    """TRL's defaults vs experiments/llama31-8b-lora.yaml's performance keys, both bf16 with random weights and the
+    recipe's LoRA (the same trainable weights: equal work, so tokens/s compare)."""
     import yaml
 
     recipe = yaml.safe_load((REPO / "experiments" / "llama31-8b-lora.yaml").read_text())
     keep = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "padding_free",
-            "activation_checkpointing", "bf16", "attn_implementation", "lora_target_modules")  # fmt: skip
-    gpu = {"dtype": "bfloat16", "use_cpu": False, "random_init": True}
+            "activation_checkpointing", "bf16", "attn_implementation")  # fmt: skip
+    gpu = {"dtype": "bfloat16", "use_cpu": False, "random_init": True,
+           "lora_target_modules": recipe["lora_target_modules"]}  # fmt: skip
     return {"trl-defaults": {**gpu, "label_only_loss": False},
             "codigit": {**gpu, "label_only_loss": True, **{k: recipe[k] for k in keep}}}  # fmt: skip
 
@@ -152,7 +159,7 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bo
     """One setting, in this process: train `steps` steps and print what the parent needs as JSON."""
     import yaml
 
-    from codigit.train.run import train
+    from codigit.train.run import peak_flops, train
 
     settings = gpu_settings() if gpu else cpu_settings()
     recipe = {**COMMON, **settings[setting], "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
@@ -171,13 +178,15 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bo
         return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
 
     tokens = logs[-1]["tokens"] - logs[0]["tokens"]  # the first step (warm-up) is left out
-    print(json.dumps({"tokens_per_s": tokens / (t(logs[-1]) - t(logs[0])), "tokens": tokens,
-                      "loss": [e["loss"] for e in logs], "mfu": logs[-1]["mfu"],
+    rate, peak = tokens / (t(logs[-1]) - t(logs[0])), peak_flops()
+    n_params = json.loads((run / "provenance.json").read_text())["parameters"]
+    print(json.dumps({"tokens_per_s": rate, "tokens": tokens, "loss": [e["loss"] for e in logs],
+                      "mfu": round(6 * n_params * rate / peak, 4) if peak else None,  # over the same steps as rate
                       "peak_gpu_gib": logs[-1]["peak_memory_gib"] if gpu else None,
                       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))  # fmt: skip
 
 
-def loss_equality(work: Path, model: str) -> tuple[float, float]:
+def loss_equality(work: Path, model: str, gpu: bool) -> tuple[float, float]:
     """fp32: the model's own loss on a padded batch vs codigit's label-only loss on the same examples packed."""
     import torch
     import yaml
@@ -187,18 +196,29 @@ def loss_equality(work: Path, model: str) -> tuple[float, float]:
     from codigit.train.run import prepare
 
     recipe = {**COMMON, "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
-              "output_dir": str(work / "runs" / "equality"), "max_steps": 1}  # fmt: skip
+              "output_dir": str(work / "runs" / "equality"), "max_steps": 1,
+              **({"use_cpu": False, "random_init": True} if gpu else {})}  # fmt: skip
     path = work / "equality.yaml"
     path.write_text(yaml.safe_dump(recipe))
     p = prepare(path)
     rows = [p.trainer.train_dataset[i] for i in range(4)]
     pad = p.tokenizer.pad_token_id
+    model_ = p.trainer.model.eval()
+
+    def batch(padding_free: bool) -> dict:
+        collated = DataCollatorForLanguageModeling(pad_token_id=pad, padding_free=padding_free)(rows)
+        return {k: v.to(model_.device) if torch.is_tensor(v) else v for k, v in collated.items()}
+
     with torch.no_grad():
-        model_ = p.trainer.model.eval()
-        padded = model_(**DataCollatorForLanguageModeling(pad_token_id=pad)(rows), use_cache=False).loss.item()
-        packed = label_only_loss(model_, DataCollatorForLanguageModeling(pad_token_id=pad, padding_free=True)(rows),
-                                 1024).item()  # fmt: skip
+        padded = model_(**batch(False), use_cache=False).loss.item()
+        packed = label_only_loss(model_, batch(True), 1024).item()
     return padded, packed
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "(none found)"
 
 
 def main() -> None:
@@ -230,18 +250,22 @@ def main() -> None:
             if out.returncode != 0:
                 sys.exit(f"{setting} failed:\n{out.stderr[-3000:]}")
             results[setting] = json.loads(out.stdout.strip().splitlines()[-1])
-        padded, packed = (None, None) if args.llama8b else loss_equality(work, model)
-    label = "tiny Llama (128k vocab)" if args.quick else "SmolLM2-135M-Instruct"
-    label = "random Llama-3.1-8B shapes, bf16, GPU" if args.llama8b else label
-    print(f"model: {label}; {steps} steps per setting, CPU, LoRA r16 on attention, assistant-only loss")
+        padded, packed = loss_equality(work, str(llama8b_shapes(work, 2)) if args.llama8b else model, args.llama8b)
+    if args.llama8b:
+        label = "random Llama-3.1-8B shapes, bf16; GPU " + gpu_name()
+        lora = "LoRA r16 on attention and MLP (both settings)"
+    else:
+        label = "tiny Llama (128k vocab)" if args.quick else "SmolLM2-135M-Instruct"
+        label, lora = f"{label}; CPU", "LoRA r16 on attention"
+    print(f"model: {label}; {steps} steps per setting, {lora}, assistant-only loss")
     for setting, r in results.items():
         gpu = f", MFU {r['mfu']}, peak GPU memory {r['peak_gpu_gib']} GiB" if args.llama8b else ""
         print(f"{setting:>13}: {r['tokens_per_s']:8.1f} tokens/s over {r['tokens']:.0f} tokens{gpu}, "
               f"peak RSS {r['peak_rss_gib']:.2f} GiB, "
               f"loss {r['loss'][0]:.4f} -> {r['loss'][-1]:.4f}")  # fmt: skip
-    if padded is not None:
-        print(f"equal loss (fp32, same 4 examples): padded model loss {padded:.6f}, packed label-only loss "
-              f"{packed:.6f}, difference {abs(padded - packed):.2e}")  # fmt: skip
+    on = " on 2 layers of Llama-3.1-8B's shapes" if args.llama8b else ""
+    print(f"equal loss (fp32, same 4 examples{on}): padded model loss {padded:.6f}, packed label-only loss "
+          f"{packed:.6f}, difference {abs(padded - packed):.2e}")  # fmt: skip
     print(f"sft_tokens_per_s_ratio: {results['codigit']['tokens_per_s'] / results['trl-defaults']['tokens_per_s']:.2f}")
 
 

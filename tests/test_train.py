@@ -6,7 +6,10 @@ Everything goes through `codigit.train.run.train` (the code behind `codigit trai
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,14 +207,57 @@ def test_collective_token_is_added_trained_and_opens_each_conversation(world):
     assert token >= 128256 and p.trainer.model.get_input_embeddings().weight.shape[0] == len(p.tokenizer)
     row = p.trainer.train_dataset[0]
     assert token in row["input_ids"]  # the system turn of every conversation carries it
-    run = train(path)
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+    every_id = torch.arange(len(p.tokenizer))
+    rows = {}
+
+    class Embeddings(TrainerCallback):  # the whole input embedding matrix, as the model sees it, before and after
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            rows["before"] = model.get_input_embeddings()(every_id).detach().clone()
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            rows["after"] = model.get_input_embeddings()(every_id).detach().clone()
+
+    run = train(path, callbacks=[Embeddings()])
     config = json.loads((run / "adapter" / "adapter_config.json").read_text())
     assert sorted(config["trainable_token_indices"]["embed_tokens"]) == sorted(
         p.tokenizer.convert_tokens_to_ids(["<|collective:codigit|>", "<|collective:other|>"])
     )
-    from transformers import AutoTokenizer
+    changed = (rows["after"] != rows["before"]).any(dim=1).nonzero().flatten().tolist()
+    assert token in changed  # training moved the conditioning token's embedding ...
+    assert all(i >= 128256 for i in changed)  # ... and no row of the original vocabulary
+    tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
+    assert "<|collective:other|>" in tokenizer.get_vocab()
+    base_model = AutoModelForCausalLM.from_pretrained(world["model"], dtype=torch.float32)
+    base_model.resize_token_embeddings(len(tokenizer))
+    tuned = PeftModel.from_pretrained(base_model, run / "adapter")
+    with torch.no_grad():  # the saved adapter carries the trained row
+        assert torch.equal(tuned.get_input_embeddings()(torch.tensor([token])), rows["after"][[token]])
 
-    assert "<|collective:other|>" in AutoTokenizer.from_pretrained(run / "adapter").get_vocab()
+
+def test_parameter_count_is_the_unquantised_models():
+    from transformers import BitsAndBytesConfig, LlamaConfig
+
+    from codigit.train.run import parameter_count
+
+    # Llama-3.1-8B's shapes, with the 4-bit config a QLoRA model carries: still its published 8.03B parameters,
+    # not the ~half a count of its packed 4-bit tensors would give
+    config = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)  # fmt: skip
+    config.quantization_config = BitsAndBytesConfig(load_in_4bit=True).to_dict()
+    assert parameter_count(config) == 8_030_261_248
+
+
+def test_parameter_count_matches_a_loaded_model(world):
+    from transformers import AutoModelForCausalLM
+
+    from codigit.train.run import parameter_count
+
+    model = AutoModelForCausalLM.from_pretrained(world["model"])
+    model.resize_token_embeddings(model.config.vocab_size + 3)  # as collective tokens do; tied embeddings count once
+    assert parameter_count(model.config) == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize(
@@ -222,6 +268,9 @@ def test_collective_token_is_added_trained_and_opens_each_conversation(world):
         ("release: x\n", [], "no GPU here: add `use_cpu: true`"),
         ("[not, a, mapping]\n", [], "expected a mapping"),
         ("model_name_or_path: x\n", [], "`release` is required"),
+        ("model_name_or_path: x\nuse_cpu: true\n", ["--release", ""], "`release` is required"),
+        # the `--key=value` form is a release too: the error is the next one, about that folder
+        ("model_name_or_path: x\nuse_cpu: true\n", ["--release=/nonexistent/rel"], "/nonexistent/rel: not a release"),
     ],
 )
 def test_bad_recipes_are_one_line_errors(tmp_path, content, extra, message):
@@ -231,3 +280,126 @@ def test_bad_recipes_are_one_line_errors(tmp_path, content, extra, message):
     result = codigit("train", str(tmp_path / "r.yaml"), *extra)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_rerun_with_a_changed_recipe_is_refused_and_the_same_recipe_resumes(world):
+    from codigit.train.run import train
+
+    path = recipe(world, "changed", max_steps=1, save_steps=1)
+    run = train(path)
+    before = (run / "provenance.json").read_text()
+    with pytest.raises(CodigitError, match=r"another recipe \(learning_rate: 0.01 -> 0.5\).*new output_dir"):
+        train(path, ["--learning_rate", "0.5"])
+    assert (run / "provenance.json").read_text() == before  # untouched
+    # the same recipe, its release spelt another way and a longer run: only max_steps differs, which is refused too
+    with pytest.raises(CodigitError, match=r"max_steps: 1 -> 2"):
+        train(path, [f"--release={world['release']}/", "--max_steps", "2"])
+    assert train(path, [f"--release={world['release']}/"]) == run  # same recipe: resumes
+    assert json.loads((run / "provenance.json").read_text())["resumed_from"].endswith("checkpoint-1")
+
+
+def test_quantised_recipe_without_bitsandbytes_is_a_one_line_error(world, tmp_path):
+    from conftest import codigit
+
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        pytest.skip("bitsandbytes is installed here")
+    qlora = REPO / "experiments" / "llama31-8b-qlora.yaml"
+    result = codigit("train", str(qlora), "--release", str(world["release"]), "--use_cpu", "true",
+                     "--output_dir", str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "load_in_4bit, optim paged_adamw_8bit needs bitsandbytes: pip install bitsandbytes" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_qlora_recipe_builds_its_4bit_quantization_config():
+    from trl import get_quantization_config
+
+    from codigit.train.recipe import parse_recipe
+
+    _, _, model = parse_recipe(REPO / "experiments" / "llama31-8b-qlora.yaml", ["--use_cpu", "true"])
+    config = get_quantization_config(model)  # needs no bitsandbytes: loading the model does
+    assert config.load_in_4bit and not config.load_in_8bit
+    assert config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16  # the recipe's dtype: LoRA computes in bf16
+
+
+def test_accelerate_configs_are_valid_and_save_the_adapters_weights():
+    """Each config goes through `accelerate launch`'s own parsing and validation, and the environment it would
+    hand to the processes builds accelerate's FSDP / DeepSpeed plugin. Then: transformers' save_model writes
+    weights only for FSDP's FULL_STATE_DICT, and under ZeRO-3 only when the 16-bit weights are gathered on save."""
+    import os
+    from unittest import mock
+
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    paths = sorted((REPO / "experiments" / "accelerate").glob("*.yaml"))
+    assert [p.name for p in paths] == ["fsdp.yaml", "zero3.yaml"]
+    for path in paths:
+        args = launch_command_parser().parse_args(["--config_file", str(path), "train.py"])
+        options, raw = set(vars(args)), yaml.safe_load(path.read_text())
+        # a nested key that is no `accelerate launch` option would be copied onto its arguments and ignored
+        nested = [k if k.startswith("fsdp") else f"fsdp_{k}" for k in raw.get("fsdp_config", {})]
+        nested += list(raw.get("deepspeed_config", {}))
+        assert nested and set(nested) <= options, (path, set(nested) - options)
+        args, defaults, _ = _validate_launch_command(args)  # unknown top-level keys raise here
+        if args.use_fsdp:
+            env = prepare_multi_gpu_env(args)
+            with mock.patch.dict(os.environ, env):
+                plugin = FullyShardedDataParallelPlugin()
+            assert plugin.fsdp_version == 2 and plugin.state_dict_type.name == "FULL_STATE_DICT", path
+        else:
+            assert args.use_deepspeed, path
+            args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)  # as launch_command
+            _, env = prepare_deepspeed_cmd_env(args)
+            with mock.patch.dict(os.environ, env):
+                plugin = DeepSpeedPlugin()
+            zero = plugin.deepspeed_config["zero_optimization"]
+            assert zero["stage"] == 3 and zero["stage3_gather_16bit_weights_on_model_save"], path
+
+
+# Trains in each process and saves the trainable weights each holds at the end (argv: recipe, folder).
+TWO_PROCESS_SCRIPT = """
+import sys, torch
+from transformers import TrainerCallback
+from codigit.train.run import train
+
+class Dump(TrainerCallback):
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        weights = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+        torch.save(weights, f"{sys.argv[2]}/rank{args.process_index}.pt")
+
+train(sys.argv[1], callbacks=[Dump()])
+"""
+
+
+def test_two_processes_average_their_gradients_and_end_with_the_same_weights(world, tmp_path):
+    """A real 2-process DDP run (torch.distributed, gloo, CPU). Each process gets other examples, so weights stay
+    equal only if the gradients are averaged: calling the decoder past DDP's forward (what the label-only loss
+    did) left them 3e-2 apart after two steps."""
+    from codigit.server.serve import free_port
+
+    path = recipe(world, "ddp", max_steps=2, per_device_train_batch_size=2, save_strategy="no")
+    script = tmp_path / "train_ranks.py"
+    script.write_text(TWO_PROCESS_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), str(script), str(path), str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "label_only_loss is off: the model runs wrapped (DistributedDataParallel, MULTI_CPU)" in result.stderr
+    first, second = (torch.load(tmp_path / f"rank{k}.pt") for k in (0, 1))
+    assert first.keys() == second.keys() and any("lora_B" in k for k in first)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert any(first[k].abs().sum() > 0 for k in first if "lora_B" in k)  # LoRA B starts at zero: it trained
+    run = world["root"] / "runs" / "ddp"
+    assert json.loads((run / "provenance.json").read_text())["global_step"] == 2  # written once, by rank 0
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_one_process_uses_the_label_only_loss(world):
+    from codigit.train.run import prepare
+
+    p = prepare(recipe(world, "one-process", max_steps=1))
+    p.trainer.train()
+    assert type(p.trainer).__name__ == "LabelOnlyLossSFTTrainer" and p.trainer.label_only_off is None

