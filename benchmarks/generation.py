@@ -7,6 +7,13 @@ second for each, whether every output is identical, and the speedup. Last line: 
 
     .venv/bin/python benchmarks/generation.py            # SmolLM2-135M-Instruct (codigit:smollm2), 96 new tokens
     .venv/bin/python benchmarks/generation.py --quick    # a small random Llama, Llama-3's vocabulary (< 1 min)
+
+On a GPU with vLLM installed, `--vllm` instead compares `codigit.generate.vllm_generate` (one engine, all 64
+requests at once) with `hf_generate` (bf16 on the GPU, batch 64) on the same prompt token ids, greedy; engine
+start-up is not timed. Last line: `generation_vllm_speedup: X`. `--model` takes any Llama-3 or ChatML model
+(e.g. meta-llama/Llama-3.1-8B-Instruct).
+
+    .venv/bin/python benchmarks/generation.py --vllm --model meta-llama/Llama-3.1-8B-Instruct
 """
 
 from __future__ import annotations
@@ -27,11 +34,45 @@ def small_llama(work: Path) -> Path:
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)  # fmt: skip
 
 
+def timed(label: str, generate, *args, **kwargs) -> tuple[list[dict], float]:
+    """Run one generation, print its tokens/s line; returns the answers and the tokens/s."""
+    began = time.perf_counter()
+    out = generate(*args, **kwargs)
+    seconds = time.perf_counter() - began
+    tokens = sum(r["new_tokens"] for r in out)
+    print(f"{label}: {tokens} new tokens in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s")
+    return out, tokens / seconds
+
+
+def vllm_vs_hf(path: str, tokenizer, chats: list, new_tokens: int, batch_size: int) -> None:
+    """HF first (then its GPU memory is freed: vLLM reserves most of the GPU), then one vLLM engine."""
+    import torch
+
+    from codigit.generate import encode_chats, hf_generate, load_model, vllm_engine, vllm_generate
+
+    model = load_model(path).eval()  # bf16 on the GPU, as `codigit generate` runs it there
+    hf_generate(model, tokenizer, chats[:batch_size], None, max_new_tokens=2, batch_size=batch_size)  # warm-up
+    hf, hf_rate = timed(f"hf batch {batch_size}", hf_generate, model, tokenizer, chats, None,
+                        max_new_tokens=new_tokens, batch_size=batch_size)  # fmt: skip
+    del model
+    torch.cuda.empty_cache()
+    longest = max(len(ids) for ids in encode_chats(tokenizer, chats))
+    llm, _ = vllm_engine(path, None, longest + new_tokens)
+    out, vllm_rate = timed("vllm", vllm_generate, llm, tokenizer, chats, None, max_new_tokens=new_tokens)
+    same = sum(a["text"] == b["text"] for a, b in zip(hf, out, strict=True))
+    print(f"model: {path}, greedy, {len(chats)} conversations, up to {new_tokens} new tokens each, "
+          f"{torch.cuda.get_device_name()}")  # fmt: skip
+    print(f"identical outputs vllm vs hf (both bf16: kernels differ, so some may drift): {same}/{len(chats)}")
+    print(f"generation_vllm_speedup: {vllm_rate / hf_rate:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small random Llama, 48 new tokens")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--vllm", action="store_true", help="GPU only: vLLM vs HF generate on the GPU")
+    parser.add_argument("--model", help="a Llama-3 or ChatML model name or folder (default: SmolLM2 or --quick's)")
     args = parser.parse_args()
 
     import torch
@@ -41,28 +82,36 @@ def main() -> None:
     from codigit.train.formats import prepare_tokenizer
     from codigit.train.models import resolve_model
 
+    if args.vllm and not torch.cuda.is_available():
+        parser.error("--vllm needs a CUDA GPU (vLLM does not run on CPU here)")
+    if args.vllm:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            parser.error("--vllm needs vLLM: pip install vllm")
+    prompts = load_suite(REPO / "analysis" / "prompts" / "codigit-open.jsonl")
+    chats = conversations((prompts * 3)[:64], None)
+    new_tokens = args.max_new_tokens or (48 if args.quick else 96)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.quick:
+        if args.model:
+            path = resolve_model(args.model)
+        elif args.quick:
             path = str(small_llama(Path(tmp)))
         else:
             path = resolve_model("codigit:smollm2")
         tokenizer = AutoTokenizer.from_pretrained(path)
         prepare_tokenizer(tokenizer)
+        if args.vllm:  # vLLM reads the model folder itself: stay inside the temporary folder
+            vllm_vs_hf(path, tokenizer, chats, new_tokens, args.batch_size)
+            return
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    prompts = load_suite(REPO / "analysis" / "prompts" / "codigit-open.jsonl")
-    chats = conversations((prompts * 3)[:64], None)
-    new_tokens = args.max_new_tokens or (48 if args.quick else 96)
     results = {}
     for batch in (args.batch_size, 1):
-        began = time.perf_counter()
-        out = hf_generate(model, tokenizer, chats, None, max_new_tokens=new_tokens, batch_size=batch)
-        seconds = time.perf_counter() - began
-        tokens = sum(r["new_tokens"] for r in out)
-        results[batch] = (out, tokens / seconds, seconds, tokens)
-        print(f"batch {batch:>3}: {tokens} new tokens in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s")
+        results[batch] = timed(f"batch {batch:>3}", hf_generate, model, tokenizer, chats, None,
+                               max_new_tokens=new_tokens, batch_size=batch)  # fmt: skip
     same = sum(a["text"] == b["text"] for a, b in zip(results[args.batch_size][0], results[1][0], strict=True))
-    label = "small random Llama (4 layers, 128k vocab)" if args.quick else "SmolLM2-135M-Instruct"
+    label = args.model or ("small random Llama (4 layers, 128k vocab)" if args.quick else "SmolLM2-135M-Instruct")
     print(f"model: {label}, greedy, {len(chats)} conversations, up to {new_tokens} new tokens each, CPU")
     print(f"identical outputs batched vs one at a time: {same}/{len(chats)}")
     print(f"generation_batched_speedup: {results[args.batch_size][1] / results[1][1]:.2f}")

@@ -2,9 +2,12 @@
 
 `open` puts each (prompt, sample) pair in the shared workspace as "answer A / answer B" in an order drawn from a
 seeded hash, and keeps which side is the tuned model in RUN/analysis/compare-ROUND.key.json on the organiser's
-machine only: nothing on the server says which model wrote what. `results` reads the judgments back and reports
-the tuned model's win rate (ties count half) with a bootstrap 95% CI over pairs, and Krippendorff's alpha of
-the judges (nominal, on tuned / base / tie).
+machine only: nothing on the server says which model wrote what. The dataset is named after the run and a hash of
+its generations (compare-RUN-HASH-ROUND), so two runs never share records; the key file remembers that name, the
+seed and the hash, and reopening a round extends it only with the same seed and the same generations: an entry of
+the key is never rewritten, since the server keeps the records it already holds. `results` reads the judgments
+back and reports the tuned model's win rate (ties count half) with a bootstrap 95% CI over pairs, and
+Krippendorff's alpha of the judges (nominal, on tuned / base / tie).
 """
 
 from __future__ import annotations
@@ -39,6 +42,22 @@ def _key_path(run: Path, round_name: str) -> Path:
     return Path(run) / "analysis" / f"compare-{round_name}.key.json"
 
 
+def _read_key(path: Path) -> dict:
+    try:
+        key = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CodigitError(f"{path}: unreadable key file ({e})") from None
+    if not isinstance(key, dict) or not {"dataset", "seed", "generations", "pairs"} <= key.keys():
+        raise CodigitError(f"{path}: not a key file of this codigit version; open a new --round")
+    return key
+
+
+def _generations_id(frame) -> str:
+    """A short hash of every answer (model, prompt, sample, text): other generations, other id."""
+    rows = frame.sort_values(["model", "prompt_id", "sample"])[["model", "prompt_id", "sample", "text"]]
+    return hashlib.sha256(rows.to_json(orient="values").encode()).hexdigest()[:8]
+
+
 def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, seed: int = 0,
                  max_pairs: int = 0) -> dict:  # fmt: skip
     import pandas as pd
@@ -57,6 +76,16 @@ def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, s
     pairs = sorted(base.index.intersection(tuned.index))[: max_pairs or None]
     if not pairs:
         raise CodigitError(f"{run}/generations.parquet has no prompt answered by both base and tuned")
+    generations = _generations_id(frame)
+    path = _key_path(run, round_name)
+    previous = _read_key(path) if path.exists() else None
+    if previous is not None and previous["generations"] != generations:
+        raise CodigitError(f"round {round_name} of {run} was opened on other generations (dataset "
+                           f"{previous['dataset']}); judgments would mix answers: open another --round")  # fmt: skip
+    if previous is not None and previous["seed"] != seed:
+        was = previous["seed"]
+        raise CodigitError(f"round {round_name} was opened with --seed {was}; another seed would swap answers the "
+                           f"server already shows: keep --seed {was} or open another --round")  # fmt: skip
     workspace = client.workspaces(study.workspace)
     if workspace is None:
         raise CodigitError(f"workspace {study.workspace!r} does not exist yet: run `codigit init` first")
@@ -70,9 +99,12 @@ def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, s
                         "answer_b": b.loc[at, "text"]})  # fmt: skip
         key[pair_id] = {"prompt_id": prompt_id, "sample": int(sample), "a": "tuned" if tuned_first else "base"}
     wanted = settings(FIELDS, QUESTIONS, GUIDELINES, per_pair)
-    name = f"compare-{round_name}"
-    previous = json.loads(_key_path(run, round_name).read_text()) if _key_path(run, round_name).exists() else {}
-    atomic_write(_key_path(run, round_name), json.dumps({**previous, **key}, indent=2) + "\n", mode=0o600)
+    slug = re.sub(r"[^a-z0-9_-]+", "-", Path(run).resolve().name.lower()).strip("-_")[:40] or "run"
+    name = previous["dataset"] if previous else f"compare-{slug}-{generations}-{round_name}"
+    known = previous["pairs"] if previous else {}
+    # written before the server sees a record, so the key always covers what participants can judge
+    stored = {"dataset": name, "seed": seed, "generations": generations, "pairs": {**key, **known}}
+    atomic_write(path, json.dumps(stored, indent=2) + "\n", mode=0o600)
     _, done = ensure_dataset(client, workspace, name, wanted, records)
     return {"dataset": f"{study.workspace}/{name}", "pairs": len(records), "status": done}
 
@@ -85,15 +117,15 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = 200
     path = _key_path(run, round_name)
     if not path.exists():
         raise CodigitError(f"{path} not found: open the round first with `codigit compare open {run}`")
-    key = json.loads(path.read_text())
-    dataset = client.datasets(f"compare-{round_name}", workspace=study.workspace)
+    key = _read_key(path)
+    dataset = client.datasets(key["dataset"], workspace=study.workspace)
     if dataset is None:
-        raise CodigitError(f"no dataset {study.workspace}/compare-{round_name} on the server")
+        raise CodigitError(f"no dataset {study.workspace}/{key['dataset']} on the server")
     withdrawn = _withdrawn(client, study)
     users = {u.id: u.username for u in client.users}
     judgments = []  # (pair, judge, outcome)
     for record in dataset.records(with_responses=True):
-        side = key.get(record.id, {}).get("a")
+        side = key["pairs"].get(record.id, {}).get("a")
         if side is None:
             continue
         for response in record.responses["preference"]:

@@ -2,8 +2,10 @@
 
 Batched Hugging Face generation with left padding, prompts sorted by length so a batch pads little. Sampling is
 done per row by a logits processor with that row's own seeded generator, so every (prompt, sample) output is
-reproducible from its recorded seed alone and identical whether it ran in a batch or by itself. vLLM is an
-optional backend for GPUs (`--backend vllm`).
+reproducible from its recorded seed alone and identical whether it ran in a batch or by itself. On a GPU the
+model runs in bf16. vLLM is an optional GPU backend (`--backend vllm`): one engine serves base and tuned (the
+adapter per request), fed the same prompt token ids; its seeds are per request too, but its sampler is its own,
+so a seed reproduces an answer within a backend, not across them.
 """
 
 from __future__ import annotations
@@ -97,10 +99,27 @@ def row_sampler(seeds: list[int], temperature: float, top_p: float):
             pairs = zip(probs, self.generators, strict=True)
             chosen = [torch.multinomial(p.cpu(), 1, generator=g).item() for p, g in pairs]
             forced = torch.full_like(scores, float("-inf"))
-            forced[torch.arange(len(chosen)), torch.tensor(chosen)] = 0.0
+            forced[torch.arange(len(chosen)), torch.tensor(chosen, device=scores.device)] = 0.0
             return forced
 
     return RowSampler()
+
+
+def encode_chats(tokenizer, conversations: list[list[dict]], continue_last: bool = False) -> list[list[int]]:
+    """Token ids of each conversation in the tokenizer's chat template (the training format `prepare_tokenizer`
+    sets), ending in the assistant header; with `continue_last`, a conversation that ends with an assistant
+    message ends inside it (memorisation probes). Both backends get exactly these ids."""
+    encoded = []
+    for c in conversations:
+        go_on = continue_last and c[-1]["role"] == "assistant"
+        encoded.append(tokenizer.apply_chat_template(c, add_generation_prompt=not go_on, continue_final_message=go_on))
+    return [e["input_ids"] if isinstance(e, dict) or hasattr(e, "keys") else e for e in encoded]
+
+
+def _answer(tokenizer, tokens: list[int], prompt_tokens: int, finished: bool, seconds: float) -> dict:
+    tokens = [t for t in tokens if t != tokenizer.pad_token_id]
+    return {"text": tokenizer.decode(tokens, skip_special_tokens=True), "prompt_tokens": prompt_tokens,
+            "new_tokens": len(tokens), "finished": finished, "seconds": seconds}  # fmt: skip
 
 
 def hf_generate(
@@ -114,11 +133,7 @@ def hf_generate(
     from transformers import LogitsProcessorList
 
     tokenizer.padding_side = "left"  # a decoder continues from the last position: pad on the left
-    encoded = []
-    for c in conversations:
-        go_on = continue_last and c[-1]["role"] == "assistant"
-        encoded.append(tokenizer.apply_chat_template(c, add_generation_prompt=not go_on, continue_final_message=go_on))
-    encoded = [e["input_ids"] if isinstance(e, dict) or hasattr(e, "keys") else e for e in encoded]
+    encoded = encode_chats(tokenizer, conversations, continue_last)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: list[dict | None] = [None] * len(encoded)
     for start in range(0, len(order), batch_size):
@@ -139,41 +154,107 @@ def hf_generate(
             finished = tokenizer.eos_token_id in tokens
             if finished:
                 tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
-            tokens = [t for t in tokens if t != tokenizer.pad_token_id]
-            results[i] = {"text": tokenizer.decode(tokens, skip_special_tokens=True), "prompt_tokens": len(encoded[i]),
-                          "new_tokens": len(tokens), "finished": finished, "seconds": seconds}  # fmt: skip
+            results[i] = _answer(tokenizer, tokens, len(encoded[i]), finished, seconds)
         if progress is not None:
             progress.update(len(rows))
     return results
 
 
-def vllm_generate(base: str, adapter: Path | None, conversations: list[list[dict]], seeds: list[int] | None, *,
-                  max_new_tokens: int, temperature: float, top_p: float, eos_token_id: int) -> list[dict]:  # fmt: skip
-    """The GPU path: vLLM with the run's LoRA adapter (vLLM's own per-request seeds). Needs `pip install vllm`."""
+# vLLM compiles kernels for these LoRA ranks only (vllm.config.lora.MaxLoRARanks, 1 in newer releases too)
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank(adapter: Path) -> int:
+    """The largest LoRA rank in a PEFT adapter (its `r`, or a larger one from `rank_pattern`)."""
     try:
-        from vllm import LLM, SamplingParams
+        config = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+        return max([int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise CodigitError(f"{adapter}: no readable LoRA rank in adapter_config.json ({e})") from None
+
+
+def vllm_engine(model: str, adapter: Path | None, max_model_len: int):
+    """One vLLM engine for base and tuned answers: the adapter is applied per request (a LoRARequest), so the
+    weights load once and one engine holds the GPU (vLLM reserves most of its memory). Returns (engine, lora
+    request or None). Needs `pip install vllm` on a CUDA machine."""
+    try:
+        from vllm import LLM
         from vllm.lora.request import LoRARequest
     except ImportError:
         raise CodigitError("--backend vllm needs vLLM on a GPU machine: pip install vllm") from None
-    llm = LLM(model=base, enable_lora=adapter is not None, max_lora_rank=64)
-    params = [
-        SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if seeds is None else temperature,
-                       top_p=1.0 if seeds is None else top_p, seed=None if seeds is None else s,
-                       stop_token_ids=[eos_token_id])
-        for s in (seeds or [0] * len(conversations))
-    ]  # fmt: skip
-    lora = LoRARequest("tuned", 1, str(adapter)) if adapter is not None else None
+    if adapter is None:
+        return LLM(model=model, max_model_len=max_model_len), None
+    rank = lora_rank(adapter)
+    if rank > VLLM_LORA_RANKS[-1]:
+        raise CodigitError(f"{adapter}: LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
+    llm = LLM(model=model, enable_lora=True, max_lora_rank=next(r for r in VLLM_LORA_RANKS if r >= rank),
+              max_model_len=max_model_len)  # fmt: skip
+    return llm, LoRARequest("tuned", 1, str(adapter))
+
+
+def vllm_generate(llm, tokenizer, conversations: list[list[dict]], seeds: list[int] | None, lora=None, *,
+                  max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0) -> list[dict]:  # fmt: skip
+    """The GPU path: the same prompt token ids as `hf_generate` (the run's chat template, applied here, not
+    vLLM's choice of template), one SamplingParams per answer with its own seed (vLLM samples per request),
+    the adapter only when `lora` is given. Stops at the tokenizer's end of turn, like the HF path."""
+    from vllm import SamplingParams
+
+    encoded = encode_chats(tokenizer, conversations)
+    params = [SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if seeds is None else temperature,
+                             top_p=1.0 if seeds is None else top_p, seed=s,
+                             stop_token_ids=[tokenizer.eos_token_id])
+              for s in (seeds or [None] * len(encoded))]  # fmt: skip
     began = time.perf_counter()
-    outputs = llm.chat(conversations, sampling_params=params, lora_request=lora, use_tqdm=True)
+    outputs = llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, lora_request=lora, use_tqdm=False)
     seconds = (time.perf_counter() - began) / max(len(outputs), 1)
-    return [{"text": o.outputs[0].text, "prompt_tokens": len(o.prompt_token_ids),
-             "new_tokens": len(o.outputs[0].token_ids), "finished": o.outputs[0].finish_reason == "stop",
-             "seconds": seconds} for o in outputs]  # fmt: skip
+    special = set(tokenizer.all_special_ids)
+    answers = []
+    for ids, o in zip(encoded, outputs, strict=True):
+        tokens, finished = list(o.outputs[0].token_ids), o.outputs[0].finish_reason == "stop"
+        if finished and tokens and tokens[-1] in special:  # vLLM keeps the stop token in token_ids; HF drops it
+            tokens = tokens[:-1]
+        answers.append(_answer(tokenizer, tokens, len(ids), finished, seconds))
+    return answers
+
+
+def load_model(path: str):
+    """A causal LM for generation: bf16 on the GPU when there is one (the HF path's speed there), else fp32 on
+    CPU (batched output is then exactly one-at-a-time output, which the tests check)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cuda = torch.cuda.is_available()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if cuda else torch.float32,
+                                                device_map="cuda" if cuda else None)  # fmt: skip
+
+
+def load_tuned(path: str, adapter: Path, vocabulary: int):
+    """The base model with the run's LoRA adapter (embeddings grown first if the run added collective tokens)."""
+    from peft import PeftModel
+
+    model = load_model(path)
+    if vocabulary > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(vocabulary)
+    return PeftModel.from_pretrained(model, adapter).eval()
 
 
 def conversations(prompts: list[dict], collective_token: str | None) -> list[list[dict]]:
     head = [{"role": "system", "content": collective_token}] if collective_token else []
     return [[*head, {"role": "user", "content": p["prompt"]}] for p in prompts]
+
+
+def check_options(samples: int, max_new_tokens: int, batch_size: int, temperature: float, top_p: float,
+                  greedy: bool) -> None:  # fmt: skip
+    """Bad numbers are a one-line error before any model loads (torch would fail deep inside sampling)."""
+    for flag, value in (("--samples", samples), ("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
+        if value < 1:
+            raise CodigitError(f"{flag} {value}: use 1 or more")
+    if greedy:
+        return
+    if not temperature > 0:  # also NaN
+        raise CodigitError(f"--temperature {temperature}: use a value above 0 (or --greedy for deterministic answers)")
+    if not 0 < top_p <= 1:
+        raise CodigitError(f"--top-p {top_p}: use a value above 0 and at most 1")
 
 
 def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0, greedy: bool = False,
@@ -187,6 +268,7 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     import torch
     from tqdm import tqdm
 
+    check_options(samples, max_new_tokens, batch_size, temperature, top_p, greedy)
     run = Path(run)
     try:
         provenance = json.loads((run / "provenance.json").read_text(encoding="utf-8"))
@@ -201,8 +283,7 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     if greedy:
         samples = 1
 
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from codigit.train.formats import collective_token, prepare_tokenizer
     from codigit.train.models import resolve_model
@@ -214,33 +295,30 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")  # the tuned vocabulary (collective tokens too)
     base_tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_name))
     prepare_tokenizer(base_tokenizer)
-    model = None
-    if backend == "hf":
-        model = AutoModelForCausalLM.from_pretrained(resolve_model(base_name), dtype=torch.float32)
-        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(tokenizer))
-        model = PeftModel.from_pretrained(model, run / "adapter").eval()
+    items = [p for _, p in prompts]
+    if backend == "vllm":  # one engine for every job; the context only as long as the longest answer needs
+        longest = max(len(ids) for ids in encode_chats(tokenizer, conversations(items, None)))
+        llm, lora = vllm_engine(resolve_model(base_name), run / "adapter", longest + max_new_tokens)
+    else:
+        model = load_tuned(resolve_model(base_name), run / "adapter", len(tokenizer))
 
     rows = []
     jobs = [(m, k) for m in models for k in range(samples)]
     progress = tqdm(total=len(jobs) * len(prompts), desc="generating", unit="answer", disable=not sys.stderr.isatty())
     for name, sample in jobs:
-        items = [p for _, p in prompts]
         seeds = [sample_seed(seed, p["id"], sample) for p in items]
         tuned = name == "tuned"
         token = collective_token(collective) if tuned and collective else None
-        options = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "temperature": temperature,
-                   "top_p": top_p, "progress": progress}  # fmt: skip
+        options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+        chats, own_tokenizer = conversations(items, token), tokenizer if tuned else base_tokenizer
         if backend == "vllm":
-            answers = vllm_generate(resolve_model(base_name), run / "adapter" if tuned else None,
-                                    conversations(items, None), None if greedy else seeds,
-                                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                    eos_token_id=base_tokenizer.eos_token_id)  # fmt: skip
+            answers = vllm_generate(llm, own_tokenizer, chats, None if greedy else seeds, lora if tuned else None,
+                                    **options)  # fmt: skip
             progress.update(len(items))
         else:
             with contextlib.nullcontext() if tuned else model.disable_adapter():  # base: same weights, no LoRA
-                answers = hf_generate(model, tokenizer if tuned else base_tokenizer, conversations(items, token),
-                                      None if greedy else seeds, **options)  # fmt: skip
+                answers = hf_generate(model, own_tokenizer, chats, None if greedy else seeds, batch_size=batch_size,
+                                      progress=progress, **options)  # fmt: skip
         for (suite, p), s, a in zip(prompts, seeds, answers, strict=True):
             meta = {k: v for k, v in p.items() if k not in ("id", "prompt")}
             rows.append({"model": name, "suite": suite, "prompt_id": p["id"], "sample": sample,
