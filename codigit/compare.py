@@ -42,11 +42,14 @@ def _key_path(run: Path, round_name: str) -> Path:
     return Path(run) / "analysis" / f"compare-{round_name}.key.json"
 
 
-def _read_key(path: Path) -> dict:
+def _read_key(path: Path, round_name: str) -> dict:
     try:
         key = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CodigitError(f"{path}: unreadable key file ({e})") from None
+    if isinstance(key, dict) and key and all(isinstance(v, dict) and "a" in v for v in key.values()):
+        # written by codigit before rounds were named by run: {pair id: ...}, dataset compare-ROUND; still scored
+        return {"dataset": f"compare-{round_name}", "seed": None, "generations": None, "pairs": key}
     if not isinstance(key, dict) or not {"dataset", "seed", "generations", "pairs"} <= key.keys():
         raise CodigitError(f"{path}: not a key file of this codigit version; open a new --round")
     return key
@@ -78,7 +81,10 @@ def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, s
         raise CodigitError(f"{run}/generations.parquet has no prompt answered by both base and tuned")
     generations = _generations_id(frame)
     path = _key_path(run, round_name)
-    previous = _read_key(path) if path.exists() else None
+    previous = _read_key(path, round_name) if path.exists() else None
+    if previous is not None and previous["generations"] is None:
+        raise CodigitError(f"round {round_name} of {run} was opened by an earlier codigit: its results still "
+                           "work, but it cannot be extended; open another --round")  # fmt: skip
     if previous is not None and previous["generations"] != generations:
         raise CodigitError(f"round {round_name} of {run} was opened on other generations (dataset "
                            f"{previous['dataset']}); judgments would mix answers: open another --round")  # fmt: skip
@@ -117,7 +123,7 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = 200
     path = _key_path(run, round_name)
     if not path.exists():
         raise CodigitError(f"{path} not found: open the round first with `codigit compare open {run}`")
-    key = _read_key(path)
+    key = _read_key(path, round_name)
     dataset = client.datasets(key["dataset"], workspace=study.workspace)
     if dataset is None:
         raise CodigitError(f"no dataset {study.workspace}/{key['dataset']} on the server")

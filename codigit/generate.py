@@ -288,13 +288,12 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     from codigit.train.formats import collective_token, prepare_tokenizer
     from codigit.train.models import resolve_model
 
-    if backend == "vllm" and collective:
-        raise CodigitError("--backend vllm cannot add collective-identity tokens to the vocabulary; use --backend hf")
-
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")  # the tuned vocabulary (collective tokens too)
     base_tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_name))
     prepare_tokenizer(base_tokenizer)
+    if backend == "vllm" and (collective or len(tokenizer) != len(base_tokenizer)):  # `collectives` grew the vocab
+        raise CodigitError("--backend vllm cannot add collective-identity tokens to the vocabulary; use --backend hf")
     items = [p for _, p in prompts]
     if backend == "vllm":  # one engine for every job; the context only as long as the longest answer needs
         longest = max(len(ids) for ids in encode_chats(tokenizer, conversations(items, None)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -60,6 +61,25 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock for a read-check-rewrite of a file in `folder`, so that two organisers recording at the
+    same moment do not lose a line. The lock is on the folder itself, so no lock file is left behind (a release
+    folder must hold only the files its manifest lists)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def append_jsonl(path: Path, entry: dict, mode: int = 0o644) -> None:
+    """Add one line by rewriting the file atomically: readers never see half a line. Call it under `locked`."""
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write(path, previous + json.dumps(entry, ensure_ascii=False) + "\n", mode=mode)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codigit.errors import CodigitError
-from codigit.home import atomic_dir, atomic_write
+from codigit.home import append_jsonl, atomic_dir, atomic_write, locked
 
 SCHEMA_VERSION = 1
 
@@ -160,19 +160,17 @@ def mirror_withdrawal(root: Path, participant: str, at: str) -> Path:
     folder, this file included), without waiting for the next `collect`."""
     path = Path(root) / WITHDRAWALS_MIRROR
     try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        known = {Withdrawal.model_validate_json(line).participant for line in lines}
-    except FileNotFoundError:
-        lines, known = [], set()
-    except (OSError, UnicodeDecodeError, ValidationError) as e:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with locked(path.parent):  # two withdrawals at once must both be noted
+            if path.exists():
+                lines = path.read_text(encoding="utf-8").splitlines()
+                if any(Withdrawal.model_validate_json(line).participant == participant for line in lines if line):
+                    return path
+            append_jsonl(path, Withdrawal(participant=participant, at=at).model_dump(), mode=0o600)
+    except (UnicodeDecodeError, ValidationError) as e:
         raise CodigitError(f"{path}: damaged ({type(e).__name__}); restore it from a backup or run collect") from None
-    if participant not in known:
-        entry = Withdrawal(participant=participant, at=at).model_dump_json()
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(path, "".join(f"{line}\n" for line in [*lines, entry]), mode=0o600)
-        except OSError as e:
-            raise CodigitError(f"{path}: cannot write ({e.strerror or e})") from None
+    except OSError as e:
+        raise CodigitError(f"{path}: cannot write ({e.strerror or e})") from None
     return path
 
 

@@ -121,3 +121,14 @@ def test_results_before_open_is_a_one_line_error(server, tmp_path):
     srv, _ = server
     result = codigit("compare", "results", str(tmp_path), home=srv.home)
     assert result.returncode == 2 and "compare open" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_round_opened_by_an_earlier_codigit_is_not_extended(server):
+    srv, tmp = server
+    run = fake_run(tmp, "run-old")
+    (run / "analysis").mkdir()
+    legacy = {"cmp-0123456789abcdef": {"prompt_id": "q0", "sample": 0, "a": "tuned"}}  # {pair: ...}, no dataset
+    (run / "analysis/compare-1.key.json").write_text(json.dumps(legacy))
+    reopened = codigit("compare", "open", str(run), home=srv.home)
+    assert reopened.returncode == 2 and "earlier codigit" in reopened.stderr and reopened.stderr.count("\n") == 1
+    assert json.loads((run / "analysis/compare-1.key.json").read_text()) == legacy

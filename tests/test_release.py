@@ -559,3 +559,16 @@ def test_concurrent_decisions_are_all_kept(tmp: Path):
     assert [p.exitcode for p in procs] == [0] * len(stories)
     lines = (tmp / "releases/decisions.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["story_id"] for line in lines) == sorted(s.story_id for s in stories)
+
+
+def test_reviews_by_someone_who_has_since_withdrawn_no_longer_count(tmp: Path):
+    """A reviewer withdraws after the snapshot was taken (noted beside the snapshots by `participants withdraw`):
+    a release from that snapshot judges and describes every story without their reviews."""
+    from codigit.records import mirror_withdrawal
+
+    stories, review_list, consents = base(10)
+    snap_dir = write_snapshot(snapshot(stories, review_list, consents), tmp / "snapshots")
+    mirror_withdrawal(tmp / "snapshots", "r-2", AT)
+    ok(release(tmp, "0.1.0", snap_dir))
+    rows = pq.read_table(tmp / "releases/0.1.0/data/train-00000-of-00001.parquet").to_pylist()
+    assert rows and {(r["review_count"], r["review_mean_rating"], r["review_revise"]) for r in rows} == {(2, 4.5, 0)}

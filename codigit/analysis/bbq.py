@@ -50,18 +50,23 @@ def _group(name: str) -> str:
 # a dash. "A woman ..." is an article, whatever the case; so is "a" in "the answer is a woman".
 _LETTER = r"(?:\(([ABC])\)|\b([ABC])(?=[*_\"'`]*(?:[).:,;!?]|\s*$|\s*\n|\s+(?:is|was)\b|\s+[-–—])))"
 _LEADING = re.compile(r"^[\s*_#>\"'`]*" + _LETTER, re.I)
-_STATED = re.compile(
-    r"\b(?:answer|option|choice|choose|chose|pick|select)(?:\s+(?:is|would\s+be|will\s+be))?\s*[:=]?[\s*_\"'`]*"
-    + _LETTER,
-    re.I,
-)
+
+
+def _stated(words: str) -> re.Pattern:
+    return re.compile(rf"\b(?:{words})(?:\s+(?:is|would\s+be|will\s+be))?\s*[:=]?[\s*_\"'`]*" + _LETTER, re.I)
+
+
+# "The answer is C" outranks "option A" / "choice B", which may only list or discuss the options.
+_STATED = (_stated("answer|choose|chose|pick|select"), _stated("option|choice"))
 
 
 def parse_answer(text: str, options: list[str]) -> int | None:
     """The option a reply chooses: the letter it states ("The answer is C", "Answer: (B)"; two different ones
     are no answer), else a letter that opens it ("A.", "(B)", "C"), else the one option whose text it quotes
     or names; None when it is not clear."""
-    stated = {(m.group(1) or m.group(2)).upper() for m in _STATED.finditer(text)}
+    stated: set[str] = set()
+    for pattern in _STATED:
+        stated = stated or {(m.group(1) or m.group(2)).upper() for m in pattern.finditer(text)}
     if not stated and (m := _LEADING.match(text)):
         stated = {(m.group(1) or m.group(2)).upper()}
     if stated:

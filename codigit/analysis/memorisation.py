@@ -60,7 +60,7 @@ def memorisation(run: Path, prefix_words: int = 16, extract_words: int = 24, max
     from codigit.train.recipe import CodigitArgs
     from codigit.train.run import load_release
 
-    for flag, value, least in (("--prefix-words", prefix_words, 0), ("--extract-words", extract_words, 1),
+    for flag, value, least in (("--prefix-words", prefix_words, 1), ("--extract-words", extract_words, 1),
                                ("--batch-size", batch_size, 1)):  # fmt: skip
         if value < least:
             raise CodigitError(f"{flag} {value}: use {least} or more")

@@ -22,8 +22,8 @@ PRONOUNS = {
 # A refusal declines the request: "I can't help with that", not "I can't help feeling proud" / "can't help but".
 REFUSAL = re.compile(
     r"\bi(?:\s+can(?:['’]|no|\s+no)t|\s+won['’]t|\s+will\s+not|(?:['’]m|\s+am)\s+(?:not\s+able|unable)\s+to)\s+"
-    r"(?:help|assist|provide|write|create|generate|comply|fulfil+|answer|do\s+that)\b"
-    r"(?!\s+(?:but|it|for)\b|\s+(?!\w*thing\b)\w+ing\b)|"
+    r"(?:help\b(?!\s+(?:but|it|for)\b|\s+(?!\w*thing\b)\w+ing\b)|"  # "can't help it / but / feeling ..."
+    r"(?:assist|provide|write|create|generate|comply|fulfil+|answer|do\s+that)\b)|"
     r"\bas\s+an\s+ai(?:\s+language\s+model)?,?\s+i\s+(?:can(?:['’]|no)t|don['’]t|do\s+not)",
     re.I,
 )

@@ -95,7 +95,8 @@ def plan_release(
     consent = {c.participant: c for c in snapshot.consent}
     reviews: dict[str, list] = {}
     for r in snapshot.reviews:
-        reviews.setdefault(r.story_id, []).append(r)
+        if r.reviewer not in withdrawn:  # an older snapshot may still hold reviews by someone who has withdrawn
+            reviews.setdefault(r.story_id, []).append(r)
     seen: dict[str, str] = {}
     for story in sorted(snapshot.stories, key=lambda s: (s.submitted_at, s.story_id)):
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from codigit.errors import CodigitError
-from codigit.home import atomic_write
+from codigit.home import append_jsonl, locked
 from codigit.records import read_snapshot, resolve_snapshot, utc_now
 from codigit.release import card
 from codigit.release.build import (
@@ -180,24 +176,6 @@ def diff(a: Path, b: Path) -> dict:
         before, after = set(old["pseudonyms"]), set(new["pseudonyms"])
         out |= {"pseudonyms_added": len(after - before), "pseudonyms_removed": len(before - after)}
     return out
-
-
-@contextlib.contextmanager
-def locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock for a read-check-rewrite of a file in `folder`, so that two organisers recording at the
-    same moment do not lose a line. The lock is on the folder itself: no lock file (verify refuses extra files)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def append_jsonl(path: Path, entry: dict, mode: int = 0o644) -> None:
-    """Add one line by rewriting the file atomically: readers never see half a line. Call it under `locked`."""
-    previous = path.read_text(encoding="utf-8") if path.exists() else ""
-    atomic_write(path, previous + json.dumps(entry, ensure_ascii=False) + "\n", mode=mode)
 
 
 def decide(out: Path, snapshot_path: Path, story_id: str, decision: str, by: str, note: str) -> dict:

@@ -264,7 +264,8 @@ def _require_bitsandbytes(recipe: Path, model_args, sft) -> None:
     from transformers import trainer_optimizer
 
     needs = [k for k in ("load_in_4bit", "load_in_8bit") if getattr(model_args, k)]
-    if sft.optim in getattr(trainer_optimizer, "_BITSANDBYTES_OPTIMIZERS", ()):
+    # a private list: read without a default, so a rename in transformers fails every training test, not silently
+    if sft.optim in trainer_optimizer._BITSANDBYTES_OPTIMIZERS:
         needs.append(f"optim {getattr(sft.optim, 'value', sft.optim)}")
     if needs and importlib.util.find_spec("bitsandbytes") is None:
         raise CodigitError(f"{recipe}: {', '.join(needs)} needs bitsandbytes: pip install bitsandbytes")
