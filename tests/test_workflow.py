@@ -216,8 +216,8 @@ def test_agreement_matches_krippendorff_package(study, tmp_path):
 
 
 def test_withdraw_is_recorded_once_and_unknown_pseudonyms_are_refused(study):
-    server, people, *_ = study
-    again = codigit("participants", "withdraw", people["fay"].username, home=server.home)
+    server, people, out, *_ = study
+    again = codigit("participants", "withdraw", people["fay"].username, "--snapshots", str(out), home=server.home)
     assert again.returncode == 0 and "already withdrawn" in again.stdout
     unknown = codigit("participants", "withdraw", "p-0000000000", home=server.home)
     assert unknown.returncode == 2 and unknown.stderr.strip().count("\n") == 0
