@@ -159,7 +159,7 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bo
     """One setting, in this process: train `steps` steps and print what the parent needs as JSON."""
     import yaml
 
-    from codigit.train.run import peak_flops, train
+    from codigit.train.run import mfu, peak_flops, train
 
     settings = gpu_settings() if gpu else cpu_settings()
     recipe = {**COMMON, **settings[setting], "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
@@ -178,10 +178,10 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bo
         return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
 
     tokens = logs[-1]["tokens"] - logs[0]["tokens"]  # the first step (warm-up) is left out
-    rate, peak = tokens / (t(logs[-1]) - t(logs[0])), peak_flops()
+    rate = tokens / (t(logs[-1]) - t(logs[0]))
     n_params = json.loads((run / "provenance.json").read_text())["parameters"]
     print(json.dumps({"tokens_per_s": rate, "tokens": tokens, "loss": [e["loss"] for e in logs],
-                      "mfu": round(6 * n_params * rate / peak, 4) if peak else None,  # over the same steps as rate
+                      "mfu": mfu(n_params, rate, peak_flops()),  # over the same steps as rate
                       "peak_gpu_gib": logs[-1]["peak_memory_gib"] if gpu else None,
                       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))  # fmt: skip
 

@@ -23,6 +23,8 @@ from codigit.study import NAME_PATTERN, FieldSpec, QuestionSpec
 
 FIELDS = [FieldSpec(name="prompt", title="Prompt"), FieldSpec(name="answer_a", title="Answer A"),
           FieldSpec(name="answer_b", title="Answer B")]  # fmt: skip
+# a judgment from the tuned model's side (ties count half): the win rate here and per group in `positionality`
+OUTCOME_SCORE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}
 QUESTIONS = [
     QuestionSpec(name="preference", type="label", required=True,
                  title="Which answer better reflects the community's guidelines?",
@@ -144,9 +146,8 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = 200
             judgments.append((record.id, judge, outcome))
     if not judgments:
         return {"judgments": 0}
-    score = {"tuned": 1.0, "tie": 0.5, "base": 0.0}
     pairs = sorted({p for p, _, _ in judgments})
-    per_pair = {p: np.mean([score[o] for q, _, o in judgments if q == p]) for p in pairs}
+    per_pair = {p: np.mean([OUTCOME_SCORE[o] for q, _, o in judgments if q == p]) for p in pairs}
     values = np.array([per_pair[p] for p in pairs])
     rng = np.random.default_rng(seed)
     boots = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)

@@ -243,12 +243,17 @@ def conversations(prompts: list[dict], collective_token: str | None) -> list[lis
     return [[*head, {"role": "user", "content": p["prompt"]}] for p in prompts]
 
 
+def at_least_one(**flags: int) -> None:
+    """Counts given on the command line (`max_new_tokens=0` is `--max-new-tokens 0`): one line for any below 1."""
+    for name, value in flags.items():
+        if value < 1:
+            raise CodigitError(f"--{name.replace('_', '-')} {value}: use 1 or more")
+
+
 def check_options(samples: int, max_new_tokens: int, batch_size: int, temperature: float, top_p: float,
                   greedy: bool) -> None:  # fmt: skip
     """Bad numbers are a one-line error before any model loads (torch would fail deep inside sampling)."""
-    for flag, value in (("--samples", samples), ("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
-        if value < 1:
-            raise CodigitError(f"{flag} {value}: use 1 or more")
+    at_least_one(samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size)
     if greedy:
         return
     if not temperature > 0:  # also NaN
@@ -292,7 +297,7 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")  # the tuned vocabulary (collective tokens too)
     base_tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_name))
     prepare_tokenizer(base_tokenizer)
-    if backend == "vllm" and (collective or len(tokenizer) != len(base_tokenizer)):  # `collectives` grew the vocab
+    if backend == "vllm" and len(tokenizer) != len(base_tokenizer):  # the run's `collectives` grew the vocabulary
         raise CodigitError("--backend vllm cannot add collective-identity tokens to the vocabulary; use --backend hf")
     items = [p for _, p in prompts]
     if backend == "vllm":  # one engine for every job; the context only as long as the longest answer needs

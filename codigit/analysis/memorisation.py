@@ -54,16 +54,13 @@ def memorisation(run: Path, prefix_words: int = 16, extract_words: int = 24, max
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from codigit.generate import hf_generate, load_tuned
+    from codigit.generate import at_least_one, hf_generate, load_tuned
     from codigit.train.formats import collective_token
     from codigit.train.models import resolve_model
     from codigit.train.recipe import CodigitArgs
     from codigit.train.run import load_release
 
-    for flag, value, least in (("--prefix-words", prefix_words, 1), ("--extract-words", extract_words, 1),
-                               ("--batch-size", batch_size, 1)):  # fmt: skip
-        if value < least:
-            raise CodigitError(f"{flag} {value}: use {least} or more")
+    at_least_one(prefix_words=prefix_words, extract_words=extract_words, batch_size=batch_size)
     run = Path(run)
     try:
         provenance = json.loads((run / "provenance.json").read_text(encoding="utf-8"))

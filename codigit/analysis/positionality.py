@@ -18,11 +18,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from codigit.analysis.report import figure_png, html_table, pyplot
+from codigit.compare import OUTCOME_SCORE
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
 K = 5
-SCORE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}  # a blind-comparison outcome, from the tuned model's side
 
 
 def groups_of(snapshot, study) -> dict[tuple[str, str], set[str]]:
@@ -120,7 +120,7 @@ def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]]):
     if missing := {"judge", "outcome"} - set(judged.columns):
         raise CodigitError(f"{judgments}: no {' or '.join(sorted(missing))} column; use the judgments CSV that "
                            "`codigit compare results` writes")  # fmt: skip
-    judged["score"] = judged["outcome"].map(SCORE)
+    judged["score"] = judged["outcome"].map(OUTCOME_SCORE)
     if bad := sorted(set(judged.loc[judged["score"].isna(), "outcome"].astype(str))):
         raise CodigitError(f"{judgments}: outcome {bad[0]!r} is none of tuned, tie, base")
     rows = []

@@ -126,6 +126,11 @@ def peak_flops() -> float | None:
     return next((f for key, f in sorted(PEAK_FLOPS.items(), key=lambda kv: -len(kv[0])) if key in name), None)
 
 
+def mfu(n_params: int, tokens_per_s: float, peak: float | None, devices: int = 1) -> float | None:
+    """Model FLOPs utilisation: 6·N FLOPs per trained token (forward + backward) over the devices' dense peak."""
+    return round(6 * n_params * tokens_per_s / (peak * devices), 4) if peak else None
+
+
 def run_log_callback(path: Path, n_params: int):
     """metrics.jsonl: loss, tokens/s since the last log (all processes together, as TRL counts them), MFU
     (6·N·tokens/s over the peak of all the devices), peak memory (of this process's device)."""
@@ -159,7 +164,7 @@ def run_log_callback(path: Path, n_params: int):
                 "learning_rate": logs.get("learning_rate"),
                 "tokens": tokens,
                 "tokens_per_s": round(rate, 1),
-                "mfu": round(6 * n_params * rate / (self.peak * args.world_size), 4) if self.peak else None,
+                "mfu": mfu(n_params, rate, self.peak, args.world_size),
                 "peak_memory_gib": round(memory, 3),
                 "time": utc_now(),
             }
