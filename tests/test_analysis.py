@@ -277,7 +277,7 @@ def test_analyze_a_run_with_only_bbq(tmp_path):
 
 
 def test_positionality_correlates_groups_and_suppresses_small_ones(tmp_path):
-    from test_release import AT, base, snapshot
+    from release_data import AT, base, snapshot
 
     from codigit.records import Positionality, Review, write_snapshot
 
@@ -358,7 +358,7 @@ def test_positionality_correlates_groups_and_suppresses_small_ones(tmp_path):
       "outcome 'maybe' is none of tuned, tie, base")],
 )  # fmt: skip
 def test_positionality_rejects_a_bad_judgments_csv_in_one_line(tmp_path, csv, message):
-    from test_release import AT, base, snapshot
+    from release_data import AT, base, snapshot
 
     from codigit.records import Positionality, write_snapshot
 

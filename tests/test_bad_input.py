@@ -17,7 +17,7 @@ POLICY = (REPO / "annotation" / "policy.yaml").read_bytes()
 
 
 def _snapshot(root: Path) -> Path:
-    from test_release import base, snapshot
+    from release_data import base, snapshot
 
     return write_snapshot(snapshot(*base(10)), root / "snaps")
 

@@ -81,7 +81,7 @@ def test_sigkill_mid_release_leaves_no_release_and_a_rerun_succeeds(tmp_path):
     import sys
 
     from conftest import REPO, codigit
-    from test_release import base, snapshot
+    from release_data import base, snapshot
 
     from codigit.records import write_snapshot
 

@@ -1,7 +1,8 @@
-"""Releases: determinism, tamper detection, withdrawal, the personal-data gate, diff, card, governance, loading.
+"""Releases: determinism, tamper detection, withdrawal, the personal-data gate, diff, card, loading.
 
 Snapshots here are typed records written by the real `write_snapshot` (collect's own path is tested in
-test_collect.py and test_workflow.py); every release goes through the real CLI.
+test_collect.py and test_workflow.py); every release goes through the real CLI. Governance (approvals, publishing,
+`release affected`, concurrent decisions) is in test_release_governance.py.
 """
 
 from __future__ import annotations
@@ -16,76 +17,29 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REPO, codigit
+from release_data import (
+    AT,
+    base,
+    board_policy,
+    consent,
+    ok,
+    one_line_error,
+    release,
+    reviews,
+    snapshot,
+    story,
+    with_roster,
+)
 
-from codigit.records import Consent, Positionality, Review, Snapshot, SnapshotMeta, Story, Withdrawal, write_snapshot
+from codigit.records import Positionality, write_snapshot
 from codigit.release.build import manifest_hash
 from codigit.release.card import suppress
 from codigit.release.pii import scan
 
-AT = "2026-05-01T10:00:00.000000Z"
-
-
-def story(i: int, author: str | None = None, text: str | None = None) -> Story:
-    return Story(story_id=f"00000000-0000-0000-0000-{i:012d}", author=author or f"p-{i % 7:03d}",
-                 invitation="invitation-open", prompt=f"Prompt number {i}?",
-                 story=text or f"Story number {i}, in which somebody is kind.", submitted_at=AT)  # fmt: skip
-
-
-def reviews(s: Story, ratings=(4, 5, 4), decisions=("include", "include", "revise"), flags=()) -> list[Review]:
-    return [
-        Review(story_id=s.story_id, round="1", reviewer=f"r-{k}", rating=rating, decision=decision,
-               themes=["work"] if k else ["work", "care"], flags=list(flags) if k == 0 else [],
-               self_review=False, submitted_at=AT)
-        for k, (rating, decision) in enumerate(zip(ratings, decisions, strict=True))
-    ]  # fmt: skip
-
-
-def consent(who: str, training=True, public=True, name=None) -> Consent:
-    return Consent(participant=who, version="1.0", training=training, public=public, attribution_name=name, given_at=AT)
-
-
-def snapshot(stories, review_list, consents, withdrawals=(), positionality=(), sid="20260501T100000Z", gone=()):
-    meta = SnapshotMeta(snapshot_id=sid, created_at=AT, source="test", codigit_version="0", consent_version="1.0",
-                        counts={})  # fmt: skip
-    left = [Withdrawal(participant=w, at=AT, story_ids=sorted(gone)) for w in withdrawals]
-    return Snapshot(meta=meta, stories=list(stories), reviews=list(review_list), consent=list(consents),
-                    positionality=list(positionality), withdrawals=left)  # fmt: skip
-
-
-def base(n: int = 20) -> tuple[list[Story], list[Review], list[Consent]]:
-    stories = [story(i) for i in range(n)]
-    review_list = [r for s in stories for r in reviews(s)]
-    consents = [consent(f"p-{k:03d}", name="Ada L." if k == 1 else None) for k in range(7)]
-    return stories, review_list, consents
-
-
-def release(tmp: Path, version: str, snap_dir: Path, *extra: str):
-    return codigit("release", version, "--snapshot", str(snap_dir), "--out", str(tmp / "releases"),
-                   "--roster", str(tmp / "roster.csv"), *extra)  # fmt: skip
-
 
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
-    (tmp_path / "roster.csv").write_text("name,email,username\nZelda Quintero,z@example.org,p-000\n")
-    return tmp_path
-
-
-def ok(result):
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def one_line_error(result, message: str) -> None:
-    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
-
-
-def board_policy(tmp: Path, board: list[str], required: int = 2, name: str = "policy.yaml") -> Path:
-    """The shipped policy with a board and a number of approvals of the test's choosing."""
-    text = (REPO / "annotation/policy.yaml").read_text()
-    assert "required_approvals: 2 " in text and "board: [] " in text
-    text = text.replace("required_approvals: 2 ", f"required_approvals: {required} ")
-    (tmp / name).write_text(text.replace("board: [] ", f"board: {json.dumps(board)} "))
-    return tmp / name
+    return with_roster(tmp_path)
 
 
 def test_same_inputs_give_byte_identical_parquet_and_hash(tmp: Path):
@@ -311,43 +265,6 @@ def test_rejections_consent_and_duplicates_are_counted(tmp: Path):
     assert "mean rating 1.67 below 3.0" in manifest["excluded_stories"][low.story_id]
 
 
-def test_publish_needs_board_approvals_of_this_exact_release(tmp: Path):
-    stories, review_list, consents = base()
-    consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]
-    members = ["Board One", "Board Two", "Board Three"]
-    strict = board_policy(tmp, members, required=3, name="strict.yaml")  # the policy the release was made under
-    snap = write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")
-    ok(release(tmp, "0.1.0", snap, "--policy", str(strict)))
-    # the current policy asks for fewer approvals: both approve and publish count the stricter (3)
-    out = ["--out", str(tmp / "releases"), "--policy", str(board_policy(tmp, members))]
-    dry = ["--push-to-hub", "org/codigit", "--dry-run-to", str(tmp / "public")]
-    one_line_error(codigit("release", "publish", "0.1.0", *dry, *out), "0 of the 3 board approvals")
-    assert "1 of 3" in ok(codigit("release", "approve", "0.1.0", "--by", "Board One", *out)).stdout
-    assert "already approved" in ok(codigit("release", "approve", "0.1.0", "--by", "board one", *out)).stdout
-    # one person typing a second name: refused, nothing recorded
-    one_line_error(codigit("release", "approve", "0.1.0", "--by", "B. One", *out), "'B. One' is not on the board")
-    assert len((tmp / "releases/0.1.0/approvals.jsonl").read_text().splitlines()) == 1
-    assert "2 of 3" in ok(codigit("release", "approve", "0.1.0", "--by", "Board Two", *out)).stdout
-    one_line_error(codigit("release", "publish", "0.1.0", *dry, *out), "2 of the 3 board approvals")
-    # someone who has left the board no longer counts
-    ok(codigit("release", "approve", "0.1.0", "--by", "Board Three", *out))
-    changed = board_policy(tmp, [*members[1:], "Board Four"], name="changed.yaml")
-    left = ["--out", str(tmp / "releases"), "--policy", str(changed)]
-    one_line_error(codigit("release", "publish", "0.1.0", *dry, *left), "2 of the 3 board approvals")
-    assert "would upload" in ok(codigit("release", "publish", "0.1.0", *dry, *out)).stdout
-    ok(codigit("release", "verify", str(tmp / "public")))  # the public view checks on its own
-    public_manifest = json.loads((tmp / "public/manifest.json").read_text())
-    private = {"pseudonyms", "public_pseudonyms", "excluded_stories", "decisions", "consent_versions"}
-    assert not private & public_manifest.keys()
-    assert all(set(r) == {"id", "hash", "split"} for r in public_manifest["records"])
-    for file in (tmp / "public").rglob("*"):
-        if file.is_file() and file.suffix != ".parquet":
-            assert "p-00" not in file.read_text(), file  # no pseudonym anywhere in what is published
-    public = [r for f in (tmp / "public/data").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
-    assert public and all(r["public"] for r in public)
-    assert len(public) == sum(s.author != "p-002" for s in stories)
-
-
 def test_bad_release_input_is_one_line_and_writes_nothing(tmp: Path, monkeypatch):
     snap = write_snapshot(snapshot(*base()), tmp / "snaps")
     for args, message in [
@@ -435,36 +352,6 @@ def test_damaged_side_files_and_strays_are_one_line_errors_or_ignored(tmp: Path)
     assert none.returncode == 2 and "no story qualifies" in none.stderr and not (tmp / "releases/0.2.0").exists()
 
 
-def test_affected_finds_runs_on_the_public_view_and_reports_unreadable_provenance(tmp: Path):
-    stories, review_list, consents = base()
-    consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]  # p-002: not public
-    ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
-    hashes = {view: json.loads((tmp / "releases/0.1.0" / view / "manifest.json").read_text())["dataset_hash"]
-              for view in ("", "public")}  # fmt: skip
-    assert hashes[""] != hashes["public"]  # training accepts either folder, and records the one it read
-    runs = tmp / "runs"
-    for run, content in {
-        "on-release": json.dumps({"release": {"version": "0.1.0", "dataset_hash": hashes[""]}}),
-        "on-public": json.dumps({"release": {"version": "0.1.0", "dataset_hash": hashes["public"]}}),
-        "other": json.dumps({"release": {"version": "9.0.0", "dataset_hash": "0" * 64}}),
-        "truncated": '{"release": {"version": "0.1.0", "datas',
-        "a-list": "[1, 2]",
-        "no-hash": '{"release": {"version": "0.1.0"}}',
-    }.items():
-        (runs / run).mkdir(parents=True)
-        (runs / run / "provenance.json").write_text(content)
-    where = ["--out", str(tmp / "releases"), "--runs", str(runs)]
-    public_author = ok(codigit("release", "affected", "p-003", *where))
-    listed = sorted(line.split()[1] for line in public_author.stdout.splitlines() if line.startswith("run "))
-    assert listed == ["on-public", "on-release"]
-    assert "run on-public trained on release 0.1.0 (public view)" in public_author.stdout
-    warnings = public_author.stderr.splitlines()
-    assert len(warnings) == 3 and all(w.startswith("codigit: warning: ") for w in warnings)
-    assert all(f"runs/{run}/provenance.json" in public_author.stderr for run in ("truncated", "a-list", "no-hash"))
-    private_author = ok(codigit("release", "affected", "p-002", *where)).stdout  # not in the public view
-    assert "run on-release" in private_author and "on-public" not in private_author
-
-
 def test_diff_of_two_public_views_matches_records_by_id(tmp: Path):
     stories, review_list, consents = base()
     ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
@@ -482,36 +369,6 @@ def test_diff_of_two_public_views_matches_records_by_id(tmp: Path):
     out = ok(codigit("release", "diff", "0.1.0/public", "0.2.0/public", "--out", str(tmp / "releases"))).stdout
     assert f"{len(added)} added, {len(removed)} removed, 0 changed" in out
     assert all(f"`{i}`" in out for i in added | removed) and "withdrawn" not in out and "authors:" not in out
-
-
-def test_policies_without_required_approvals_and_a_shipped_policy_without_a_board(tmp: Path):
-    open_policy = board_policy(tmp, [], required=0)  # a study that asks for no approvals publishes without any
-    ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps"), "--policy", str(open_policy)))
-    out = ["--out", str(tmp / "releases"), "--push-to-hub", "org/x"]
-    ok(codigit("release", "publish", "0.1.0", *out, "--policy", str(open_policy), "--dry-run-to", str(tmp / "p")))
-    one_line_error(codigit("release", "approve", "0.1.0", "--by", "A", *out[:2], "--policy", str(open_policy)),
-                   "lists no board")  # fmt: skip
-    # the shipped policy asks for 2 approvals and names no board yet: publishing says what to fill in
-    shipped = codigit("release", "publish", "0.1.0", *out, "--dry-run-to", str(tmp / "q"))
-    one_line_error(shipped, "needs 2 board approvals but the release policy's board lists 0 names")
-    duplicate = board_policy(tmp, ["Ann", "ann "], name="dup.yaml")
-    one_line_error(codigit("release", "approve", "0.1.0", "--by", "Ann", *out[:2], "--policy", str(duplicate)),
-                   "board: a name appears twice")  # fmt: skip
-
-
-def test_publish_without_token_or_network_is_one_line(tmp: Path):
-    from codigit.server.serve import free_port
-
-    ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps")))
-    policy = ["--policy", str(board_policy(tmp, ["A", "B"]))]
-    for name in ("A", "B"):
-        ok(codigit("release", "approve", "0.1.0", "--by", name, "--out", str(tmp / "releases"), *policy))
-    args = ("release", "publish", "0.1.0", "--push-to-hub", "org/x", "--out", str(tmp / "releases"), *policy)
-    # nothing can leave this machine: the Hub endpoint is a closed local port
-    env = {"HF_HOME": str(tmp / "hf"), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
-    one_line_error(codigit(*args, env={**env, "HF_TOKEN": ""}), "no Hugging Face token")
-    unreachable = codigit(*args, env={**env, "HF_TOKEN": "hf_not_a_real_token"})
-    one_line_error(unreachable, "publishing release 0.1.0 to org/x failed")
 
 
 def test_release_after_one_without_a_public_view(tmp: Path):
@@ -535,30 +392,6 @@ def test_release_after_one_without_a_public_view(tmp: Path):
     one_line_error(codigit("release", "publish", "0.1.0", "--push-to-hub", "org/x", "--out", str(tmp / "releases"),
                            *policy, "--dry-run-to", str(tmp / "p")),
                    "0.1.0 has no public view")  # fmt: skip
-
-
-def _decide_at_once(barrier, out: Path, snap: Path, story_id: str) -> None:
-    from codigit.release.manage import decide
-
-    barrier.wait()
-    decide(out, snap, story_id, "keep", "Organiser", "")
-
-
-def test_concurrent_decisions_are_all_kept(tmp: Path):
-    import multiprocessing
-
-    stories, review_list, consents = base(8)
-    snap = write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(len(stories))
-    procs = [ctx.Process(target=_decide_at_once, args=(barrier, tmp / "releases", snap, s.story_id)) for s in stories]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0] * len(stories)
-    lines = (tmp / "releases/decisions.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["story_id"] for line in lines) == sorted(s.story_id for s in stories)
 
 
 def test_reviews_by_someone_who_has_since_withdrawn_no_longer_count(tmp: Path):

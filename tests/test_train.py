@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
-from test_release import base, snapshot
+from release_data import base, snapshot
 
 from codigit.errors import CodigitError
 from codigit.records import write_snapshot
