@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,17 +25,23 @@ def _serve(args: argparse.Namespace) -> None:
     from codigit.home import resolve_home
     from codigit.server.serve import serve
 
-    serve(resolve_home(args.home), args.host, args.port, args.database_url, args.redis_url, args.log_level)
+    serve(resolve_home(args.home), args.host, args.port, args.database_url, args.redis_url, args.log_level,
+          args.snapshots)  # fmt: skip
 
 
 def _init(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors
     from codigit.forms import init_study
+    from codigit.home import resolve_home
+    from codigit.server.deployed import record_study
 
     study, client = _study_and_client(args)
     with argilla_errors():
         for line in init_study(client, study):
             print(line)
+    if not os.environ.get("ARGILLA_API_URL"):
+        record_study(resolve_home(args.home), args.study)  # the embedded server's rules and pages follow it
+        print(f"the embedded server now enforces {args.study} at submit time and shows its study home at /study/")
 
 
 def _participants_add(args: argparse.Namespace) -> None:
@@ -97,6 +104,27 @@ def _review_open(args: argparse.Namespace) -> None:
         counts = open_round(client, study, snapshot, args.round, per_story)
     dataset = counts.pop("dataset")
     print(f"review round {dataset}: " + counts_line(counts))
+
+
+def _review_close(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors
+    from codigit.home import ensure_writable_home, resolve_home
+    from codigit.server.deployed import close_round
+
+    if os.environ.get("ARGILLA_API_URL"):
+        raise CodigitError("review close is for the embedded server (`codigit serve`); an external Argilla has no "
+                           "closed rounds: delete its review dataset's annotators instead")  # fmt: skip
+    study, client = _study_and_client(args)
+    name = f"{study.review.dataset_prefix}-{args.round}"
+    with argilla_errors():
+        shared = client.workspaces(study.workspace)
+        if shared is None or client.datasets(name, workspace=shared) is None:
+            raise CodigitError(f"no review round {args.round!r} (no dataset {study.workspace}/{name})")
+    at, new = close_round(ensure_writable_home(resolve_home(args.home)), args.round)
+    feedback = "authors now see the anonymous reviews of their stories" if study.review.feedback_to_authors else (
+        "authors see no reviews (review.feedback_to_authors is false)")  # fmt: skip
+    print(f"review round {args.round} {'closed' if new else 'was already closed'} at {at}: no more reviews are "
+          f"taken; {feedback}")  # fmt: skip
 
 
 def _agreement(args: argparse.Namespace) -> None:
@@ -268,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="default: SQLite in the home dir; or postgresql://…")
     p.add_argument("--redis-url", help="use a real Redis and an rq worker for background jobs")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--snapshots", type=Path, default=Path("data/snapshots"),
+                   help="withdrawals made in the browser are noted here for releases (%(default)s)")  # fmt: skip
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(
@@ -309,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("round", help="a short name for the round, e.g. 1")
     p.add_argument("--per-story", type=int, help="reviews per story (default: the study's reviews_per_story)")
     p.set_defaults(func=_review_open)
+    p = rsub.add_parser("close", parents=[home, study], help="close a review round (authors may then see feedback)")
+    p.add_argument("round", help="the round's name, as given to `review open`")
+    p.set_defaults(func=_review_close)
 
     p = sub.add_parser("agreement", parents=[study], help="Krippendorff's alpha of the reviews in a snapshot")
     p.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: the latest)")

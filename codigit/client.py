@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     import argilla as rg
 
 
-def server_location(home: str | Path | None = None) -> tuple[str, str]:
-    """(api_url, api_key): ARGILLA_API_URL/ARGILLA_API_KEY if both set, else the embedded server's."""
-    url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
+def server_location(home: str | Path | None = None, embedded: bool = False) -> tuple[str, str]:
+    """(api_url, api_key): ARGILLA_API_URL/ARGILLA_API_KEY if both set (unless `embedded`), else the embedded
+    server's."""
+    url, key = (None, None) if embedded else (os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY"))
     if url and key:
         return url, key
     if url or key:
@@ -36,7 +37,7 @@ def server_location(home: str | Path | None = None) -> tuple[str, str]:
     return url, creds["api_key"]
 
 
-def connect(home: str | Path | None = None) -> rg.Argilla:
+def connect(home: str | Path | None = None, embedded: bool = False) -> rg.Argilla:
     """An argilla SDK client as the owner; a clear error if the server is not answering."""
     import argilla as rg
     import httpx
@@ -44,7 +45,7 @@ def connect(home: str | Path | None = None) -> rg.Argilla:
     # The SDK warns on every lookup that finds nothing ("Workspace ... not found"): codigit asks on purpose.
     warnings.filterwarnings("ignore", message=".* not found", module="argilla")
     logging.getLogger("argilla.sdk").setLevel(logging.ERROR)
-    url, key = server_location(home)
+    url, key = server_location(home, embedded)
     try:
         client = rg.Argilla(api_url=url, api_key=key, timeout=60)
         client.me  # noqa: B018  the SDK connects lazily; fail here, not halfway through a command

@@ -33,6 +33,8 @@ from codigit.records import (
     utc_now,
     write_snapshot,
 )
+from codigit.rules import clean_text as _text
+from codigit.rules import consent_rule, credit_name, story_rule
 from codigit.study import PREFER_NOT, Study
 
 QUERY = """
@@ -145,8 +147,8 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             excluded["stories_withdrawn"] += 1
             continue
         prompt, story = _text(answers.get("prompt")), _text(answers.get("story"))
-        if message := _story_problem(prompt, story, study):
-            problems.append(Problem(participant=author, what="story", id=story_id, message=message))
+        if broken := story_rule(prompt, story, study.stories):
+            problems.append(Problem(participant=author, what="story", id=story_id, message=broken.organiser_message()))
             excluded["stories_invalid"] += 1
             continue
         stories.append(
@@ -227,47 +229,16 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
     )
 
 
-def _text(value: Any) -> str:
-    """An answer as text: stripped, and with anything that is not valid Unicode (lone surrogates) replaced."""
-    if not isinstance(value, str):
-        return ""
-    return value.encode("utf-8", "replace").decode("utf-8").strip()
-
-
-def _story_problem(prompt: str, story: str, study: Study) -> str | None:
-    s = study.stories
-    if not prompt or not story:
-        return f"empty {'prompt' if not prompt else 'story'}"
-    if len(prompt) > s.max_prompt_chars:
-        return f"prompt has {len(prompt)} characters, more than the study's {s.max_prompt_chars}"
-    if len(story) > s.max_story_chars:
-        return f"story has {len(story)} characters, more than the study's {s.max_story_chars}"
-    return None
-
-
-def check_consent(training: bool, public: bool, attribution: str, name: str, max_name_chars: int) -> None:
-    """The combinations a consent answer cannot have; a ValueError says which, in the participant's terms."""
-    if public and not training:
-        raise ValueError("public release without fine-tuning: a public dataset can be used to train models")
-    if attribution == "name" and not name:
-        raise ValueError("asks to be credited but gives no name")
-    if attribution == "name" and not public:
-        raise ValueError("asks to be credited but not for public release: there is nothing public to credit")
-    if len(name) > max_name_chars:
-        raise ValueError(f"the name to credit has {len(name)} characters, more than {max_name_chars}")
-
-
 def _consent(participant: str, version: str, values: dict, at: str, study: Study) -> Consent:
-    training, public = values.get("training") == "yes", values.get("public") == "yes"
-    attribution = values.get("attribution", "none")
-    name = " ".join(_text(values.get("attribution_name")).split())
-    check_consent(training, public, attribution, name, study.consent.max_name_chars)
+    if broken := consent_rule(values, study.consent):
+        raise ValueError(broken.organiser_message())
+    name = credit_name(values)
     return Consent(
         participant=participant,
         version=version,
-        training=training,
-        public=public,
-        attribution_name=name if attribution == "name" else None,  # a name given without asking is not kept
+        training=values.get("training") == "yes",
+        public=values.get("public") == "yes",
+        attribution_name=name if values.get("attribution") == "name" else None,  # a name given unasked is not kept
         given_at=at,
     )
 

@@ -57,7 +57,7 @@ def demo_server(home: Path, port: int, log: Path, keep_serving: bool = False) ->
     (or, with `keep_serving`, waits until Ctrl-C has stopped it)."""
     from codigit.server.serve import spawn
 
-    proc = spawn(home, port, log)
+    proc = spawn(home, port, log, ("--snapshots", str(home.parent / "data" / "snapshots")))
     try:
         yield f"http://127.0.0.1:{port}"
         if keep_serving:
@@ -99,6 +99,7 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
     from codigit.client import argilla_errors
     from codigit.home import atomic_write, ensure_writable_home
     from codigit.release.policy import load_policy
+    from codigit.server.deployed import record_study
     from codigit.study import load_study
 
     study = load_study(study_path)
@@ -129,6 +130,7 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
         with contextlib.ExitStack() as stack:  # the server stops however the demo ends
             with steps.step("starting the demo's own server (127.0.0.1 only)"):
                 url = stack.enter_context(demo_server(home, port or free_port(), where["server log"], keep_serving))
+            record_study(home, study_path)  # as `codigit init` does: the server applies the study's rules
             with argilla_errors():  # the server failing under the demo is one line, as in every command
                 workshop = play_workshop(url, home, study, demo, folder, steps, seed)
             snapshot_path, release = _data_steps(home, folder, study, policy, steps, settings, seed, where)

@@ -47,6 +47,18 @@ def settings(
     )
 
 
+def story_questions(study: Study) -> list[QuestionSpec]:
+    """The writing form's questions, each limited one saying its limit (from the study, in its words)."""
+    note, spec = study.participant_words()["limit_note"], study.stories
+    limits = {"prompt": spec.max_prompt_chars, "story": spec.max_story_chars}
+    return [
+        q.model_copy(update={"description": " ".join(filter(None, [q.description, note.format(limit=limits[q.name])]))})
+        if q.name in limits
+        else q
+        for q in spec.questions
+    ]
+
+
 def ensure_workspace(client: rg.Argilla, name: str) -> tuple[rg.Workspace, bool]:
     import argilla as rg
 
@@ -135,7 +147,11 @@ def private_forms(client: rg.Argilla, study: Study, user: rg.User, texts: dict[s
     consent_field = FieldSpec(name="consent_text", title="Consent", use_markdown=True)
     about_field = FieldSpec(name="about", title="About these questions", use_markdown=True)
     forms = [
-        (s.dataset, settings(s.fields, s.questions, texts["stories"], 1), [i.model_dump() for i in s.invitations]),
+        (
+            s.dataset,
+            settings(s.fields, story_questions(study), texts["stories"], 1),
+            [i.model_dump() for i in s.invitations],
+        ),  # fmt: skip
         (
             c.dataset,
             settings([consent_field], c.questions, texts["consent"], 1),

@@ -206,13 +206,16 @@ def _write_logins(path: Path, logins: dict[str, dict[str, str]]) -> None:
 
 
 def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "") -> tuple[str, bool, int]:
-    """Append a withdrawal to the ledger in the organiser workspace and take the person's stories out of every
-    review round; returns (time, newly recorded, review copies removed).
+    """Append a withdrawal to the ledger in the organiser workspace, take the person's stories out of every
+    review round and their reviews off other people's stories; returns (time, newly recorded, review copies
+    removed). The study home's "Leave the study" runs this same function.
 
     Nothing of theirs is deleted from their own workspace: their answers stay on the server (the ledger is the audit
     trail), and every later `collect`, and so every later release, leaves them out. Only the anonymous copies of
     their stories in the shared review rounds go (with other participants' reviews of them, which no snapshot
-    counts once the author has withdrawn), so nobody reads or reviews the text from then on.
+    counts once the author has withdrawn), so nobody reads or reviews the text from then on. Their own reviews
+    go too: no snapshot counts them, and while they stood, Argilla counted them towards each story's N reviews, so
+    a story could leave everyone's queue short of the reviews that count. Without them it goes back to the queues.
     """
     user = client.users(pseudonym)
     if user is None or str(getattr(user.role, "value", user.role)) != "annotator":
@@ -232,7 +235,41 @@ def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "")
         at = utc_now()
         fields = {"event": "withdrawal", "participant": pseudonym, "at": at, "reason": reason.strip() or "(none given)"}
         log_records(ledger, [{"id": f"withdrawal-{pseudonym}", **fields}])
-    return at, new, _remove_from_review_rounds(client, study, pseudonym)
+    removed = _remove_from_review_rounds(client, study, pseudonym)
+    _remove_reviews_by(client, study, user)
+    return at, new, removed
+
+
+def review_datasets(client: rg.Argilla, study: Study) -> list[rg.Dataset]:
+    shared = client.workspaces(study.workspace)
+    prefix = study.review.dataset_prefix + "-"
+    if shared is None:
+        return []
+    return [client.datasets(d.name, workspace=shared) for d in shared.datasets if d.name.startswith(prefix)]
+
+
+def responses_in(client: rg.Argilla, dataset: rg.Dataset) -> list[dict]:
+    """Every response in a dataset, with its id, record (and its external id) and user: the owner's view."""
+    http, found, offset = client.api.http_client, [], 0
+    while True:
+        page = http.get(f"/api/v1/datasets/{dataset.id}/records", params={"include": "responses", "offset": offset,
+                        "limit": 1000}).raise_for_status().json()  # fmt: skip
+        for record in page["items"]:
+            found += [{**r, "external_id": record["external_id"]} for r in record.get("responses") or []]
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return found
+
+
+def _remove_reviews_by(client: rg.Argilla, study: Study, user: rg.User) -> int:
+    """Delete a withdrawn participant's responses in every review round; safe to rerun."""
+    removed = 0
+    for dataset in review_datasets(client, study):
+        for response in responses_in(client, dataset):
+            if str(response["user_id"]) == str(user.id):
+                client.api.http_client.delete(f"/api/v1/responses/{response['id']}").raise_for_status()
+                removed += 1
+    return removed
 
 
 def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str) -> int:
@@ -242,16 +279,13 @@ def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str)
     workspace, so no author identity is needed in the review rounds to find them."""
     own = client.workspaces(pseudonym)
     stories = own and client.datasets(study.stories.dataset, workspace=own)
-    shared = client.workspaces(study.workspace)
-    if not stories or shared is None:
+    if not stories:
         return 0
     theirs = {str(record._server_id) for record in stories.records(with_responses=False)}
     removed = 0
-    for listed in shared.datasets:
-        if listed.name.startswith(study.review.dataset_prefix + "-"):
-            dataset = client.datasets(listed.name, workspace=shared)
-            copies = [r for r in dataset.records(with_responses=False) if r.id in theirs]
-            if copies:
-                dataset.records.delete(copies)
-                removed += len(copies)
+    for dataset in review_datasets(client, study):
+        copies = [r for r in dataset.records(with_responses=False) if r.id in theirs]
+        if copies:
+            dataset.records.delete(copies)
+            removed += len(copies)
     return removed

@@ -65,6 +65,31 @@ def open_round(client: rg.Argilla, study: Study, snapshot: Snapshot, round_name:
             new.append({"id": story.story_id, "prompt": story.prompt, "story": story.story})
     counts["added"] = len(new)
     wanted = settings(REVIEW_FIELDS, study.review.questions, study.guidelines()["review"], per_story)
-    ensure_dataset(client, workspace, name, wanted, new)
+    dataset, _ = ensure_dataset(client, workspace, name, wanted, new)
+    counts["short_put_back"] = put_back_short(client, dataset, snapshot, per_story)
     counts["dataset"] = f"{study.workspace}/{name}"
     return counts
+
+
+def put_back_short(client: rg.Argilla, dataset: rg.Dataset, snapshot: Snapshot, per_story: int) -> int:
+    """Stories Argilla took out of the queues with fewer than `per_story` reviews that count: it counts every
+    submitted review, and a self-review (possible on an external Argilla) or the review of a participant who
+    withdrew (before withdrawals removed them) does not count. Deleting those puts the story back in the queues;
+    returns how many stories went back."""
+    from codigit.participants import responses_in
+
+    authors = {s.story_id: s.author for s in snapshot.stories}
+    withdrawn = {w.participant for w in snapshot.withdrawals}
+    usernames = {str(u.id): u.username for u in client.users}
+    submitted: dict[str, list[dict]] = {}
+    for response in responses_in(client, dataset):
+        if response["status"] == "submitted":
+            submitted.setdefault(response["external_id"], []).append(response)
+    put_back = 0
+    for story_id, responses in submitted.items():
+        uncounted = [r for r in responses if usernames.get(str(r["user_id"])) in (authors.get(story_id), *withdrawn)]
+        if uncounted and len(responses) >= per_story > len(responses) - len(uncounted):
+            for response in uncounted:
+                client.api.http_client.delete(f"/api/v1/responses/{response['id']}").raise_for_status()
+            put_back += 1
+    return put_back

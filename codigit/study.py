@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
 
 from codigit.errors import CodigitError
 
@@ -140,6 +140,8 @@ class ReviewSpec(_Strict):
     dataset_prefix: str = Field(pattern=NAME_PATTERN)
     guidelines: Path
     reviews_per_story: int = Field(default=3, ge=1)
+    # after `codigit review close ROUND`, authors see the anonymous ratings, decisions and comments on their stories
+    feedback_to_authors: bool = False
     questions: list[QuestionSpec]
 
     @field_validator("questions")
@@ -162,6 +164,10 @@ class ReviewSpec(_Strict):
 
 
 class Study(_Strict):
+    title: str = Field(min_length=1, max_length=120)  # what participants see on sign-in and the study home
+    description: str = Field(min_length=1, max_length=300)  # one line under the title
+    contact: str = Field(min_length=3)  # how participants reach the organisers (shown on every study page)
+    participant_texts: Path  # the words of codigit's pages and of refusals, in the study's own words
     workspace: str = Field(pattern=NAME_PATTERN)  # shared by everyone: review rounds
     organiser_workspace: str = Field(pattern=NAME_PATTERN)  # no participant is a member: the withdrawal ledger
     ledger_dataset: str = Field(pattern=NAME_PATTERN)
@@ -182,6 +188,40 @@ class Study(_Strict):
             "positionality": self.text(self.positionality.guidelines, "positionality.guidelines"),
             "review": self.text(self.review.guidelines, "the review guidelines (review.guidelines)"),
         }
+
+    def participant_words(self) -> dict[str, str]:
+        """The texts of participant_texts, every key the pages use present (a missing one names the key)."""
+        path = self.root / self.participant_texts
+        words = load_yaml(path, ParticipantTexts, "the participants' texts (participant_texts)")
+        return words.model_dump()
+
+
+class ParticipantTexts(RootModel[dict[str, str]]):
+    """Every text codigit's own pages and refusals show: each key must be there; none may be unknown."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParticipantTexts:
+        from codigit.rules import ORGANISER
+
+        wanted = set(PAGE_KEYS) | {f"rules.{rule}" for rule in ORGANISER} | set(REVIEW_RULE_KEYS)
+        if missing := sorted(wanted - set(self.root)):
+            raise ValueError(f"missing text(s) {missing}")
+        if unknown := sorted(set(self.root) - wanted):
+            raise ValueError(f"unknown text(s) {unknown}")
+        return self
+
+
+REVIEW_RULE_KEYS = ("rules.own_story", "rules.round_closed", "rules.withdrawn")
+PAGE_KEYS = (
+    "signed_in_as", "sign_out", "steps_title", "step_consent", "step_about", "step_stories", "step_reviews",
+    "consent_none", "consent_given", "consent_invalid", "consent_again", "consent_save", "consent_saved",
+    "consent_read", "about_done", "about_todo", "about_open", "stories_counts", "stories_write", "story_counts",
+    "story_draft", "story_discarded", "story_no_consent", "story_broken", "reviews_none", "reviews_round",
+    "reviews_closed", "reviews_open", "feedback_title", "feedback_none", "guidelines", "contact", "withdraw_title",
+    "withdraw_text", "withdraw_button", "withdraw_confirm_title", "withdraw_confirm_text", "withdraw_reason",
+    "withdraw_yes", "cancel", "withdrawn_text", "error", "home_link", "discard_title", "discard_text",
+    "discard_yes", "draft_note", "limit_note",
+)  # fmt: skip
 
 
 def read_text(path: Path, what: str) -> str:
@@ -210,8 +250,9 @@ def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
     try:
         return model.model_validate({**raw, **extra})
     except ValidationError as e:
-        # an unknown key is most often a misspelt known one: report it before the "missing" that follows from it
-        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
+        # an unknown key is most often a misspelt known one: report it before the "missing" that follows from it,
+        # and a wrong value before a missing key
+        err = sorted(e.errors(), key=lambda x: (x["type"] != "extra_forbidden", x["type"] == "missing"))[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         raise CodigitError(f"{path}: {key}: {msg}") from None
@@ -220,4 +261,5 @@ def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
 def load_study(path: Path) -> Study:
     study = load_yaml(path, Study, "the study configuration (pass --study)", root=Path(path).parent)
     study.guidelines()
+    study.participant_words()
     return study

@@ -120,7 +120,17 @@ class Workshop:
 
     usernames: dict[str, str] = field(default_factory=dict)  # demo key -> pseudonym on the server
     reviews: int = 0
-    self_reviews: int = 0
+    refusals: list[str] = field(default_factory=list)  # what the server said to answers the study's rules refuse
+
+
+def _submit_or_refused(person, record_id: str, values: dict, done: Workshop, what: str) -> None:
+    """Submit as the UI does; an answer the study's rules refuse is shown, as the UI shows it, and noted."""
+    response = person.submit(record_id, values)
+    if response.status_code == 422:
+        done.refusals.append(f"{what}: {response.json()['detail']}")
+        print(f"      refused, as the participant would see it: {done.refusals[-1]}")
+    else:
+        response.raise_for_status()
 
 
 def _digest(*parts: object) -> str:
@@ -188,7 +198,8 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
     with steps.step(f"consent, the optional questionnaire and {len(demo.pairs)} stories, through the UI's endpoints"):
         for key, person in demo.people.items():
             if person.consent:
-                people[key].answer(study.consent.dataset, person.consent)
+                record = people[key].queue(people[key].dataset_id(study.consent.dataset))[0]
+                _submit_or_refused(people[key], record["id"], person.consent, done, f"{key}'s consent")
             if person.about_you:
                 people[key].answer(study.positionality.dataset, person.about_you)
         for pair in tqdm(demo.pairs, desc="stories", unit="story", disable=not sys.stderr.isatty()):
@@ -212,9 +223,7 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
                 queue = [
                     (author[(r["fields"]["prompt"], r["fields"]["story"])], r) for r in people[key].queue(ids[key])
                 ]
-                own = [x for x in queue if x[0].author == key]
-                pool = own if own and person.reviews_own and not done.self_reviews else [
-                    x for x in queue if x[0].author != key]  # fmt: skip
+                pool = [x for x in queue if x[0].author != key]  # the server never shows them their own
                 if not pool:
                     active.remove(key)
                     continue
@@ -223,10 +232,17 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
                 rng = random.Random(_digest(seed, key, pair.prompt))
                 people[key].submit(record["id"], review_values(pair, person, rng, theme_options)).raise_for_status()
                 done.reviews += 1
-                done.self_reviews += pair.author == key
                 progress.update()
         progress.close()
-        print(f"      {done.reviews} reviews ({done.self_reviews} of the reviewer's own story, recorded as such)")
+        print(f"      {done.reviews} reviews")
+        for key, person in demo.people.items():
+            if person.reviews_own:  # looks for their own story in the round by hand, as a curious reviewer might
+                copies = client.datasets(dataset, workspace=study.workspace).records(with_responses=False)
+                theirs = {s.story_id for s in take_snapshot(study, home).stories if s.author == done.usernames[key]}
+                record = next(r for r in copies if r.id in theirs)
+                values = review_values(author[(record.fields["prompt"], record.fields["story"])], person,
+                                       random.Random(seed), theme_options)  # fmt: skip
+                _submit_or_refused(people[key], str(record._server_id), values, done, f"{key} reviewing their own")
 
     for key, person in demo.people.items():
         if person.withdraws:

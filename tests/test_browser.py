@@ -12,52 +12,22 @@ import csv
 import json
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import pytest
+from browser import ANIMATIONS_DONE, playwright_or_fail
+from browser import chromium as open_chromium
 from conftest import ARTIFACTS, REPO, STUDY, Participant, Server, codigit, login, own_study_server
 
 from codigit.study import load_study
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-INSTALL_HINT = "apt-get install -y chromium fonts-liberation fonts-dejavu-core && .venv/bin/pip install playwright"
-TIMEOUT_MS = 20_000
-VIEWPORT = {"width": 1400, "height": 1000}
-
 DATASET = "stories"
+WORDS = load_study(STUDY).participant_words()
 FIELD_TITLE = "Writing invitation"
 QUESTIONS = {"prompt": "Your prompt", "story": "Your story"}
 GUIDELINES = REPO / "annotation" / "guidelines.md"
 GUIDELINES_TITLE = "Writing with the CoDIGIT community"
 PRIVACY_HEADING = "Privacy: please read"
 PRIVACY_TEXT = "Do not include anything that identifies you or anyone else"
-
-# Finite CSS transitions/animations still running (the guidelines panel slides open in 0.2 s).
-ANIMATIONS_DONE = """() => document.getAnimations().every(
-    a => a.playState !== "running" || a.effect?.getComputedTiming().endTime === Infinity)"""
-
-
-def _playwright():
-    """sync_playwright and expect, or a failure saying what to install."""
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError as e:
-        pytest.fail(f"playwright is not importable ({e}); install it with: {INSTALL_HINT}", pytrace=False)
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: the browser test needs Debian's chromium; {INSTALL_HINT}", pytrace=False)
-    return sync_playwright, expect
 
 
 def _new_participants(server: Server, tmp_path: Path, n: int = 1) -> list[dict[str, str]]:
@@ -92,57 +62,11 @@ def _guideline_headings() -> list[str]:
     return headings
 
 
-class _Browser:
-    """Headless chromium for one test: fresh contexts (one per participant) that can reach only the server."""
-
-    def __init__(self, browser, expect, server: Server):
-        self.browser, self.expect, self.server = browser, expect, server
-        self.page_errors: list[str] = []
-        self.page = None  # the latest page: the one a failure screenshot shows
-
-    def new_page(self):
-        context = self.browser.new_context(viewport=VIEWPORT)
-        # The bundled UI asks Google Fonts for Inter; this machine is offline (and participants' browsers
-        # need not be told about the study), so refuse at once rather than wait on DNS. It falls back fine.
-        local = self.server.url + "/"
-        context.route(lambda url: not url.startswith(local), lambda route: route.abort())
-        self.page = context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.page.on("pageerror", lambda err: self.page_errors.append(str(err)))
-        return self.page
-
-
-@contextmanager
-def _chromium(server: Server, failure_png: str) -> Iterator[_Browser]:
-    """The system chromium through playwright; on a failure, the latest page is kept as ARTIFACTS/failure_png.
-    Afterwards, the test fails on any uncaught error in any of its pages."""
-    sync_playwright, expect = _playwright()
-    expect.set_options(timeout=TIMEOUT_MS)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / failure_png).unlink(missing_ok=True)  # only ever the last run's
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        except Exception as e:
-            pytest.fail(f"could not start {CHROMIUM} through playwright: {e}\n{INSTALL_HINT}", pytrace=False)
-        session = _Browser(browser, expect, server)
-        try:
-            yield session
-        except BaseException:
-            if session.page is not None:
-                with suppress(Exception):  # a failing screenshot must not hide the failure
-                    session.page.screenshot(path=ARTIFACTS / failure_png, full_page=True)
-            raise
-        finally:
-            browser.close()
-    assert not session.page_errors, f"uncaught errors in the page: {session.page_errors}"
-
-
 def test_participant_signs_in_and_sees_authoring_form_and_guidelines(study_server: Server, tmp_path: Path):
-    _playwright()  # fail at once, before any setup, when the browser is missing
+    playwright_or_fail()  # fail at once, before any setup, when the browser is missing
     login = _new_participant(study_server, tmp_path)
     headings = _guideline_headings()
-    with _chromium(study_server, "browser-failure.png") as chromium:
+    with open_chromium(study_server, "browser-failure.png") as chromium:
         _walk_through(chromium.new_page(), chromium.expect, login, headings)
 
 
@@ -163,12 +87,12 @@ def _walk_through(page, expect, login: dict[str, str], headings: list[str]) -> N
     password.fill(login["password"])
     expect(sign_in).to_be_enabled()
     sign_in.click()
-    page.wait_for_url(lambda url: "/sign-in" not in url)
-    card = page.get_by_text(DATASET, exact=True)
+    page.wait_for_url(re.compile(r"/study/$"))  # participants land on the study home
+    card = page.get_by_role("link", name=WORDS["stories_write"])
     expect(card).to_be_visible()
-    page.screenshot(path=ARTIFACTS / "datasets.png")
+    page.screenshot(path=ARTIFACTS / "study-home.png")
 
-    # 3. Open the authoring dataset: it lands in annotation mode on the writing invitation.
+    # 3. Open the authoring form from the study home: it lands in annotation mode on the writing invitation.
     card.click()
     page.wait_for_url(re.compile(r"/dataset/[0-9a-f-]{36}/annotation-mode"))
     expect(page.get_by_text(FIELD_TITLE, exact=True)).to_be_visible()
@@ -236,7 +160,7 @@ ROUND = "1"
 
 def test_story_written_in_browser_is_stored_then_reviewed_by_a_peer(tmp_path: Path):
     """A fresh server of its own, so the snapshot holds exactly this test's story and review."""
-    _playwright()  # fail at once, before any setup, when the browser is missing
+    playwright_or_fail()  # fail at once, before any setup, when the browser is missing
     with own_study_server(tmp_path / "home") as server:
         author, reviewer = _new_participants(server, tmp_path, 2)
         # Consent is not what the browser checks here; `review open` takes only stories of consenting authors.
@@ -246,7 +170,7 @@ def test_story_written_in_browser_is_stored_then_reviewed_by_a_peer(tmp_path: Pa
             )
         review = load_study(STUDY).review
 
-        with _chromium(server, "story-review-failure.png") as chromium:
+        with open_chromium(server, "story-review-failure.png") as chromium:
             # 1. The author writes a prompt and a story in the browser; the server keeps exactly them, submitted.
             invitation = _write_story(chromium.new_page(), chromium.expect, author)
             stories = _collect(server, tmp_path / "snapshots-1")["stories"]
@@ -295,14 +219,13 @@ def _sign_in(page, expect, login: dict[str, str]) -> None:
     page.get_by_label("Username").fill(login["username"])
     page.get_by_label("Password").fill(login["password"])
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/sign-in" not in url)
-    expect(page.get_by_role("heading", name="Your datasets")).to_be_visible()
+    page.wait_for_url(re.compile(r"/study/$"))
+    expect(page.get_by_role("heading", name=load_study(STUDY).title, level=1)).to_be_visible()
 
 
-def _open_dataset(page, expect, name: str, workspace: str):
-    """Click the dataset's card on the home page; returns the annotation form."""
-    card = page.get_by_role("link").filter(has=page.get_by_role("heading", name=name, exact=True))
-    card = card.filter(has=page.get_by_text(workspace, exact=True))
+def _open_dataset(page, expect, link: str):
+    """Follow a link of the study home into a form ("Write a story", "Review now"); returns the annotation form."""
+    card = page.get_by_role("link", name=link)
     expect(card).to_have_count(1)
     card.click()
     page.wait_for_url(re.compile(r"/dataset/[0-9a-f-]{36}/annotation-mode"))
@@ -326,7 +249,7 @@ def _submit(page, expect, form) -> None:
 def _write_story(page, expect, author: dict[str, str]) -> str:
     """Sign in, open `stories`, type the prompt and the story, submit; returns the invitation answered."""
     _sign_in(page, expect, author)
-    form = _open_dataset(page, expect, DATASET, author["username"])
+    form = _open_dataset(page, expect, WORDS["stories_write"])
     invitation = _shown_invitation(page, expect)
     pagination = page.get_by_label("Current Record")
     expect(pagination).to_have_text("1")
@@ -360,7 +283,7 @@ def _review_story(page, expect, reviewer: dict[str, str], dataset: str, review) 
     """Sign in, open the review round, check the story is shown, rate, decide, tag themes, submit."""
     questions = {q.name: q for q in review.questions}
     _sign_in(page, expect, reviewer)
-    form = _open_dataset(page, expect, dataset, "codigit")
+    form = _open_dataset(page, expect, WORDS["reviews_open"])
     record = page.get_by_role("region", name="Focus Annotation View")
     expect(record.get_by_text(PROMPT, exact=True)).to_be_visible()
     shown_story = record.get_by_text(" ".join(STORY_PARAGRAPHS), exact=True)  # matched with whitespace collapsed
@@ -386,8 +309,9 @@ def _review_story(page, expect, reviewer: dict[str, str], dataset: str, review) 
     _submit(page, expect, form)
     # Their queue is empty now: the record gives way to a message (the form keeps the last answers, and Submit or
     # Enter there would send them again, to the same response). Which message depends on whether the UI's progress
-    # request has come back yet ("completed" once it has, "no pending records" before): both say the queue is empty.
-    expect(record.get_by_text(re.compile("The task is completed!|Your? have no pending records"))).to_be_visible()
+    # request has come back yet ("completed" once it has, "no pending records" before): both say the queue is empty,
+    # in codigit's words (codigit/server/ui_words.yaml).
+    expect(record.get_by_text(re.compile("Nothing more to do here|Nothing is waiting for you here"))).to_be_visible()
     page.screenshot(path=ARTIFACTS / "review-submitted.png", animations="disabled")
 
 
@@ -404,7 +328,7 @@ HOSTILE_STORY = (  # `top`: upstream puts HTML-looking text in an unsandboxed sa
 
 def test_html_script_and_markdown_in_a_story_are_shown_as_text(tmp_path: Path):
     """A participant's story full of markup reaches a reviewer's browser as the characters they typed."""
-    _playwright()
+    playwright_or_fail()
     with own_study_server(tmp_path / "home") as server:
         author, reviewer = _new_participants(server, tmp_path, 2)
         with server.http(login(server, author["username"], author["password"])) as http:
@@ -414,12 +338,12 @@ def test_html_script_and_markdown_in_a_story_are_shown_as_text(tmp_path: Path):
         opened = codigit("review", "open", ROUND, "--per-story", "1", home=server.home)
         assert opened.returncode == 0 and "1 added" in opened.stdout, opened.stdout + opened.stderr
 
-        with _chromium(server, "markup-failure.png") as chromium:
+        with open_chromium(server, "markup-failure.png") as chromium:
             page, expect = chromium.new_page(), chromium.expect
             dialogs = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             _sign_in(page, expect, reviewer)
-            _open_dataset(page, expect, f"{load_study(STUDY).review.dataset_prefix}-{ROUND}", "codigit")
+            _open_dataset(page, expect, WORDS["reviews_open"])
             record = page.get_by_role("region", name="Focus Annotation View")
             for text in (HOSTILE_PROMPT, HOSTILE_STORY):
                 shown = record.get_by_text(" ".join(text.split()), exact=True)  # whitespace collapsed, as shown

@@ -33,7 +33,8 @@ def test_server_app_does_not_import_the_ml_stack(tmp_path):
     """argilla-server itself imports `datasets` (its hub export), but nothing pulls torch/transformers/trl."""
     code = (
         "import sys; from pathlib import Path; from codigit.server import app; "
-        f"url = app.configure(Path({str(tmp_path)!r})); app.prepare_database(url); app.create_app(); "
+        f"url = app.configure(Path({str(tmp_path)!r})); app.prepare_database(url); "
+        f"app.create_app(Path({str(tmp_path)!r}), Path({str(tmp_path)!r}) / 'snapshots'); "
         "print(sorted(set(sys.modules) & {'torch', 'transformers', 'trl'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -11,9 +11,10 @@ import uuid
 import pytest
 from conftest import STUDY, codigit
 
-from codigit.collect import build_snapshot, check_consent
+from codigit.collect import build_snapshot
 from codigit.errors import CodigitError
 from codigit.records import read_snapshot, write_snapshot
+from codigit.rules import consent_rule
 from codigit.study import load_study
 
 S = load_study(STUDY)
@@ -73,15 +74,15 @@ def test_latest_consent_answer_wins_and_names_are_kept_only_when_asked_for():
 @pytest.mark.parametrize(
     ("training", "public", "attribution", "name", "message"),
     [
-        (False, True, "none", "", "public release without fine-tuning"),
-        (True, True, "name", "", "gives no name"),
-        (True, False, "name", "Ada", "not for public release"),
-        (True, True, "name", "x" * 101, "101 characters"),
+        (False, True, "none", "", "public_without_training"),
+        (True, True, "name", "", "credit_without_name"),
+        (True, False, "name", "Ada", "credit_without_public"),
+        (True, True, "name", "x" * 101, "name_too_long"),
     ],
 )
 def test_invalid_consent_combinations(training, public, attribution, name, message):
-    with pytest.raises(ValueError, match=message):
-        check_consent(training, public, attribution, name, 100)
+    broken = consent_rule(_consent_values(training, public, attribution, name), S.consent)
+    assert broken is not None and broken.rule == message
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,13 @@ def test_invalid_consent_combinations(training, public, attribution, name, messa
     [(False, False, "none", ""), (True, False, "none", ""), (True, True, "none", ""), (True, True, "name", "Ada")],
 )
 def test_valid_consent_combinations(training, public, attribution, name):
-    check_consent(training, public, attribution, name, 100)
+    assert consent_rule(_consent_values(training, public, attribution, name), S.consent) is None
+
+
+def _consent_values(training: bool, public: bool, attribution: str, name: str) -> dict[str, str]:
+    yes_no = {True: "yes", False: "no"}
+    return {"training": yes_no[training], "public": yes_no[public], "attribution": attribution,
+            "attribution_name": name}  # fmt: skip
 
 
 def test_invalid_consent_is_a_problem_and_no_consent():

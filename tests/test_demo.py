@@ -65,9 +65,12 @@ def test_the_workshop_happened_on_the_server_as_the_demo_data_says(demo):
     written = [p for p in demo_data.pairs if p.author not in withdrawn]
     assert sorted(s["story"] for s in stories) == sorted(p.story for p in written)
     assert meta["excluded"]["stories_withdrawn"] == len(demo_data.pairs) - len(written)
-    assert sum(r["self_review"] for r in reviews) == 1  # demo-06 reviewed their own story: recorded as such
-    assert meta["excluded"]["consent_invalid"] == 1  # demo-12: public release without fine-tuning
-    assert "public release without fine-tuning" in result.stdout
+    # The server refused, in the study's words, what the rules do not allow: demo-12's consent (public release
+    # without fine-tuning) and demo-06's attempt to review their own story; neither reached the snapshot.
+    assert not any(r["self_review"] for r in reviews)
+    assert "consent_invalid" not in meta["excluded"]
+    assert "refused, as the participant would see it: demo-12's consent: You said yes to publishing" in result.stdout
+    assert "demo-06 reviewing their own: This is your own story" in result.stdout
     # reviewers disagree, but not at random
     alpha = {r["question"]: r["alpha"] for r in json.loads(where["agreement"].read_text()) if r["label"] is None}
     assert 0.2 < alpha["rating"] < 0.95, alpha

@@ -131,13 +131,15 @@ def test_ui_does_not_make_participants_browsers_contact_google(server):
 def test_ui_edits_reach_every_text_field_renderer(tmp_path):
     """Every chunk of the bundled UI that renders a text field gets the text-only version (the browser test shows
     one page of it); a UI without that code is refused, not served unsafe."""
+    import json
     import re
     import shutil
     from pathlib import Path
 
     import argilla_server
+    import yaml
 
-    from codigit.server.ui import patch_ui
+    from codigit.server.ui import WORDS, patch_ui
 
     bundled = Path(argilla_server.__file__).parent / "static"
     ui = tmp_path / "statics"
@@ -145,9 +147,17 @@ def test_ui_edits_reach_every_text_field_renderer(tmp_path):
     scripts = [p.read_bytes() for p in ui.rglob("*.js")]
     text_fields = sum(js.count(b".isHTML?") for js in scripts)  # each text field chooses between its renderers
     chats = sum(js.count(b'staticClass:"chat__bubble"') for js in scripts)
+    pages = len(list(ui.rglob("*.html")))
+    focus_views = sum(b"useFocusAnnotationViewModel" in js for js in scripts)  # each: Submit and Discard move on
     counts = patch_ui(ui)
-    assert counts == {"text fields": text_fields, "chat messages": chats, "font imports": counts["font imports"]}
-    assert text_fields > 0 and chats > 0 and counts["font imports"] > 0, counts
+    assert counts == {"text fields": text_fields, "chat messages": chats, "font imports": counts["font imports"],
+                      "move on only when saved": 2 * focus_views, "words": len(yaml.safe_load(WORDS.read_text())),
+                      "pages with codigit's script": pages}  # fmt: skip
+    assert text_fields > 0 and chats > 0 and counts["font imports"] > 0 and focus_views > 0 and pages > 0, counts
+    edited = b"".join(p.read_bytes() for p in ui.rglob("*.js"))
+    assert b'record.isModified||e.$emit("on-submit-responses")' in edited
+    for entry in yaml.safe_load(WORDS.read_text()):
+        assert f"{entry['key']}:{json.dumps(entry['codigit'], ensure_ascii=False)}".encode() in edited
     unsafe = re.compile(rb'isHTML\?[\w$]+\("Sandbox"|domProps:\{innerHTML:[\w$]+\._s\([\w$]+\.fieldText\)\}\}\)')
     assert not [p.name for p in ui.rglob("*.js") if unsafe.search(p.read_bytes())]
     with pytest.raises(RuntimeError, match="argilla-server 2.8.0"):

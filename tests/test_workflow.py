@@ -2,7 +2,9 @@
 
 Six simulated participants act through the endpoints the annotation UI calls, each with their own key: they give
 (or do not give) consent, optionally describe themselves, write stories, review each other's, and one withdraws.
-Then `collect`, `review open` and `agreement` are checked against what they did.
+Answers the study's rules do not allow (an invalid consent, an empty or over-long story, a review of one's own
+story) are refused by the server when sent. Then `collect`, `review open` and `agreement` are checked against what
+they did.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ CONSENT = {
     "ada": {"training": "yes", "public": "yes", "attribution": "name", "attribution_name": "Ada L."},
     "bo": {"training": "yes", "public": "no", "attribution": "none", "attribution_name": "Bo S."},  # name not kept
     "cy": {"training": "yes", "public": "yes", "attribution": "none"},
-    "di": {"training": "no", "public": "yes", "attribution": "none"},  # invalid: public without training
     # ed never answers the consent form
     "fay": {"training": "yes", "public": "yes", "attribution": "name", "attribution_name": "Fay"},
 }
@@ -35,6 +36,7 @@ STORIES = {
     "fay": [("invitation-safety", "I feel unsafe walking home.", "Noor texted her sister the route...")],
 }  # fmt: skip
 BAD_STORIES = {"cy": ("invitation-care", "A prompt", "   "), "bo": ("invitation-work", "A prompt", "x" * 6001)}
+INVALID_CONSENT = ("di", {"training": "no", "public": "yes", "attribution": "none"})  # public without training
 # Reviews by reviewer, in the order of the stories in the round (sorted by story id): (rating, decision, themes, flags)
 REVIEWERS = ("ada", "bo", "cy", "di")
 
@@ -64,15 +66,21 @@ def study(tmp_path_factory):
         for who, stories in STORIES.items():
             for invitation, prompt, story in stories:
                 people[who].answer("stories", {"prompt": prompt, "story": story}, external_id=invitation)
+        refusals = {}
         for who, (invitation, prompt, story) in BAD_STORIES.items():
-            people[who].answer("stories", {"prompt": prompt, "story": story}, external_id=invitation)
+            record = next(r for r in people[who].queue(people[who].dataset_id("stories"))
+                          if r["external_id"] == invitation)  # fmt: skip
+            refusals[who] = people[who].submit(record["id"], {"prompt": prompt, "story": story})
+        who, answer = INVALID_CONSENT
+        refusals[who] = people[who].submit(people[who].queue(people[who].dataset_id("consent"))[0]["id"], answer)
 
         opened = codigit("review", "open", "1", home=server.home)
         assert opened.returncode == 0, opened.stderr
+        queues = {}
         for reviewer in REVIEWERS:
             p = people[reviewer]
-            queue = sorted(p.queue(p.dataset_id("review-1", "codigit")), key=lambda r: r["external_id"])
-            for position, record in enumerate(queue):
+            queues[reviewer] = sorted(p.queue(p.dataset_id("review-1", "codigit")), key=lambda r: r["external_id"])
+            for position, record in enumerate(queues[reviewer]):
                 p.submit(record["id"], review_values(reviewer, position, record)).raise_for_status()
         out = tmp / "snapshots"
         before = codigit("collect", "--out", str(out), home=server.home)  # taken before fay withdraws
@@ -83,7 +91,7 @@ def study(tmp_path_factory):
         assert "1 review copy of their stories removed" in withdrawn.stdout
         collected = codigit("collect", "--out", str(out), home=server.home)
         assert collected.returncode == 0, collected.stderr
-        yield server, people, out, opened, collected
+        yield server, people, out, opened, collected, refusals, queues
 
 
 def load(path, name):
@@ -94,9 +102,41 @@ def latest(out):
     return out / (out / "LATEST").read_text().strip()
 
 
+def test_answers_the_rules_refuse_are_refused_in_the_study_words_and_not_stored(study):
+    server, people, out, *_, refusals, _ = study
+    assert {who: r.status_code for who, r in refusals.items()} == {"cy": 422, "bo": 422, "di": 422}
+    assert refusals["cy"].json()["detail"].startswith("Your story is empty.")
+    assert refusals["bo"].json()["detail"].startswith("Your story has 6001 characters; this study takes stories of")
+    assert refusals["di"].json()["detail"].startswith("You said yes to publishing but no to fine-tuning.")
+    for who in ("cy", "bo", "di"):  # nothing of the refused answers is on the server
+        form = people[who].dataset_id("stories" if who != "di" else "consent")
+        mine = people[who].http.post(f"/me/datasets/{form}/records/search", params={"include": "responses",
+                                     "limit": 50}, json={"query": {}}).raise_for_status().json()["items"]  # fmt: skip
+        texts = [r["values"] for item in mine for r in item["record"].get("responses") or []]
+        assert all(v.get("story", {}).get("value") not in ("   ", "x" * 6001) for v in texts), texts
+        if who == "di":
+            assert texts == [], texts
+    meta = json.loads((latest(out) / "snapshot.json").read_text())
+    assert meta["problems"] == [] and "consent_invalid" not in meta["excluded"]
+
+
+def test_nobody_is_given_their_own_story_to_review_and_a_self_review_is_refused(study):
+    server, people, out, *_, queues = study
+    import argilla as rg
+
+    authors = {s["story_id"]: s["author"] for s in load(latest(out), "stories")}
+    for reviewer, queue in queues.items():
+        assert queue and all(authors.get(r["external_id"]) != people[reviewer].username for r in queue), reviewer
+    ada = people["ada"]
+    dataset = rg.Argilla(api_url=server.url, api_key=server.api_key).datasets("review-1", workspace="codigit")
+    own = next(r for r in dataset.records(with_responses=False) if authors.get(r.id) == ada.username)
+    refused = ada.submit(str(own._server_id), {"rating": 5, "decision": "include"})
+    assert refused.status_code == 422 and refused.json()["detail"].startswith("This is your own story."), refused.text
+
+
 def test_review_round_has_consented_valid_stories_and_no_author_identity(study):
-    server, people, _, opened, _ = study
-    assert "5 added" in opened.stdout and "1 no consent form, 1 invalid consent" in opened.stdout  # ed, di
+    server, people, _, opened, *_ = study
+    assert "5 added" in opened.stdout and "2 no consent form" in opened.stdout  # ed, di (refused)
     import argilla as rg
 
     client = rg.Argilla(api_url=server.url, api_key=server.api_key)
@@ -119,7 +159,7 @@ def test_review_open_again_adds_nothing(study):
 
 
 def test_snapshot_honours_consent_withdrawal_and_validity(study):
-    _, people, out, _, collected = study
+    _, people, out, _, collected, *_ = study
     snap = latest(out)
     u = {who: p.username for who, p in people.items()}
     stories = load(snap, "stories")
@@ -131,18 +171,14 @@ def test_snapshot_honours_consent_withdrawal_and_validity(study):
     assert consent[u["bo"]]["attribution_name"] is None and consent[u["bo"]]["public"] is False
     assert all(c["version"] == "1.0" for c in consent.values())
     meta = json.loads((snap / "snapshot.json").read_text())
-    problems = {(p["participant"], p["what"]): p["message"] for p in meta["problems"]}
-    assert "public release without fine-tuning" in problems[(u["di"], "consent")]
-    assert problems[(u["cy"], "story")] == "empty story"
-    assert "6001 characters" in problems[(u["bo"], "story")]
     assert meta["excluded"]["stories_withdrawn"] == 1 and meta["excluded"]["consent_withdrawn"] == 1
     assert meta["excluded"]["positionality_not_for_use"] == 1
     assert [w["participant"] for w in load(snap, "withdrawals")] == [u["fay"]]
-    assert "left out" in collected.stdout and collected.stderr.count("codigit: warning:") == 3
+    assert "left out" in collected.stdout and collected.stderr.count("codigit: warning:") == 0
 
 
 def test_snapshot_positionality_only_own_consented_answers(study):
-    _, people, out, _, _ = study
+    _, people, out, *_ = study
     answers = {p["participant"]: p["answers"] for p in load(latest(out), "positionality")}
     assert answers == {
         people["ada"].username: {"gender_identity": "woman", "pronouns": ["prefer_not_to_say"],
@@ -151,22 +187,20 @@ def test_snapshot_positionality_only_own_consented_answers(study):
     }  # fmt: skip
 
 
-def test_snapshot_reviews_mark_self_reviews_and_drop_withdrawn_authors(study):
-    _, people, out, _, _ = study
+def test_snapshot_reviews_have_no_self_reviews_and_drop_withdrawn_authors(study):
+    _, people, out, *_ = study
     snap = latest(out)
     reviews = load(snap, "reviews")
     authors = {s["story_id"]: s["author"] for s in load(snap, "stories")}
     assert reviews and all(r["story_id"] in authors for r in reviews)  # fay's story and its reviews are gone
     assert {r["reviewer"] for r in reviews} <= {people[w].username for w in REVIEWERS}
-    for r in reviews:
-        assert r["self_review"] == (r["reviewer"] == authors[r["story_id"]])
-    assert sum(r["self_review"] for r in reviews) >= 2  # ada reviewed her own two; bo and cy their own one
+    assert not any(r["self_review"] or r["reviewer"] == authors[r["story_id"]] for r in reviews)
     flagged = [r for r in reviews if r["flags"]]
     assert flagged and all(r["flags"] == ["personal_data"] for r in flagged)
 
 
 def test_snapshot_files_are_private_and_pseudonymous(study):
-    _, _, out, _, _ = study
+    _, _, out, *_ = study
     snap = latest(out)
     assert stat.S_IMODE(snap.stat().st_mode) == 0o700
     for path in snap.iterdir():
@@ -178,7 +212,7 @@ def test_snapshot_files_are_private_and_pseudonymous(study):
 
 
 def test_agreement_matches_krippendorff_package(study, tmp_path):
-    _, _, out, _, _ = study
+    _, _, out, *_ = study
     report_path = tmp_path / "agreement.json"
     result = codigit("agreement", "--snapshot", str(out), "--format", "json", "--out", str(report_path))
     assert result.returncode == 0, result.stderr
@@ -207,7 +241,7 @@ def test_agreement_matches_krippendorff_package(study, tmp_path):
     assert rows[("themes", "identity")]["level"] == "binary"
     low, high = rows[("rating", None)]["ci_low"], rows[("rating", None)]["ci_high"]
     assert low <= rows[("rating", None)]["alpha"] <= high
-    assert report["self_reviews_excluded"] >= 2
+    assert report["self_reviews_excluded"] == 0
     assert rows[("rating", None)]["n_raters"] == len(raters)
 
     table = codigit("agreement", "--snapshot", str(out))
@@ -237,7 +271,7 @@ def test_withdraw_is_recorded_once_and_unknown_pseudonyms_are_refused(study):
 def test_new_consent_version_is_asked_again_and_the_latest_answer_counts(study, tmp_path):
     import shutil
 
-    server, people, out, _, _ = study
+    server, people, out, *_ = study
     annotation = tmp_path / "annotation"
     shutil.copytree(STUDY.parent, annotation)
     study_file = annotation / "study.yaml"
@@ -294,7 +328,7 @@ def test_review_rounds_refuse_a_changed_count_and_bring_back_only_edited_stories
 def test_withdrawal_takes_the_story_out_of_review_and_out_of_a_release_from_an_older_snapshot(study, tmp_path):
     """fay withdrew after review round 1 and after a snapshot was taken; no collect ran between her withdrawal and
     this release, which is made from that older snapshot. Her story must still stay out."""
-    server, people, out, _, _ = study
+    server, people, out, *_ = study
     fay_story = STORIES["fay"][0][2]
     before = sorted(p for p in out.iterdir() if (p / "snapshot.json").exists())[0]
     reviews_before = load(before, "reviews")

@@ -147,11 +147,12 @@ def ensure_owner(home: Path) -> dict[str, Any]:
     return creds
 
 
-def create_app(in_process_jobs: bool = True):
-    """The argilla-server FastAPI app with codigit's engine, job runner, privacy fixes and SQLite write queue."""
+def create_app(home: Path, snapshots: Path, in_process_jobs: bool = True):
+    """The argilla-server FastAPI app with codigit's engine, job runner, privacy fixes, SQLite write queue, the
+    study's rules at submit time and the participants' pages."""
     from argilla_server.jobs import queues
 
-    from codigit.server import jobs, privacy, sqlite_writes
+    from codigit.server import jobs, privacy, sqlite_writes, study_pages, submit_rules
     from codigit.server import ui as ui_edits
 
     if in_process_jobs:  # before argilla_server._app imports the queues' Redis connection
@@ -165,8 +166,11 @@ def create_app(in_process_jobs: bool = True):
     if in_process_jobs:
         jobs.finish_jobs_on_shutdown(app)
     privacy.install(api_v1)
+    submit_rules.install(home)
+    study_pages.install(api_v1, home, snapshots)
     if (ui := ui_directory(app)) is not None:
         ui_edits.patch_ui(ui)
+        study_pages.copy_pages(ui)
     if async_engine.dialect.name == "sqlite":
         sqlite_writes.install(app, async_engine)
     return app

@@ -211,7 +211,10 @@ class SQLSearchEngine(SearchEngine):
     ) -> SearchResponses:
         query = await self._text_query(dataset, query)
         stmt, score = self._matching(dataset, query, filter)
-        total = await self._queue_total(dataset, filter) if query is None else None
+        own = await self._copies_of_own_answers(dataset, user_id) if user_id is not None else []
+        if own:
+            stmt = stmt.where(Record.external_id.not_in(own))
+        total = await self._queue_total(dataset, filter) if query is None and not own else None
         if total is None:
             total = (await self._all(select(func.count()).select_from(stmt.subquery())))[0][0]
         if limit <= 0 or offset >= total:
@@ -227,6 +230,18 @@ class SQLSearchEngine(SearchEngine):
             ordered = stmt.order_by(Record.inserted_at, Record.id)
         rows = await self._all(ordered.offset(offset).limit(limit))
         return SearchResponses(items=[SearchResponseItem(record_id=r[0], score=r[1]) for r in rows], total=total)
+
+    async def _copies_of_own_answers(self, dataset: Dataset, user_id: Any) -> list[str]:
+        """External ids of this dataset's records that copy a record the user answered elsewhere: a review round's
+        record is keyed by its story's authoring record, so these are the user's own stories, which they must never
+        be given to review (the embedded server also refuses such a review: codigit.server.submit_rules)."""
+        answered = select(Response.record_id).join(Record, Record.id == Response.record_id)
+        answered = answered.where(Response.user_id == user_id, Record.dataset_id != dataset.id)
+        ids = [str(r) for (r,) in await self._all(answered)]
+        if not ids:
+            return []
+        present = select(Record.external_id).where(Record.dataset_id == dataset.id, Record.external_id.in_(ids))
+        return [r for (r,) in await self._all(present)]
 
     async def _queue_total(self, dataset: Dataset, filter: Filter | None) -> int | None:
         """The size of the UI's "pending" queue without counting it, or None if `filter` is another query.

@@ -99,6 +99,7 @@ def serve(
     database_url: str | None = None,
     redis_url: str | None = None,
     log_level: str = "info",
+    snapshots: Path = Path("data/snapshots"),
 ) -> None:
     """Start the embedded server and block until SIGINT/SIGTERM."""
     ensure_writable_home(home)
@@ -115,7 +116,7 @@ def serve(
     url = server_app.configure(home, database_url, redis_url)
     server_app.prepare_database(url)
     server_app.ensure_owner(home)
-    application = server_app.create_app(in_process_jobs=redis_url is None)
+    application = server_app.create_app(home, snapshots.resolve(), in_process_jobs=redis_url is None)
 
     worker = None
     if redis_url is not None:

@@ -21,7 +21,9 @@ from fastapi import FastAPI, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-READ_ONLY_POSTS = ("/search", "/token")  # POST, but they only read (a login's bcrypt must not hold the lock)
+# POSTs that do not write themselves: searches and logins only read (a login's bcrypt must not hold the lock), and
+# the study home's withdrawal writes through requests of its own to this server, which must not wait behind it.
+NOT_WRITING_POSTS = ("/search", "/token", "/codigit/withdraw")
 WRITERS_ADMITTED = 2  # at most 2 connections each, well inside argilla-server's pool of 15; the rest queue FIFO
 _may_write: ContextVar[bool] = ContextVar("codigit_may_write", default=False)
 
@@ -41,7 +43,7 @@ def install(app: FastAPI, engine: AsyncEngine) -> None:
     async def _mark_writes(request: Request, call_next):
         # Tasks started by the request (in-process jobs) copy this context, so their writes queue the same way.
         may_write = request.method in ("POST", "PUT", "PATCH", "DELETE") and not request.url.path.endswith(
-            READ_ONLY_POSTS
+            NOT_WRITING_POSTS
         )
         if not may_write:
             return await call_next(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -24,6 +25,8 @@ from codigit.records import utc_now
 from codigit.train.formats import collective_token, prepare_tokenizer
 from codigit.train.models import resolve_model
 from codigit.train.recipe import CodigitArgs, parse_recipe
+
+_LOGGER = logging.getLogger("codigit.train")
 
 # Dense bf16 peak FLOP/s per device, for MFU. CPUs have no useful single figure: MFU is left empty there.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
@@ -195,6 +198,13 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer, get_peft_config, get_quantization_config
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if sft.bf16 and not torch.cuda.is_available() and "BF16" not in capability and "AMX" not in capability:
+        # bf16 autocast on a CPU without bf16 instructions is emulated: measured here (AVX2), a CPU-demo step took
+        # minutes instead of seconds. fp32 gives the same training, a little more memory; provenance records it.
+        _LOGGER.warning("this CPU (%s) has no bf16 instructions: training in fp32, not the recipe's bf16", capability)
+        sft.bf16 = False
 
     run = Path(sft.output_dir)
     record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)

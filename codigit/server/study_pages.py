@@ -1,0 +1,98 @@
+"""codigit's own pages on the embedded server: the study home (`/study/`) and the small script that puts the
+study's words into Argilla's UI (`/codigit/ui.js`), with the three API routes they use under `/api/v1/codigit/`.
+
+The pages are static files copied into the server's per-start UI folder, so they are served like the UI itself,
+from the same origin and with no third-party request. The routes use argilla-server's own sign-in: a participant
+signed in to the UI is signed in here. Every answer the pages send goes to Argilla's own response endpoints;
+only withdrawal has a route of its own, which runs exactly what `codigit participants withdraw` runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Security
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codigit.errors import CodigitError
+from codigit.server import deployed, home_state
+
+PAGES = Path(__file__).parent / "pages"
+
+
+def copy_pages(ui_directory: Path) -> None:
+    """Put codigit's pages beside the UI's files: /study/ and /codigit/."""
+    for folder in ("study", "codigit"):
+        shutil.copytree(PAGES / folder, ui_directory / folder, dirs_exist_ok=True)
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).render(text)  # raw HTML in the file is shown as text
+
+
+def install(api: FastAPI, home: Path, snapshots: Path) -> None:
+    from argilla_server.database import get_async_db
+    from argilla_server.security import auth
+
+    def study_or_404() -> tuple[Any, dict[str, str]]:
+        current = deployed.current_study(home)
+        if current is None:
+            raise HTTPException(404, "no study has been set up on this server yet (`codigit init`)")
+        return current
+
+    @api.get("/codigit/study", include_in_schema=False)
+    async def study_words() -> dict:
+        """What the sign-in page and the UI show before anyone signs in: no participant data."""
+        study, words = study_or_404()
+        limits = {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars}
+        return {"title": study.title, "description": study.description, "contact": study.contact, "texts": words,
+                "limits": limits}  # fmt: skip
+
+    @api.get("/codigit/home", include_in_schema=False)
+    async def participant_home(db: AsyncSession = Depends(get_async_db), user=Security(auth.get_current_user)) -> dict:
+        study, words = study_or_404()
+        state = await home_state.home_state(db, user, study, words, deployed.closed_rounds(home))
+        texts = study.guidelines()
+        return {
+            **state,
+            "role": str(getattr(user.role, "value", user.role)),
+            "title": study.title,
+            "description": study.description,
+            "contact": study.contact,
+            "texts": words,
+            "guidelines_html": _markdown(texts["stories"]),
+            "consent_html": _markdown(texts["consent"]),
+        }
+
+    @api.post("/codigit/withdraw", include_in_schema=False)
+    async def withdraw(confirm: bool = Body(...), reason: str = Body(""), user=Security(auth.get_current_user)) -> dict:
+        study, _ = study_or_404()
+        if str(getattr(user.role, "value", user.role)) != "annotator":
+            raise HTTPException(403, "only participants withdraw themselves; organisers use `codigit participants`")
+        if not confirm:
+            raise HTTPException(422, "withdrawal needs confirm: true")
+        try:
+            at, _, removed = await run_in_threadpool(_withdraw, home, snapshots, study, user.username, reason)
+        except CodigitError as e:
+            raise HTTPException(
+                500, f"the withdrawal could not be recorded ({e}); please tell the organisers"
+            ) from None
+        return {"withdrawn_at": at, "review_copies_removed": removed}
+
+
+def _withdraw(home: Path, snapshots: Path, study, username: str, reason: str) -> tuple[str, bool, int]:
+    """What `codigit participants withdraw` does, as the owner, through the same server."""
+    from codigit.client import argilla_errors, connect
+    from codigit.participants import withdraw
+    from codigit.records import mirror_withdrawal
+
+    client = connect(home, embedded=True)
+    with argilla_errors():
+        at, new, removed = withdraw(client, study, username, reason[:2000])
+    mirror_withdrawal(snapshots, username, at)
+    return at, new, removed
