@@ -94,9 +94,12 @@ def _review_open(args: argparse.Namespace) -> None:
     from codigit.home import resolve_home
     from codigit.records import counts_line
     from codigit.review import open_round
+    from codigit.server.deployed import closed_rounds
     from codigit.study import load_study
 
     study = load_study(args.study)
+    if not os.environ.get("ARGILLA_API_URL") and args.round in closed_rounds(resolve_home(args.home)):
+        raise CodigitError(f"review round {args.round} is closed (`review close`): open a new round")
     snapshot = take_snapshot(study, resolve_home(args.home), args.database_url)
     client = connect(args.home)
     per_story = study.review.reviews_per_story if args.per_story is None else args.per_story  # 0 is an error

@@ -6,15 +6,26 @@ scopes, the review questions that agreement and release policy read, and the pos
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from codigit.errors import CodigitError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"  # BCP 47, lowercase: en, es, pt-br
 PREFER_NOT = "prefer_not_to_say"
 
 
@@ -168,6 +179,9 @@ class Study(_Strict):
     description: str = Field(min_length=1, max_length=300)  # one line under the title
     contact: str = Field(min_length=3)  # how participants reach the organisers (shown on every study page)
     participant_texts: Path  # the words of codigit's pages and of refusals, in the study's own words
+    language: str = Field(default="en", pattern=LANGUAGE_PATTERN)  # the language the study's files are written in
+    language_name: str = Field(default="English", min_length=1)  # its own name, as the study home offers it
+    translations: dict[str, Path] = {}  # language code -> a translation of what codigit shows (codigit.languages)
     workspace: str = Field(pattern=NAME_PATTERN)  # shared by everyone: review rounds
     organiser_workspace: str = Field(pattern=NAME_PATTERN)  # no participant is a member: the withdrawal ledger
     ledger_dataset: str = Field(pattern=NAME_PATTERN)
@@ -176,6 +190,16 @@ class Study(_Strict):
     positionality: PositionalitySpec
     review: ReviewSpec
     root: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("translations")
+    @classmethod
+    def _codes(cls, translations: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        for code in translations:
+            if not re.match(LANGUAGE_PATTERN, code):
+                raise ValueError(f"{code!r} is not a language code (e.g. es, pt-br)")
+            if code == info.data.get("language"):
+                raise ValueError(f"{code!r} is the study's own language, not a translation")
+        return translations
 
     def text(self, relative: Path, what: str) -> str:
         return read_text(self.root / relative, what)
@@ -220,7 +244,7 @@ PAGE_KEYS = (
     "reviews_closed", "reviews_open", "feedback_title", "feedback_none", "guidelines", "contact", "withdraw_title",
     "withdraw_text", "withdraw_button", "withdraw_confirm_title", "withdraw_confirm_text", "withdraw_reason",
     "withdraw_yes", "cancel", "withdrawn_text", "error", "home_link", "discard_title", "discard_text",
-    "discard_yes", "draft_note", "limit_note",
+    "discard_yes", "draft_note", "limit_note", "language",
 )  # fmt: skip
 
 
@@ -262,4 +286,7 @@ def load_study(path: Path) -> Study:
     study = load_yaml(path, Study, "the study configuration (pass --study)", root=Path(path).parent)
     study.guidelines()
     study.participant_words()
+    from codigit.languages import check_translations
+
+    check_translations(study)
     return study

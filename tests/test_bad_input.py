@@ -56,6 +56,20 @@ def files(tmp_path_factory) -> dict[str, Path]:
     pairs = root / "study-copy" / "demo" / "pairs.yaml"
     pairs.write_text(pairs.read_text(encoding="utf-8").replace("author: demo-12", "author: demo-13"), encoding="utf-8")
     f["demo_study"] = root / "study-copy" / "study.yaml"
+    # the participants' texts and their translation: a missing text, a renamed placeholder, a missing label,
+    # and the study's own language listed as a translation
+    for name, file, old, new in [
+        ("texts_missing", "participant-texts.yaml", "cancel: Cancel\n", ""),
+        ("placeholder", "translations/es.yaml", "{limit}", "{limite}"),
+        ("labels", "translations/es.yaml", "{none:", "{nobody:"),
+        ("own_language", "study.yaml", "  es: translations/es.yaml", "  en: translations/es.yaml"),
+    ]:
+        shutil.copytree(REPO / "annotation", root / name)
+        changed = root / name / file
+        text = changed.read_text(encoding="utf-8")
+        assert old in text, (name, old)
+        changed.write_text(text.replace(old, new, 1), encoding="utf-8")
+        f[name] = root / name / "study.yaml"
     return f
 
 
@@ -69,6 +83,10 @@ CASES: list[tuple[list[str], str]] = [
     (["init", "--study", "{unknown_key.yaml}"], "colour: unknown key"),
     (["init", "--study", "{root}/missing.yaml"], "not found"),
     (["init", "--home", "{root}/no-server"], "codigit serve"),
+    (["init", "--study", "{texts_missing}"], "missing text(s) ['cancel']"),
+    (["init", "--study", "{placeholder}"], "must keep the placeholders"),
+    (["init", "--study", "{labels}"], "consent_questions.attribution.labels must translate exactly"),
+    (["init", "--study", "{own_language}"], "is the study's own language"),
     # rosters and participants
     (["participants", "add", "{roster_bad_email.csv}", "--home", "{root}/h1"], "not an email"),
     (["participants", "add", "{roster_no_name.csv}", "--home", "{root}/h1"], "`name` column"),
@@ -86,6 +104,7 @@ CASES: list[tuple[list[str], str]] = [
     (["collect", "--home", "{root}/h3", "--out", "{root}/snaps-out"], "no embedded database"),
     (["collect", "--database-url", "oracle://x", "--out", "{root}/snaps-out"], "--database-url"),
     (["review", "open", "Round One!", "--home", "{root}/h3"], "no embedded database"),
+    (["review", "close", "1", "--home", "{root}/h3"], "codigit serve"),
     (["agreement", "--snapshot", "{root}/nowhere"], "run `codigit collect` first"),
     (["agreement", "--snapshot", "{snaps}", "--out", "{root}"], "cannot write the report"),
     (["agreement", "--snapshot", "{snaps}", "--format", "xml"], "invalid choice"),

@@ -99,7 +99,7 @@ def write(page, expect, prompt: str, story: str, screenshot: str | None = None):
         page.keyboard.insert_text(text)
     if screenshot:
         page.screenshot(path=ARTIFACTS / screenshot, animations="disabled")
-    form.get_by_role("button", name=re.compile(r"\bSubmit\b")).click()
+    form.locator("button.button--submit").click()  # "Submit", or Argilla's word for it in the chosen language
     return form
 
 
@@ -167,10 +167,20 @@ def test_a_participants_journey_from_sign_in_to_leaving(study, tmp_path, viewpor
         dialog = page.get_by_role("dialog", name=T["discard_title"])
         expect(dialog).to_contain_text(T["discard_text"].split(":")[0])
         page.screenshot(path=ARTIFACTS / f"{size}-discard-confirm.png", animations="disabled")
-        dialog.get_by_role("button", name=T["cancel"]).click()
+        # Keys pressed in the dialog do not reach Argilla's shortcuts (Backspace discards, Enter submits there):
+        # Backspace does nothing, Enter presses the focused Cancel.
+        expect(dialog.get_by_role("button", name=T["cancel"])).to_be_focused()
+        page.keyboard.press("Backspace")
+        page.keyboard.press("Enter")
         expect(dialog).to_have_count(0)
         expect(current).to_have_text("2")
         assert [s["state"] for s in home_state(server, row)["stories"]] == ["counts"]
+        page.get_by_role("region", name="Focus Annotation View").click()  # outside any text box
+        page.keyboard.press("Backspace")  # Argilla's Discard shortcut asks first too
+        expect(dialog).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0)
+        expect(current).to_have_text("2")
         discard.click()
         page.get_by_role("dialog", name=T["discard_title"]).get_by_role("button", name=T["discard_yes"]).click()
         expect(current).to_have_text("3")
@@ -317,3 +327,35 @@ def test_codigit_pages_and_sign_in_pass_an_accessibility_audit(study, tmp_path):
             page.go_back()
             page.wait_for_url(re.compile(r"/study/$"))
         (ARTIFACTS / "axe-argilla-forms.json").write_text(json.dumps(forms, indent=2) + "\n", encoding="utf-8")
+
+
+def test_a_participant_reads_the_study_in_the_language_they_choose(study, tmp_path):
+    """The study home offers the study's languages; the choice holds for the study home, the sign-in page, the
+    server's messages and Argilla's own words where Argilla has that language."""
+    from codigit.languages import localise
+
+    server, study_file, _ = study
+    es = localise(load_study(study_file), "es")
+    row = accounts(server, tmp_path, 1)[0]
+    with chromium(server, "language-failure.png") as browser:
+        page, expect = browser.new_page(), browser.expect
+        sign_in(page, expect, row)
+        page.get_by_label(re.compile(T["language"])).select_option("es")
+        expect(page.get_by_role("heading", name=es.title, level=1)).to_be_visible()
+        expect(page.locator("html")).to_have_attribute("lang", "es")
+        expect(step(page, "consent")).to_contain_text(es.texts["consent_none"].split(".")[0])
+        consent = page.locator("#consent-form")
+        training = next(q for q in es.consent_questions if q.name == "training")
+        expect(consent.get_by_role("group", name=re.compile(re.escape(training.title)))).to_be_visible()
+        expect(page.get_by_role("button", name=es.texts["withdraw_button"])).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "desktop-home-es.png", full_page=True)
+
+        page.get_by_role("link", name=es.texts["stories_write"]).click()  # the server's refusal, in Spanish
+        page.wait_for_url(re.compile(r"/annotation-mode"))
+        write(page, expect, PROMPT, "   ")
+        refused(page, expect, es.texts["rules.story_empty"])
+        page.goto(server.url + "/study/")
+        page.get_by_role("button", name=es.texts["sign_out"]).click()
+        page.wait_for_url("**/sign-in")
+        expect(page.get_by_role("heading", name=es.title)).to_be_visible()  # remembered in this browser
+    assert home_state(server, row)["language"] == "es"

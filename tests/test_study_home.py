@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import STUDY, add_participants, codigit, start_server
+from conftest import STUDY, add_participants, codigit, login, start_server
 
 from codigit.study import load_study
 
@@ -66,7 +66,7 @@ def test_study_words_are_public_and_carry_no_participant_data(study):
 
     words = httpx.get(f"{server.url}/api/v1/codigit/study").raise_for_status().json()
     assert words["title"] == load_study(STUDY).title and words["limits"] == {"prompt": 1500, "story": 6000}
-    assert set(words) == {"title", "description", "contact", "texts", "limits"}
+    assert set(words) == {"title", "description", "contact", "texts", "limits", "language", "languages"}
     assert httpx.get(f"{server.url}/api/v1/codigit/home").status_code == 401
     assert not any(p.username in json.dumps(words) for p in people.values())
 
@@ -99,7 +99,9 @@ def test_each_step_of_the_home_follows_what_the_participant_does(study):
     assert home(ana)["stories"][0]["state"] == "discarded"
     ana.answer("about-you", {"use": "no"})
     assert home(ana)["about"]["state"] == "done"
-    assert all(s["id"] != work for s in home(people["ben"])["stories"])  # only one's own
+    ben = people["ben"]  # another participant's home holds only their own stories
+    ben.http.post(f"/records/{record_id(ben, 'stories', 'invitation-care')}/responses", json=draft).raise_for_status()
+    assert [s["invitation"] for s in home(ben)["stories"]] == ["invitation-care"]
 
 
 @pytest.mark.parametrize(
@@ -219,8 +221,11 @@ def test_a_round_never_shows_authors_their_own_story_and_every_story_gets_its_co
     assert refused.status_code == 422 and refused.json()["detail"] == TEXTS["rules.withdrawn"]
     assert snapshot["withdrawals"] == [people["eli"].username]
 
-    # feedback: only after the round is closed, only to the author, never who or which flags
+    # feedback: only after the round is closed, only to the author, never who or which flags, never an organiser's
     ben = people["ben"]
+    organiser = {"values": {"rating": {"value": 1}, "decision": {"value": "exclude"}, "comment": {"value": "trial"}},
+                 "status": "submitted"}  # fmt: skip
+    server.http().post(f"/records/{own_copy}/responses", json=organiser).raise_for_status()
     assert all(s["feedback"] == [] for s in home(ben)["stories"])
     closed = codigit("review", "close", "1", "--study", str(study_file), home=server.home)
     assert closed.returncode == 0 and "authors now see" in closed.stdout, closed.stderr
@@ -232,6 +237,8 @@ def test_a_round_never_shows_authors_their_own_story_and_every_story_gets_its_co
     assert home(people["ana"])["rounds"][0]["closed_at"] and home(people["ana"])["rounds"][0]["waiting"] == 0
     late = people["dee"].submit(own_copy, {"rating": 1, "decision": "exclude"})
     assert late.status_code == 422 and late.json()["detail"] == TEXTS["rules.round_closed"]
+    reopened = codigit("review", "open", "1", "--study", str(study_file), home=server.home)
+    assert reopened.returncode == 2 and "review round 1 is closed" in reopened.stderr
     unknown = codigit("review", "close", "9", "--study", str(study_file), home=server.home)
     assert unknown.returncode == 2 and "no review round '9'" in unknown.stderr
 
@@ -250,3 +257,63 @@ def _collect(server, study_file: Path, out: Path) -> dict:
     read = {p: [json.loads(x) for x in (snap / f"{p}.jsonl").read_text().splitlines()] for p in ("stories", "reviews")}
     read["withdrawals"] = [json.loads(x)["participant"] for x in (snap / "withdrawals.jsonl").read_text().splitlines()]
     return read
+
+
+def test_a_participant_chooses_their_language_for_the_study_home_and_the_servers_messages(study):
+    server, people, study_file, _ = study
+    import httpx
+
+    from codigit.languages import localise
+
+    spanish = localise(load_study(study_file), "es")
+    public = httpx.get(f"{server.url}/api/v1/codigit/study", params={"lang": "es-MX"}).raise_for_status().json()
+    assert public["language"] == "es" and public["title"] == spanish.title and public["texts"] == spanish.texts
+    assert public["languages"] == {"en": "English", "es": spanish.name}
+    fallback = httpx.get(f"{server.url}/api/v1/codigit/study", params={"lang": "fr"}).raise_for_status().json()
+    assert fallback["language"] == "en" and fallback["texts"] == TEXTS
+
+    cam = people["cam"]
+    assert cam.http.get("/codigit/home", params={"lang": "es"}).json()["texts"] == spanish.texts  # the browser's
+    assert cam.http.post("/codigit/language", json={"language": "xx"}).status_code == 422
+    cam.http.post("/codigit/language", json={"language": "es"}).raise_for_status()
+    shown = cam.http.get("/codigit/home", params={"lang": "en"}).raise_for_status().json()  # the choice wins
+    assert shown["language"] == "es" and shown["texts"] == spanish.texts
+    consent = {q["name"]: q for q in shown["consent"]["questions"]}
+    assert consent["training"]["title"] == next(q.title for q in spanish.consent_questions if q.name == "training")
+    assert consent["training"]["labels"].keys() == {"yes", "no"}  # the values stored stay the study's codes
+    refused = cam.submit(record_id(cam, "stories", "invitation-identity"), {"prompt": "q", "story": " "})
+    assert refused.status_code == 422 and refused.json()["detail"] == spanish.texts["rules.story_empty"]
+    assert home(people["dee"])["language"] == "en"  # one person's choice is theirs alone
+    cam.http.post("/codigit/language", json={"language": "en"}).raise_for_status()
+
+
+def test_a_study_that_no_longer_loads_refuses_answers_instead_of_dropping_its_rules(tmp_path):
+    """The server applies the copy of the study that `init` deployed; if that cannot be loaded when the server
+    starts (here: damaged by hand), participants' answers are refused, not stored without the rules."""
+    server = start_server(tmp_path / "home")
+    try:
+        assert codigit("init", "--study", str(STUDY), home=server.home).returncode == 0
+        person = add_participants(server, {"fay": "Fay Ng"}, tmp_path)["fay"]
+        record = record_id(person, "stories", "invitation-open")
+    finally:
+        server.stop()
+    deployed = Path(json.loads((tmp_path / "home" / "study.json").read_text())["study"])
+    assert deployed.parent.parent == tmp_path / "home" / "studies"  # a copy in the home, not the working file
+    deployed.write_text(deployed.read_text().replace("title:", "titel:", 1))
+    server = start_server(tmp_path / "home", port=server.port)
+    try:
+        with server.http(login(server, person.username, _password(tmp_path, person.username))) as http:
+            refused = http.post(f"/records/{record}/responses", json={"values": {"prompt": {"value": "q"},
+                                "story": {"value": "s"}}, "status": "submitted"})  # fmt: skip
+            assert refused.status_code == 422 and "nothing was saved" in refused.json()["detail"]
+            assert http.get("/codigit/home").status_code == 503
+        assert "no longer loads" in server.log.read_text()
+    finally:
+        server.stop()
+
+
+def _password(tmp: Path, username: str) -> str:
+    import csv
+
+    with (tmp / "logins.csv").open(newline="", encoding="utf-8") as f:
+        return next(r["password"] for r in csv.DictReader(f) if r["username"] == username)

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codigit.rules import consent_rule, story_rule
+from codigit.languages import Localised
+from codigit.rules import clean_text, consent_rule, story_rule
 from codigit.server import submit_rules
 from codigit.study import Study
 
@@ -47,7 +48,7 @@ async def _own_forms(db: AsyncSession, user) -> list[tuple]:
     return list(rows.all())
 
 
-def _consent_state(rows: list[tuple], study: Study) -> dict[str, Any]:
+def _consent_state(rows: list[tuple], study: Study, shown: Localised) -> dict[str, Any]:
     spec = study.consent
     current = f"consent-{spec.version}"
     records = {r[3]: r for r in rows}
@@ -59,7 +60,7 @@ def _consent_state(rows: list[tuple], study: Study) -> dict[str, Any]:
         "response_id": str(records[current][5]) if current in records and records[current][5] else None,
         "version": spec.version,
         "questions": [q.model_dump(include={"name", "type", "title", "description", "labels", "required"})
-                      for q in spec.questions],
+                      for q in shown.consent_questions],
         "max_name_chars": spec.max_name_chars,
         "state": "none",
         "values": {},
@@ -72,7 +73,7 @@ def _consent_state(rows: list[tuple], study: Study) -> dict[str, Any]:
             given_at=_when(latest[8]),
             answered_version=latest[3].removeprefix("consent-"),
             state="invalid" if broken else "again" if latest[3] != current else "given",
-            problem=broken and broken.rule,
+            problem=broken and shown.texts[f"rules.{broken.rule}"].format(**broken.values),
         )
     return state
 
@@ -98,7 +99,8 @@ def _story_states(rows: list[tuple], study: Study, consent_ok: bool, withdrawn: 
             state = "counts"
         stories.append({
             "id": str(record_id), "dataset_id": str(dataset_id), "invitation": external_id,
-            "invitation_title": bold.group(1) if bold else external_id, "prompt": answers.get("prompt") or "",
+            "invitation_title": bold.group(1) if bold else external_id, "prompt": clean_text(answers.get("prompt")),
+            "story": clean_text(answers.get("story")),
             "state": "withdrawn" if withdrawn else state, "updated_at": _when(updated),
             "problem": words[f"rules.{broken.rule}"].format(**broken.values) if broken else None,
         })  # fmt: skip
@@ -134,27 +136,27 @@ async def _rounds(db: AsyncSession, user, study: Study, own: set[str], closed: d
     return rounds
 
 
-async def _feedback(db: AsyncSession, study: Study, own: set[str], closed: dict[str, str], withdrawn: set[str]):
-    """Anonymous reviews of the participant's stories in closed rounds: rating, decision and comment (never who,
-    never flags)."""
+async def _feedback(db: AsyncSession, study: Study, own: dict[str, tuple], closed: dict[str, str], withdrawn: set[str]):
+    """Anonymous reviews of the participant's stories (id -> (prompt, story) now) in closed rounds, by other
+    participants, of the text as it is now: rating, decision and comment (never who, never flags)."""
     from argilla_server.models import Dataset, Record, Response, User, Workspace
 
     prefix = study.review.dataset_prefix + "-"
     rows = await db.execute(
-        select(Dataset.name, Record.external_id, Response.values, User.username)
+        select(Dataset.name, Record.external_id, Record.fields, Response.values, User.username)
         .join(Workspace, Workspace.id == Dataset.workspace_id)
         .join(Record, Record.dataset_id == Dataset.id)
         .join(Response, Response.record_id == Record.id)
         .join(User, User.id == Response.user_id)
         .where(Workspace.name == study.workspace, Dataset.name.in_([prefix + r for r in closed]),
-               Record.external_id.in_(own), Response.status == "submitted")
+               Record.external_id.in_(own), Response.status == "submitted", User.role == "annotator")
         .order_by(Dataset.name, Response.updated_at)
     )  # fmt: skip
     questions = {q.name: q for q in study.review.questions}
     by_story: dict[str, list[dict]] = defaultdict(list)
-    for dataset, story_id, values, reviewer in rows.all():
-        if reviewer in withdrawn:
-            continue
+    for dataset, story_id, fields, values, reviewer in rows.all():
+        if reviewer in withdrawn or (fields.get("prompt"), fields.get("story")) != own[story_id]:
+            continue  # a withdrawn reviewer's, or a review of an earlier text
         a = submit_rules.answers(values)
         decision = a.get("decision")
         by_story[story_id].append({
@@ -165,14 +167,15 @@ async def _feedback(db: AsyncSession, study: Study, own: set[str], closed: dict[
     return by_story
 
 
-async def home_state(db: AsyncSession, user, study: Study, words: dict, closed: dict[str, str]) -> dict[str, Any]:
-    """Everything the study home shows a participant, in their own terms."""
+async def home_state(db: AsyncSession, user, study: Study, shown: Localised, closed: dict[str, str]) -> dict[str, Any]:
+    """Everything the study home shows a participant, in their own terms and language."""
+    words = shown.texts
     rows = await _own_forms(db, user)
     by_dataset: dict[str, list[tuple]] = defaultdict(list)
     for row in rows:
         by_dataset[row[1]].append(row)
     left = await submit_rules.withdrawals(db, study)
-    consent = _consent_state(by_dataset[study.consent.dataset], study)
+    consent = _consent_state(by_dataset[study.consent.dataset], study, shown)
     stories = _story_states(
         by_dataset[study.stories.dataset], study, consent["state"] in ("given", "again"), user.username in left, words
     )
@@ -180,7 +183,8 @@ async def home_state(db: AsyncSession, user, study: Study, words: dict, closed: 
     about = by_dataset[study.positionality.dataset]
     feedback = {}
     if study.review.feedback_to_authors and closed and own:
-        feedback = await _feedback(db, study, own, closed, set(left))
+        texts = {s["id"]: (s["prompt"], s["story"]) for s in stories}
+        feedback = await _feedback(db, study, texts, closed, set(left))
     for story in stories:
         story["feedback"] = feedback.get(story["id"], [])
     story_forms = by_dataset[study.stories.dataset]

@@ -51,7 +51,7 @@ from argilla_server.search_engine.base import (
     TextQuery,
 )
 from argilla_server.settings import settings
-from sqlalchemy import Float, Integer, String, cast, column, func, literal, select, table, text, true
+from sqlalchemy import Float, Integer, String, cast, column, func, literal, or_, select, table, text, true
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -212,8 +212,8 @@ class SQLSearchEngine(SearchEngine):
         query = await self._text_query(dataset, query)
         stmt, score = self._matching(dataset, query, filter)
         own = await self._copies_of_own_answers(dataset, user_id) if user_id is not None else []
-        if own:
-            stmt = stmt.where(Record.external_id.not_in(own))
+        if own:  # (a record without an external id is nobody's copy: NULL NOT IN would drop it)
+            stmt = stmt.where(or_(Record.external_id.is_(None), Record.external_id.not_in(own)))
         total = await self._queue_total(dataset, filter) if query is None and not own else None
         if total is None:
             total = (await self._all(select(func.count()).select_from(stmt.subquery())))[0][0]

@@ -9,18 +9,21 @@ only withdrawal has a route of its own, which runs exactly what `codigit partici
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Security
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codigit.errors import CodigitError
-from codigit.server import deployed, home_state
+from codigit.languages import Localised, choose
+from codigit.server import deployed, home_state, submit_rules
+from codigit.study import Study
 
 PAGES = Path(__file__).parent / "pages"
+_LOGGER = logging.getLogger("codigit.server")
 
 
 def copy_pages(ui_directory: Path) -> None:
@@ -39,35 +42,54 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
     from argilla_server.database import get_async_db
     from argilla_server.security import auth
 
-    def study_or_404() -> tuple[Any, dict[str, str]]:
-        current = deployed.current_study(home)
+    def study_or_404() -> tuple[Study, dict[str, Localised]]:
+        try:
+            current = deployed.current_study(home)
+        except deployed.StudyUnavailable:
+            raise HTTPException(503, submit_rules.UNAVAILABLE) from None
         if current is None:
             raise HTTPException(404, "no study has been set up on this server yet (`codigit init`)")
         return current
 
+    def public(study: Study, shown: dict[str, Localised], language: str | None) -> dict:
+        words = shown[choose(study, language)]
+        return {
+            "title": words.title, "description": words.description, "contact": words.contact, "texts": words.texts,
+            "language": words.language, "languages": {code: each.name for code, each in shown.items()},
+            "limits": {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars},
+        }  # fmt: skip
+
     @api.get("/codigit/study", include_in_schema=False)
-    async def study_words() -> dict:
-        """What the sign-in page and the UI show before anyone signs in: no participant data."""
-        study, words = study_or_404()
-        limits = {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars}
-        return {"title": study.title, "description": study.description, "contact": study.contact, "texts": words,
-                "limits": limits}  # fmt: skip
+    async def study_words(lang: str | None = None) -> dict:
+        """What the sign-in page and the UI show before anyone signs in, in `lang` if the study has it: no
+        participant data."""
+        return public(*study_or_404(), lang)
 
     @api.get("/codigit/home", include_in_schema=False)
-    async def participant_home(db: AsyncSession = Depends(get_async_db), user=Security(auth.get_current_user)) -> dict:
-        study, words = study_or_404()
-        state = await home_state.home_state(db, user, study, words, deployed.closed_rounds(home))
-        texts = study.guidelines()
+    async def participant_home(
+        lang: str | None = None, db: AsyncSession = Depends(get_async_db), user=Security(auth.get_current_user)
+    ) -> dict:
+        """The participant's state, in the language they chose on the study home (else `lang`, their browser's)."""
+        study, shown = study_or_404()
+        words = public(study, shown, deployed.participant_languages(home).get(user.username) or lang)
+        localised = shown[words["language"]]
+        state = await home_state.home_state(db, user, study, localised, deployed.closed_rounds(home))
         return {
             **state,
+            **words,
             "role": str(getattr(user.role, "value", user.role)),
-            "title": study.title,
-            "description": study.description,
-            "contact": study.contact,
-            "texts": words,
-            "guidelines_html": _markdown(texts["stories"]),
-            "consent_html": _markdown(texts["consent"]),
+            "guidelines_html": _markdown(localised.guidelines),
+            "consent_html": _markdown(localised.consent_text),
         }
+
+    @api.post("/codigit/language", include_in_schema=False)
+    async def choose_language(language: str = Body(..., embed=True), user=Security(auth.get_current_user)) -> dict:
+        """A participant's language for the study home and the server's messages to them."""
+        study, shown = study_or_404()
+        if language not in shown:
+            raise HTTPException(422, f"the study has no {language!r} texts; it has {sorted(shown)}")
+        deployed.set_language(home, user.username, language)
+        return {"language": language}
 
     @api.post("/codigit/withdraw", include_in_schema=False)
     async def withdraw(confirm: bool = Body(...), reason: str = Body(""), user=Security(auth.get_current_user)) -> dict:
@@ -94,5 +116,8 @@ def _withdraw(home: Path, snapshots: Path, study, username: str, reason: str) ->
     client = connect(home, embedded=True)
     with argilla_errors():
         at, new, removed = withdraw(client, study, username, reason[:2000])
-    mirror_withdrawal(snapshots, username, at)
+    try:  # the ledger on the server is the record; this note only lets releases from older snapshots honour it
+        mirror_withdrawal(snapshots, username, at)
+    except CodigitError as e:
+        _LOGGER.warning("%s withdrew (in the ledger) but the note in %s failed: %s", username, snapshots, e)
     return at, new, removed

@@ -26,6 +26,10 @@ from codigit.server import deployed
 from codigit.study import Study
 
 WRAPPED = ("create_response", "update_response", "upsert_response")
+# There is no study to take words from when this is said: the study team sees the cause in the server's log.
+UNAVAILABLE = (
+    "The study's settings cannot be read on the server just now, so nothing was saved. Please tell the study team."
+)
 
 
 class Refused(UnprocessableEntityError):
@@ -108,10 +112,15 @@ async def withdrawals(db: AsyncSession, study: Study) -> dict[str, str]:
 
 async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
     """Raise Refused if this answer breaks one of the study's rules."""
-    deployed_study = deployed.current_study(home)
-    if deployed_study is None or user is None or str(getattr(user.role, "value", user.role)) != "annotator":
-        return  # before `init`, and organisers trying a form: Argilla's own rules only
-    study, words = deployed_study
+    if user is None or str(getattr(user.role, "value", user.role)) != "annotator":
+        return  # organisers trying a form: Argilla's own rules only
+    try:
+        deployed_study = deployed.current_study(home)
+    except deployed.StudyUnavailable:  # logged; refused rather than stored without the study's rules
+        raise Refused(UNAVAILABLE) from None
+    if deployed_study is None:
+        return  # before the first `init`: there are no study forms to answer
+    study = deployed_study[0]
     workspace, dataset, external_id = await where(db, record_id)
     broken: Broken | None = None
     submitted = str(getattr(body.status, "value", body.status)) == "submitted"
@@ -129,4 +138,5 @@ async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
         elif external_id in await own_story_ids(db, user.username, study.stories.dataset, user.id):
             broken = Broken("own_story")
     if broken is not None:
-        raise Refused(words[f"rules.{broken.rule}"].format(**broken.values))
+        shown = deployed.words(home, deployed.participant_languages(home).get(user.username))
+        raise Refused(shown.texts[f"rules.{broken.rule}"].format(**broken.values))

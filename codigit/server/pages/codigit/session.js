@@ -32,14 +32,26 @@ window.codigitSession = (function () {
     }
   }
 
-  function signIn(back = "/study/") {
-    let stored = {};
+  // Argilla's UI keeps its own settings (language, theme, where to go after sign-in) in localStorage "argilla".
+  function settings() {
     try {
-      stored = JSON.parse(localStorage.getItem("argilla") || "{}") || {};
+      return JSON.parse(localStorage.getItem("argilla") || "{}") || {};
     } catch (error) {
-      stored = {};
+      return {};
     }
-    localStorage.setItem("argilla", JSON.stringify({ ...stored, redirectTo: back }));
+  }
+
+  function remember(values) {
+    localStorage.setItem("argilla", JSON.stringify({ ...settings(), ...values }));
+  }
+
+  // The language the participant chose (on the study home, or in Argilla's settings), else the browser's.
+  function language() {
+    return settings().language || navigator.language || "";
+  }
+
+  function signIn(back = "/study/") {
+    remember({ redirectTo: back });
     window.location.assign("/sign-in");
   }
 
@@ -52,5 +64,5 @@ window.codigitSession = (function () {
     window.location.assign("/sign-in");
   }
 
-  return { token, api, detail, signIn, signOut };
+  return { token, api, detail, signIn, signOut, language, remember };
 })();

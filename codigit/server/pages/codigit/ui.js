@@ -20,7 +20,7 @@
 
   async function loadStudy() {
     if (study) return study;
-    const response = await fetch("/api/v1/codigit/study");
+    const response = await fetch(`/api/v1/codigit/study?lang=${encodeURIComponent(session.language())}`);
     study = response.ok ? await response.json() : null;
     return study;
   }
@@ -38,12 +38,12 @@
   }
 
   async function storiesDataset() {
-    const cached = sessionStorage.getItem("codigit.stories");
-    if (cached) return cached;
+    const cached = JSON.parse(sessionStorage.getItem("codigit.stories") || "{}");
+    if (cached.token === session.token()) return cached.id; // the same person as when it was asked
     const response = await session.api("/codigit/home");
     if (!response.ok) return null;
     const id = (await response.json()).stories_dataset_id;
-    if (id) sessionStorage.setItem("codigit.stories", id);
+    sessionStorage.setItem("codigit.stories", JSON.stringify({ token: session.token(), id }));
     return id;
   }
 
@@ -114,6 +114,9 @@
       '<button value="yes" class="codigit-danger"></button></div></form>';
     dialog.querySelector("h2").textContent = say("discard_title");
     dialog.querySelector("p").textContent = say("discard_text");
+    // Argilla's shortcuts listen on the whole page (Enter submits, Backspace discards): keys pressed in the dialog
+    // must not reach them. Their default action (a button's Enter, Escape closing) still happens.
+    dialog.addEventListener("keydown", (event) => event.stopPropagation());
     const [cancel, yes] = dialog.querySelectorAll("button");
     cancel.textContent = say("cancel");
     yes.textContent = say("discard_yes");
@@ -190,8 +193,13 @@
   }
 
   // --- where participants land, and the way back ----------------------------------------------------------------
+  let meToken = null;
+
   async function route() {
-    if (!me && session.token()) me = await loadMe(); // just signed in
+    if (session.token() !== meToken) {
+      meToken = session.token(); // signed in, out, or as someone else, without a page load
+      me = await loadMe();
+    }
     const path = window.location.pathname;
     if (path.startsWith("/study")) return window.location.replace("/study/"); // not a route of Argilla's app
     if (path === "/" && me && me.role === "annotator") return window.location.replace("/study/");
@@ -221,6 +229,7 @@
     contact.className = "codigit-contact";
     contact.textContent = say("contact", { contact: study.contact });
     box.append(title, line, contact);
+    box.lang = study.language;
     form.prepend(box);
   }
 
@@ -235,8 +244,8 @@
   window.addEventListener("popstate", route);
 
   async function start() {
-    await Promise.all([loadStudy(), loadMe().then((value) => (me = value))]);
-    route();
+    await loadStudy();
+    await route();
     new MutationObserver(() => {
       if (window.location.pathname.startsWith("/sign-in")) signInWords();
       if (me && me.role === "annotator") {

@@ -20,7 +20,8 @@
   }
 
   function date(iso) {
-    return iso ? new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" }) : "";
+    const options = { year: "numeric", month: "long", day: "numeric" };
+    return iso ? new Date(iso).toLocaleDateString(state.language, options) : "";
   }
 
   function formLink(datasetId) {
@@ -38,7 +39,7 @@
   }
 
   async function load() {
-    const response = await session.api("/codigit/home");
+    const response = await session.api(`/codigit/home?lang=${encodeURIComponent(session.language())}`);
     if (response.status === 401) return session.signIn();
     if (!response.ok) return problem(say("error", { message: await session.detail(response) }));
     state = await response.json();
@@ -48,7 +49,9 @@
   }
 
   function render() {
+    document.documentElement.lang = state.language;
     document.title = state.title;
+    renderLanguages();
     setText("study-title", state.title);
     setText("heading", state.title);
     setText("description", state.description);
@@ -79,14 +82,35 @@
     setText("leave-button", say("withdraw_button"));
   }
 
+  function renderLanguages() {
+    const codes = Object.keys(state.languages);
+    const select = $("language");
+    $("language-box").hidden = codes.length < 2;
+    setText("language-label", say("language"));
+    select.replaceChildren(
+      ...codes.map((code) => {
+        const option = new Option(state.languages[code], code, false, code === state.language);
+        option.lang = code;
+        return option;
+      }),
+    );
+  }
+
+  async function chooseLanguage() {
+    const language = $("language").value;
+    const response = await session.api("/codigit/language", { method: "POST", body: JSON.stringify({ language }) });
+    if (!response.ok) return problem(say("error", { message: await session.detail(response) }));
+    session.remember({ language }); // Argilla's UI follows where it has the language; sign-in too
+    await load();
+  }
+
   function renderConsent() {
     const c = state.consent;
     setText("consent-title", say("step_consent"));
-    const problemText = c.problem ? words[`rules.${c.problem}`] || c.problem : "";
     const text = {
       none: say("consent_none"),
       given: say("consent_given", { date: date(c.given_at), version: c.answered_version }),
-      invalid: say("consent_invalid", { problem: problemText }),
+      invalid: say("consent_invalid", { problem: c.problem || "" }),
       again: say("consent_again", { version: c.version }),
     }[c.state];
     setText("consent-state", text);
@@ -286,6 +310,7 @@
     $("leave-button").addEventListener("click", askToLeave);
     $("leave-dialog").addEventListener("close", leave);
     $("sign-out").addEventListener("click", () => session.signOut());
+    $("language").addEventListener("change", chooseLanguage);
     load().catch((error) => problem(String(error)));
   });
 })();
