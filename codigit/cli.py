@@ -33,13 +33,15 @@ def _init(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors
     from codigit.forms import init_study
     from codigit.home import resolve_home
-    from codigit.server.deployed import record_study
+    from codigit.server.deployed import participant_languages, record_study
 
     study, client = _study_and_client(args)
+    embedded = not os.environ.get("ARGILLA_API_URL")
+    chosen = participant_languages(resolve_home(args.home)) if embedded else {}  # on the study home
     with argilla_errors():
-        for line in init_study(client, study):
+        for line in init_study(client, study, chosen):
             print(line)
-    if not os.environ.get("ARGILLA_API_URL"):
+    if embedded:
         record_study(resolve_home(args.home), args.study)  # the embedded server's rules and pages follow it
         print(f"the embedded server now enforces {args.study} at submit time and shows its study home at /study/")
 

@@ -47,18 +47,6 @@ def settings(
     )
 
 
-def story_questions(study: Study) -> list[QuestionSpec]:
-    """The writing form's questions, each limited one saying its limit (from the study, in its words)."""
-    note, spec = study.participant_words()["limit_note"], study.stories
-    limits = {"prompt": spec.max_prompt_chars, "story": spec.max_story_chars}
-    return [
-        q.model_copy(update={"description": " ".join(filter(None, [q.description, note.format(limit=limits[q.name])]))})
-        if q.name in limits
-        else q
-        for q in spec.questions
-    ]
-
-
 def ensure_workspace(client: rg.Argilla, name: str) -> tuple[rg.Workspace, bool]:
     import argilla as rg
 
@@ -117,8 +105,9 @@ def ledger_settings() -> rg.Settings:
     return settings(fields, [note], "Append-only record of withdrawals, written by `codigit participants withdraw`.", 1)
 
 
-def init_study(client: rg.Argilla, study: Study) -> Iterator[str]:
-    """Create or bring up to date the workspaces, the ledger and every existing participant's forms."""
+def init_study(client: rg.Argilla, study: Study, chosen: dict[str, str] | None = None) -> Iterator[str]:
+    """Create or bring up to date the workspaces, the ledger and every existing participant's forms (in the
+    language each chose on the study home, `chosen`: participant -> language)."""
     texts = study.guidelines()
     for name in (study.workspace, study.organiser_workspace):
         _, created = ensure_workspace(client, name)
@@ -127,16 +116,22 @@ def init_study(client: rg.Argilla, study: Study) -> Iterator[str]:
     yield ensure_dataset(client, organisers, study.ledger_dataset, ledger_settings(), [])[1]
     for user in participants(client):
         if client.workspaces(user.username) is not None:
-            yield from private_forms(client, study, user, texts)
+            yield from private_forms(client, study, user, texts, (chosen or {}).get(user.username))
 
 
 def participants(client: rg.Argilla) -> list[rg.User]:
     return [u for u in client.users if str(getattr(u.role, "value", u.role)) == "annotator"]
 
 
-def private_forms(client: rg.Argilla, study: Study, user: rg.User, texts: dict[str, str] | None = None) -> list[str]:
-    """The participant's own workspace (named by their pseudonym) with stories, consent and about-you."""
+def private_forms(
+    client: rg.Argilla, study: Study, user: rg.User, texts: dict[str, str] | None = None, language: str | None = None
+) -> list[str]:
+    """The participant's own workspace (named by their pseudonym) with stories, consent and about-you; the writing
+    and about-you forms in `language` (else the study's), their words brought up to date if they exist."""
+    from codigit.languages import localise
+
     texts = texts or study.guidelines()
+    shown = localise(study, language)
     workspace, _ = ensure_workspace(client, user.username)
     members = {u.username for u in workspace.users}
     if others := sorted(members - {user.username}):  # organisers (owners) see every workspace without membership
@@ -145,22 +140,53 @@ def private_forms(client: rg.Argilla, study: Study, user: rg.User, texts: dict[s
         user.add_to_workspace(workspace)
     s, c, p = study.stories, study.consent, study.positionality
     consent_field = FieldSpec(name="consent_text", title="Consent", use_markdown=True)
-    about_field = FieldSpec(name="about", title="About these questions", use_markdown=True)
+    about_field = FieldSpec(name="about", title=shown.about_fields["about"], use_markdown=True)
+    story_fields = [f.model_copy(update={"title": shown.story_fields[f.name]}) for f in s.fields]
+    invitations = [{"id": i, "invitation": text} for i, text in shown.invitations.items()]
     forms = [
-        (
-            s.dataset,
-            settings(s.fields, story_questions(study), texts["stories"], 1),
-            [i.model_dump() for i in s.invitations],
-        ),  # fmt: skip
-        (
-            c.dataset,
-            settings([consent_field], c.questions, texts["consent"], 1),
-            [{"id": f"consent-{c.version}", "consent_text": texts["consent"]}],
-        ),
-        (
-            p.dataset,
-            settings([about_field], p.questions, texts["positionality"], 1),
-            [{"id": "about-you", "about": texts["positionality"]}],
-        ),
-    ]
-    return [ensure_dataset(client, workspace, name, wanted, records)[1] for name, wanted, records in forms]
+        (s.dataset, story_fields, shown.story_questions, shown.guidelines, invitations),
+        (c.dataset, [consent_field], c.questions, texts["consent"],
+         [{"id": f"consent-{c.version}", "consent_text": texts["consent"]}]),
+        (p.dataset, [about_field], shown.about_questions, shown.about_guidelines,
+         [{"id": "about-you", "about": shown.about_guidelines}]),
+    ]  # fmt: skip
+    done = []
+    for name, fields, questions, guidelines, records in forms:
+        dataset, line = ensure_dataset(client, workspace, name, settings(fields, questions, guidelines, 1), records)
+        if name != c.dataset:  # consent is given on the study home, in the participant's language
+            line += sync_words(client, dataset, fields, questions, records)
+        done.append(line)
+    return done
+
+
+def sync_words(
+    client: rg.Argilla, dataset: rg.Dataset, fields: list[FieldSpec], questions: list[QuestionSpec], records: list[dict]
+) -> str:
+    """Bring an existing form's words up to date: field and question titles, descriptions, option texts, and the
+    text fields of its records (by id). Answers are untouched: names, types and option values never change here."""
+    http, changed = client.api.http_client, 0
+    titles = {f.name: f.title or f.name for f in fields}
+    for f in http.get(f"/api/v1/datasets/{dataset.id}/fields").raise_for_status().json()["items"]:
+        if f["name"] in titles and f["title"] != titles[f["name"]]:
+            http.patch(f"/api/v1/fields/{f['id']}", json={"title": titles[f["name"]]}).raise_for_status()
+            changed += 1
+    wanted = {q.name: q for q in questions}
+    for q in http.get(f"/api/v1/datasets/{dataset.id}/questions").raise_for_status().json()["items"]:
+        if (want := wanted.get(q["name"])) is None:
+            continue
+        now = {"title": q["title"], "description": q["description"]}
+        update = {"title": want.title or want.name, "description": want.description}
+        if want.labels and (options := q["settings"].get("options")):
+            now["settings"] = {"type": q["settings"]["type"], "options": options}
+            update["settings"] = {"type": q["settings"]["type"], "options": [
+                {**o, "text": want.labels.get(o["value"], o["text"])} for o in options]}  # fmt: skip
+        if update != now:
+            http.patch(f"/api/v1/questions/{q['id']}", json=update).raise_for_status()
+            changed += 1
+    texts = {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in records}
+    for record in dataset.records(with_responses=False):
+        want = texts.get(record.id)
+        if want and any(record.fields.get(k) != v for k, v in want.items()):
+            http.patch(f"/api/v1/records/{record._server_id}", json={"fields": want}).raise_for_status()
+            changed += 1
+    return f", {changed} texts updated" if changed else ""

@@ -1,9 +1,9 @@
-"""The study in the participant's language: what codigit shows itself (sign-in words, the study home, consent on
-the study home, the guidelines there, and the server's refusals) can be translated, one file per language named in
-`translations:` of the study file. A translation must be complete: every text, every consent question and label.
+"""The study in the participant's language, one file per language named in `translations:` of the study file:
+what codigit shows itself (sign-in words, the study home, consent on the study home, the guidelines, the server's
+refusals) and the participant's own Argilla forms (writing, about-you: titles, descriptions, options, guidelines,
+the writing invitations). A translation must be complete: every text, question, option and invitation.
 
-Argilla's own forms (writing, about-you, review) are created once, in the study's language: a review round is one
-form shared by everyone, so it cannot show each person their own language.
+The review form is one form shared by everyone in a round, so it stays in the study's own language.
 """
 
 from __future__ import annotations
@@ -26,6 +26,24 @@ class QuestionWords(_Strict):
     labels: dict[str, str] | None = None
 
 
+class FormWords(_Strict):
+    fields: dict[str, str]  # field name -> title
+    questions: dict[str, QuestionWords]
+
+
+class StoryFormWords(FormWords):
+    invitations: dict[str, str]  # invitation id -> its text (markdown)
+
+
+class AboutFormWords(FormWords):
+    guidelines: Path
+
+
+class FormsWords(_Strict):
+    stories: StoryFormWords
+    positionality: AboutFormWords
+
+
 class Translation(_Strict):
     name: str = Field(min_length=1)  # the language's own name, as the study home offers it ("Español")
     title: str = Field(min_length=1, max_length=120)
@@ -35,6 +53,7 @@ class Translation(_Strict):
     guidelines: Path
     consent_questions: dict[str, QuestionWords]
     texts: ParticipantTexts
+    forms: FormsWords
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,12 @@ class Localised:
     consent_questions: list[QuestionSpec]
     consent_text: str
     guidelines: str
+    story_fields: dict[str, str]  # the participant's own forms, in this language: field titles,
+    story_questions: list[QuestionSpec]  # questions (with their limits), the writing invitations,
+    invitations: dict[str, str]
+    about_fields: dict[str, str]  # and the about-you form
+    about_questions: list[QuestionSpec]
+    about_guidelines: str
 
 
 def choose(study: Study, wanted: str | None) -> str:
@@ -64,20 +89,45 @@ def choose(study: Study, wanted: str | None) -> str:
 def localise(study: Study, language: str | None = None) -> Localised:
     language = choose(study, language)
     texts = study.guidelines()
+    s, p = study.stories, study.positionality
     if language == study.language:
-        return Localised(language, study.language_name, study.title, study.description, study.contact,
-                         study.participant_words(), list(study.consent.questions), texts["consent"],
-                         texts["stories"])  # fmt: skip
+        return Localised(
+            language, study.language_name, study.title, study.description, study.contact, study.participant_words(),
+            list(study.consent.questions), texts["consent"], texts["stories"], {f.name: f.title or f.name for f in
+            s.fields}, _with_limits(s.questions, study, study.participant_words()), {i.id: i.invitation for i in
+            s.invitations}, {"about": ABOUT_FIELD}, list(p.questions), texts["positionality"],
+        )  # fmt: skip
     path = study.root / study.translations[language]
     t = _translation(study, language, study.translations[language])
-    questions = [
-        q.model_copy(update=t.consent_questions[q.name].model_dump(exclude_none=True)) for q in study.consent.questions
-    ]
     return Localised(
-        language, t.name, t.title, t.description, t.contact, t.texts.root, questions,
+        language, t.name, t.title, t.description, t.contact, t.texts.root,
+        _worded(study.consent.questions, t.consent_questions),
         read_text(path.parent / t.consent_text, f"the consent text of {path}"),
         read_text(path.parent / t.guidelines, f"the guidelines of {path}"),
+        t.forms.stories.fields, _with_limits(_worded(s.questions, t.forms.stories.questions), study, t.texts.root),
+        t.forms.stories.invitations, t.forms.positionality.fields,
+        _worded(p.questions, t.forms.positionality.questions),
+        read_text(path.parent / t.forms.positionality.guidelines, f"the about-you guidelines of {path}"),
     )  # fmt: skip
+
+
+ABOUT_FIELD = "About these questions"  # the about-you form's one field, in the study's own language
+
+
+def _worded(questions: list[QuestionSpec], words: dict[str, QuestionWords]) -> list[QuestionSpec]:
+    return [q.model_copy(update=words[q.name].model_dump(exclude_none=True)) for q in questions]
+
+
+def _with_limits(questions: list[QuestionSpec], study: Study, texts: dict[str, str]) -> list[QuestionSpec]:
+    """The writing form's questions, each limited one saying its limit in the study's words."""
+    limits = {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars}
+    note = texts["limit_note"]
+    return [
+        q.model_copy(update={"description": " ".join(filter(None, [q.description, note.format(limit=limits[q.name])]))})
+        if q.name in limits
+        else q
+        for q in questions
+    ]
 
 
 def check_translations(study: Study) -> None:
@@ -86,16 +136,32 @@ def check_translations(study: Study) -> None:
         localise(study, code)
 
 
+def _complete(path: Path, where: str, questions: list[QuestionSpec], words: dict[str, QuestionWords]) -> None:
+    wanted = {q.name: q for q in questions}
+    if set(words) != set(wanted):
+        raise CodigitError(f"{path}: {where} must translate exactly {sorted(wanted)}")
+    for name, given in words.items():
+        if set(given.labels or {}) != set(wanted[name].labels or {}):
+            raise CodigitError(f"{path}: {where}.{name}.labels must translate exactly "
+                               f"{sorted(wanted[name].labels or {})}")  # fmt: skip
+
+
 def _translation(study: Study, code: str, relative: Path) -> Translation:
     path = study.root / relative
     t = load_yaml(path, Translation, f"the {code} translation (translations.{code})")
-    wanted = {q.name: q for q in study.consent.questions}
-    if set(t.consent_questions) != set(wanted):
-        raise CodigitError(f"{path}: consent_questions must translate exactly {sorted(wanted)}")
-    for name, words in t.consent_questions.items():
-        if set(words.labels or {}) != set(wanted[name].labels or {}):
-            raise CodigitError(f"{path}: consent_questions.{name}.labels must translate exactly "
-                               f"{sorted(wanted[name].labels or {})}")  # fmt: skip
+    for where, questions, words in [
+        ("consent_questions", study.consent.questions, t.consent_questions),
+        ("forms.stories.questions", study.stories.questions, t.forms.stories.questions),
+        ("forms.positionality.questions", study.positionality.questions, t.forms.positionality.questions),
+    ]:
+        _complete(path, where, questions, words)
+    for where, wanted, given in [
+        ("forms.stories.fields", {f.name for f in study.stories.fields}, t.forms.stories.fields),
+        ("forms.stories.invitations", {i.id for i in study.stories.invitations}, t.forms.stories.invitations),
+        ("forms.positionality.fields", {"about"}, t.forms.positionality.fields),
+    ]:
+        if set(given) != wanted:
+            raise CodigitError(f"{path}: {where} must translate exactly {sorted(wanted)}")
     for key, text in study.participant_words().items():  # codigit fills these in: a renamed one would fail later
         if sorted(_PLACEHOLDER.findall(text)) != sorted(_PLACEHOLDER.findall(t.texts.root[key])):
             raise CodigitError(f"{path}: texts.{key} must keep the placeholders {_PLACEHOLDER.findall(text)}")

@@ -23,6 +23,7 @@ from codigit.errors import CodigitError
 from codigit.forms import log_records, private_forms
 from codigit.home import atomic_write, new_secret
 from codigit.records import utc_now
+from codigit.server.deployed import participant_languages
 from codigit.study import Study
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ def add_participants(
     _write_logins(out, logins)  # ... and writable, before any account exists that it must record
     members = {u.username for u in workspace.users}
     texts = study.guidelines()
+    chosen = participant_languages(home)  # the language each chose on the study home, for their forms
 
     progress = tqdm(
         zip(people, usernames, strict=True),
@@ -179,7 +181,7 @@ def add_participants(
         _write_logins(out, logins)
         if username not in members:
             user.add_to_workspace(workspace)
-        private_forms(client, study, user, texts)
+        private_forms(client, study, user, texts, chosen.get(username))
     return out
 
 

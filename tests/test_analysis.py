@@ -137,9 +137,9 @@ def test_analyze_without_generations_is_a_one_line_error(tmp_path):
 
 
 def test_report_opens_in_a_real_browser(tmp_path):
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, _playwright
+    from browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_fail
 
-    sync_playwright, expect = _playwright()
+    sync_playwright, expect = playwright_or_fail()
     run = generations(tmp_path)
     assert codigit("analyze", str(run), "--n-boot", "200").returncode == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -284,7 +284,26 @@ def test_a_participant_chooses_their_language_for_the_study_home_and_the_servers
     refused = cam.submit(record_id(cam, "stories", "invitation-identity"), {"prompt": "q", "story": " "})
     assert refused.status_code == 422 and refused.json()["detail"] == spanish.texts["rules.story_empty"]
     assert home(people["dee"])["language"] == "en"  # one person's choice is theirs alone
+
+    def form_words(person) -> tuple[dict, str]:
+        """Question titles of their writing form, and the open invitation's text, as Argilla serves them."""
+        form = person.dataset_id("stories")
+        titles = {q["name"]: q["title"] for q in person.http.get(f"/datasets/{form}/questions").json()["items"]}
+        found = person.http.post(f"/me/datasets/{form}/records/search", params={"limit": 10}, json={"query": {}})
+        records = [i["record"] for i in found.json()["items"]]
+        return titles, next(r["fields"]["invitation"] for r in records if r["external_id"] == "invitation-open")
+
+    prompt_es = next(q.title for q in spanish.story_questions if q.name == "prompt")
+    assert form_words(cam) == ({"prompt": prompt_es, "story": "Tu historia"}, spanish.invitations["invitation-open"])
+    assert form_words(people["dee"])[0]["prompt"] == "Your prompt"
+    again = codigit("init", "--study", str(study_file), home=server.home)  # keeps each participant's language
+    assert again.returncode == 0 and form_words(cam)[0]["prompt"] == prompt_es, again.stderr
+    about = cam.http.get(f"/datasets/{cam.dataset_id('about-you')}/questions").json()["items"]
+    use = next(q for q in about if q["name"] == "use")
+    assert [o["text"] for o in use["settings"]["options"]] == list(
+        next(q for q in spanish.about_questions if q.name == "use").labels.values())  # fmt: skip
     cam.http.post("/codigit/language", json={"language": "en"}).raise_for_status()
+    assert form_words(cam)[0]["prompt"] == "Your prompt"  # and back
 
 
 def test_a_study_that_no_longer_loads_refuses_answers_instead_of_dropping_its_rules(tmp_path):

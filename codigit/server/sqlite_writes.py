@@ -22,8 +22,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # POSTs that do not write themselves: searches and logins only read (a login's bcrypt must not hold the lock), and
-# the study home's withdrawal writes through requests of its own to this server, which must not wait behind it.
-NOT_WRITING_POSTS = ("/search", "/token", "/codigit/withdraw")
+# the study home's withdrawal and choice of language write through requests of their own to this server, which
+# must not wait behind them.
+NOT_WRITING_POSTS = ("/search", "/token", "/codigit/withdraw", "/codigit/language")
 WRITERS_ADMITTED = 2  # at most 2 connections each, well inside argilla-server's pool of 15; the rest queue FIFO
 _may_write: ContextVar[bool] = ContextVar("codigit_may_write", default=False)
 

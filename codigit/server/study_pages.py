@@ -89,6 +89,12 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
         if language not in shown:
             raise HTTPException(422, f"the study has no {language!r} texts; it has {sorted(shown)}")
         deployed.set_language(home, user.username, language)
+        if str(getattr(user.role, "value", user.role)) == "annotator":
+            try:  # their own writing and about-you forms follow
+                await run_in_threadpool(_reword_forms, home, study, user.username, language)
+            except CodigitError as e:
+                _LOGGER.error("the forms of %s could not be put into %s: %s", user.username, language, e)
+                raise HTTPException(500, "the forms could not be changed; please contact the study team") from None
         return {"language": language}
 
     @api.post("/codigit/withdraw", include_in_schema=False)
@@ -105,6 +111,16 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
                 500, f"the withdrawal could not be recorded ({e}); please tell the organisers"
             ) from None
         return {"withdrawn_at": at, "review_copies_removed": removed}
+
+
+def _reword_forms(home: Path, study: Study, username: str, language: str) -> None:
+    """The participant's own forms in their language, as `codigit init` would make them, through the same server."""
+    from codigit.client import argilla_errors, connect
+    from codigit.forms import private_forms
+
+    client = connect(home, embedded=True)
+    with argilla_errors():
+        private_forms(client, study, client.users(username), None, language)
 
 
 def _withdraw(home: Path, snapshots: Path, study, username: str, reason: str) -> tuple[str, bool, int]:
