@@ -89,8 +89,9 @@ class Settings:
 # 40 pairs make ~7 packed rows: more passes, one update per row, so that tuning shows (~35 steps, ~2 min here)
 FULL = Settings(train=["--num_train_epochs", "5", "--gradient_accumulation_steps", "1"], samples=2,
                 max_new_tokens=160, memorisation_records=0, n_boot=2000)  # fmt: skip
-QUICK = Settings(train=["--max_steps", "2", "--save_steps", "1"], samples=1, max_new_tokens=12,
-                 memorisation_records=4, n_boot=200)  # fmt: skip
+# quick: two optimizer steps of one packed row each (on a CPU without bf16 instructions a 4-row step takes minutes)
+QUICK = Settings(train=["--max_steps", "2", "--save_steps", "1", "--gradient_accumulation_steps", "1"], samples=1,
+                 max_new_tokens=12, memorisation_records=4, n_boot=200)  # fmt: skip
 
 
 def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, suite: Path, port: int = 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,25 @@ def own_study_server(home: Path):
         init = codigit("init", "--study", str(STUDY), home=srv.home)
         assert init.returncode == 0, init.stderr
         yield srv
+    finally:
+        srv.stop()
+
+
+@contextlib.contextmanager
+def feedback_study_server(tmp: Path):
+    """A server of a test's own, started with `--snapshots` in `tmp`, serving a copy of the study whose authors see
+    feedback after a round closes, set up by the real `codigit init`; yields (server, study file, snapshots)."""
+    annotation = tmp / "annotation"
+    shutil.copytree(STUDY.parent, annotation)
+    study_file = annotation / "study.yaml"
+    text = study_file.read_text(encoding="utf-8")
+    study_file.write_text(text.replace("feedback_to_authors: false", "feedback_to_authors: true"), encoding="utf-8")
+    snapshots = tmp / "snapshots"
+    srv = start_server(tmp / "home", extra=("--snapshots", str(snapshots)))
+    try:
+        init = codigit("init", "--study", str(study_file), home=srv.home)
+        assert init.returncode == 0 and "enforces" in init.stdout, init.stderr
+        yield srv, study_file, snapshots
     finally:
         srv.stop()
 

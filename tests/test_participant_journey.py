@@ -13,13 +13,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 from browser import chromium, playwright_or_fail
-from conftest import ARTIFACTS, STUDY, Participant, codigit, login, start_server
+from conftest import ARTIFACTS, STUDY, Participant, codigit, feedback_study_server, login
 
 from codigit.study import load_study
 
@@ -37,20 +36,8 @@ NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.inner
 def study(tmp_path):
     """(server, study file, snapshots folder) for one test, the study initialised by the real `codigit init`."""
     playwright_or_fail()
-    annotation = tmp_path / "annotation"
-    shutil.copytree(STUDY.parent, annotation)
-    study_file = annotation / "study.yaml"
-    study_file.write_text(
-        study_file.read_text().replace("feedback_to_authors: false", "feedback_to_authors: true"), encoding="utf-8"
-    )
-    snapshots = tmp_path / "snapshots"
-    server = start_server(tmp_path / "home", extra=("--snapshots", str(snapshots)))
-    try:
-        init = codigit("init", "--study", str(study_file), home=server.home)
-        assert init.returncode == 0, init.stderr
-        yield server, study_file, snapshots
-    finally:
-        server.stop()
+    with feedback_study_server(tmp_path) as served:
+        yield served
 
 
 def accounts(server, tmp_path: Path, n: int) -> list[dict[str, str]]:

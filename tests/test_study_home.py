@@ -7,11 +7,10 @@ The browser tests (test_participant_journey.py) do the same as a person would; t
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import STUDY, add_participants, codigit, login, start_server
+from conftest import STUDY, add_participants, codigit, feedback_study_server, login, start_server
 
 from codigit.study import load_study
 
@@ -25,21 +24,8 @@ def study(tmp_path_factory):
     """A server whose study lets authors see feedback after a round closes (a copy of the study file), with
     five participants; yields (server, people, study file, snapshots folder)."""
     tmp = tmp_path_factory.mktemp("home-api")
-    annotation = tmp / "annotation"
-    shutil.copytree(STUDY.parent, annotation)
-    study_file = annotation / "study.yaml"
-    study_file.write_text(
-        study_file.read_text().replace("feedback_to_authors: false", "feedback_to_authors: true"), encoding="utf-8"
-    )
-    snapshots = tmp / "snapshots"
-    server = start_server(tmp / "home", extra=("--snapshots", str(snapshots)))
-    try:
-        init = codigit("init", "--study", str(study_file), home=server.home)
-        assert init.returncode == 0, init.stderr
-        assert "enforces" in init.stdout
+    with feedback_study_server(tmp) as (server, study_file, snapshots):
         yield server, add_participants(server, ROSTER, tmp), study_file, snapshots
-    finally:
-        server.stop()
 
 
 def home(person) -> dict:

@@ -204,7 +204,7 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         # bf16 autocast on a CPU without bf16 instructions is emulated: measured here (AVX2), a CPU-demo step took
         # minutes instead of seconds. fp32 gives the same training, a little more memory; provenance records it.
         _LOGGER.warning("this CPU (%s) has no bf16 instructions: training in fp32, not the recipe's bf16", capability)
-        sft.bf16 = False
+        sft.bf16, sft.mixed_precision = False, "no"  # both: TrainingArguments derived the second from the first
 
     run = Path(sft.output_dir)
     record = provenance(Path(recipe), args, sft, model_args, manifest, release_path)
