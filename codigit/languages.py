@@ -3,7 +3,7 @@ what codigit shows itself (sign-in words, the study home, consent on the study h
 refusals) and the participant's own Argilla forms (writing, about-you: titles, descriptions, options, guidelines,
 the writing invitations). A translation must be complete: every text, question, option and invitation.
 
-The review form is one form shared by everyone in a round, so it stays in the study's own language.
+The review form is one form shared by everyone in a round: it shows each of its words in every study language.
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ class StoryFormWords(FormWords):
     invitations: dict[str, str]  # invitation id -> its text (markdown)
 
 
-class AboutFormWords(FormWords):
+class GuidedFormWords(FormWords):
     guidelines: Path
 
 
 class FormsWords(_Strict):
     stories: StoryFormWords
-    positionality: AboutFormWords
+    positionality: GuidedFormWords
+    review: GuidedFormWords
 
 
 class Translation(_Strict):
@@ -75,6 +76,9 @@ class Localised:
     about_fields: dict[str, str]  # and the about-you form
     about_questions: list[QuestionSpec]
     about_guidelines: str
+    review_fields: dict[str, str]  # the review form (shared: see shared_review_form)
+    review_questions: list[QuestionSpec]
+    review_guidelines: str
 
 
 def choose(study: Study, wanted: str | None) -> str:
@@ -95,7 +99,8 @@ def localise(study: Study, language: str | None = None) -> Localised:
             language, study.language_name, study.title, study.description, study.contact, study.participant_words(),
             list(study.consent.questions), texts["consent"], texts["stories"], {f.name: f.title or f.name for f in
             s.fields}, _with_limits(s.questions, study, study.participant_words()), {i.id: i.invitation for i in
-            s.invitations}, {"about": ABOUT_FIELD}, list(p.questions), texts["positionality"],
+            s.invitations}, {"about": ABOUT_FIELD}, list(p.questions), texts["positionality"], dict(REVIEW_FIELDS),
+            list(study.review.questions), texts["review"],
         )  # fmt: skip
     path = study.root / study.translations[language]
     t = _translation(study, language, study.translations[language])
@@ -108,10 +113,39 @@ def localise(study: Study, language: str | None = None) -> Localised:
         t.forms.stories.invitations, t.forms.positionality.fields,
         _worded(p.questions, t.forms.positionality.questions),
         read_text(path.parent / t.forms.positionality.guidelines, f"the about-you guidelines of {path}"),
+        t.forms.review.fields, _worded(study.review.questions, t.forms.review.questions),
+        read_text(path.parent / t.forms.review.guidelines, f"the review guidelines of {path}"),
     )  # fmt: skip
 
 
+def shared_review_form(study: Study) -> tuple[dict[str, str], list[QuestionSpec], str]:
+    """The review form's field titles, questions and guidelines with every word in every study language, the study's
+    own first ("Include / Incluir"): a review round is one form for everyone, whatever language each chose."""
+    shown = [localise(study, code) for code in (study.language, *study.translations)]
+
+    def joined(texts) -> str | None:
+        texts = list(dict.fromkeys(t for t in texts if t))  # in order, once each
+        return " / ".join(texts) or None
+
+    fields = {name: joined(s.review_fields[name] for s in shown) for name in REVIEW_FIELDS}
+    questions = []
+    for i, q in enumerate(study.review.questions):
+        each = [s.review_questions[i] for s in shown]
+        labels = {v: joined((e.labels or {})[v] for e in each) for v in q.labels or {}} or None
+        questions.append(
+            q.model_copy(
+                update={
+                    "title": joined(e.title for e in each),
+                    "description": joined(e.description for e in each),
+                    "labels": labels,
+                }
+            )
+        )
+    return fields, questions, "\n\n---\n\n".join(s.review_guidelines for s in shown)  # fmt: skip
+
+
 ABOUT_FIELD = "About these questions"  # the about-you form's one field, in the study's own language
+REVIEW_FIELDS = {"prompt": "Prompt", "story": "Story"}  # the review form's two fields, likewise
 
 
 def _worded(questions: list[QuestionSpec], words: dict[str, QuestionWords]) -> list[QuestionSpec]:
@@ -153,12 +187,14 @@ def _translation(study: Study, code: str, relative: Path) -> Translation:
         ("consent_questions", study.consent.questions, t.consent_questions),
         ("forms.stories.questions", study.stories.questions, t.forms.stories.questions),
         ("forms.positionality.questions", study.positionality.questions, t.forms.positionality.questions),
+        ("forms.review.questions", study.review.questions, t.forms.review.questions),
     ]:
         _complete(path, where, questions, words)
     for where, wanted, given in [
         ("forms.stories.fields", {f.name for f in study.stories.fields}, t.forms.stories.fields),
         ("forms.stories.invitations", {i.id for i in study.stories.invitations}, t.forms.stories.invitations),
         ("forms.positionality.fields", {"about"}, t.forms.positionality.fields),
+        ("forms.review.fields", set(REVIEW_FIELDS), t.forms.review.fields),
     ]:
         if set(given) != wanted:
             raise CodigitError(f"{path}: {where} must translate exactly {sorted(wanted)}")

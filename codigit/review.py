@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 
 from codigit.collect import text_sha
 from codigit.errors import CodigitError
-from codigit.forms import ensure_dataset, settings
+from codigit.forms import ensure_dataset, settings, sync_words
+from codigit.languages import shared_review_form
 from codigit.records import Snapshot
 from codigit.study import NAME_PATTERN, FieldSpec, Study
 
 if TYPE_CHECKING:
     import argilla as rg
-
-REVIEW_FIELDS = [FieldSpec(name="prompt", title="Prompt"), FieldSpec(name="story", title="Story")]
 
 
 def open_round(client: rg.Argilla, study: Study, snapshot: Snapshot, round_name: str, per_story: int) -> dict:
@@ -64,8 +63,10 @@ def open_round(client: rg.Argilla, study: Study, snapshot: Snapshot, round_name:
         else:
             new.append({"id": story.story_id, "prompt": story.prompt, "story": story.story})
     counts["added"] = len(new)
-    wanted = settings(REVIEW_FIELDS, study.review.questions, study.guidelines()["review"], per_story)
-    dataset, _ = ensure_dataset(client, workspace, name, wanted, new)
+    titles, questions, guidelines = shared_review_form(study)  # in every study language: one form for everyone
+    fields = [FieldSpec(name=n, title=t) for n, t in titles.items()]
+    dataset, _ = ensure_dataset(client, workspace, name, settings(fields, questions, guidelines, per_story), new)
+    sync_words(client, dataset, fields, questions, [])  # a round opened before a change of words or languages
     counts["short_put_back"] = put_back_short(client, dataset, snapshot, per_story)
     counts["dataset"] = f"{study.workspace}/{name}"
     return counts

@@ -7,6 +7,7 @@ test failure, not a skip, because CI installs both. Screenshots are kept in test
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -95,3 +96,9 @@ def chromium(server: Server, failure_png: str) -> Iterator[Browser]:
         finally:
             browser.close()
     assert not session.page_errors, f"uncaught errors in the page: {session.page_errors}"
+
+
+def option_name(text: str) -> re.Pattern:
+    """An option's checkbox name as Argilla's form gives it ("2 Include / Incluir", "4"), for Playwright (whose
+    selectors write a pattern between slashes and do not take Python's escaped spaces)."""
+    return re.compile(r"^(\d+ )?" + re.escape(text).replace("\\ ", " ").replace("/", "\\/") + "$")

@@ -14,10 +14,11 @@ import re
 import uuid
 from pathlib import Path
 
-from browser import ANIMATIONS_DONE, playwright_or_fail
+from browser import ANIMATIONS_DONE, option_name, playwright_or_fail
 from browser import chromium as open_chromium
 from conftest import ARTIFACTS, REPO, STUDY, Participant, Server, codigit, login, own_study_server
 
+from codigit.languages import shared_review_form
 from codigit.study import load_study
 
 DATASET = "stories"
@@ -281,7 +282,7 @@ def _write_story(page, expect, author: dict[str, str]) -> str:
 
 def _review_story(page, expect, reviewer: dict[str, str], dataset: str, review) -> None:
     """Sign in, open the review round, check the story is shown, rate, decide, tag themes, submit."""
-    questions = {q.name: q for q in review.questions}
+    questions = {q.name: q for q in shared_review_form(load_study(STUDY))[1]}  # as the shared form shows them
     _sign_in(page, expect, reviewer)
     form = _open_dataset(page, expect, WORDS["reviews_open"])
     record = page.get_by_role("region", name="Focus Annotation View")
@@ -296,7 +297,7 @@ def _review_story(page, expect, reviewer: dict[str, str], dataset: str, review) 
         title = str(value) if questions[name].type == "rating" else questions[name].labels[value]
         question = form.locator(f'[aria-label="Question: {name}"]')
         question.get_by_role("button", name=title, exact=True).click()
-        checkbox = question.get_by_role("checkbox", name=re.compile(rf"^(\d+ )?{re.escape(title)}$"))
+        checkbox = question.get_by_role("checkbox", name=option_name(title))
         expect(checkbox).to_be_checked()
 
     pick("rating", REVIEW["rating"])

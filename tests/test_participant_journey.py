@@ -17,9 +17,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from browser import chromium, playwright_or_fail
+from browser import chromium, option_name, playwright_or_fail
 from conftest import ARTIFACTS, STUDY, Participant, codigit, feedback_study_server, login
 
+from codigit.languages import shared_review_form
 from codigit.study import load_study
 
 PHONE = {"width": 390, "height": 844}
@@ -63,6 +64,7 @@ def sign_in(page, expect, row: dict[str, str]) -> None:
     page.wait_for_url("**/sign-in")
     expect(page.get_by_role("heading", name=S.title)).to_be_visible()  # the study's words, not Argilla's claim
     expect(page.get_by_text(S.description)).to_be_visible()
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
     page.get_by_label("Username").fill(row["username"])
     page.get_by_label("Password").fill(row["password"])
     page.get_by_role("button", name="Sign in").click()
@@ -244,10 +246,11 @@ def test_review_round_in_the_browser_is_fair_and_feedback_reaches_only_the_autho
             expect(shown).to_be_visible()
             seen.append(shown.inner_text())
             form = page.get_by_role("form", name="Annotation Questions")
-            for name, option in (("rating", "4"), ("decision", "Include after revision")):
+            revise = next(q for q in shared_review_form(S)[1] if q.name == "decision").labels["revise"]
+            for name, option in (("rating", "4"), ("decision", revise)):  # "Include after revision / Incluir…"
                 question = form.locator(f'[aria-label="Question: {name}"]')
                 question.get_by_role("button", name=option, exact=True).click()
-                expect(question.get_by_role("checkbox", name=re.compile(rf"^(\d+ )?{option}$"))).to_be_checked()
+                expect(question.get_by_role("checkbox", name=option_name(option))).to_be_checked()
             form.locator('[aria-label="Question: comment"]').get_by_role("textbox").click()
             page.keyboard.type("Give the bridge a name.")
             form.get_by_role("button", name=re.compile(r"\bSubmit\b")).click()

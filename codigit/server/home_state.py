@@ -136,7 +136,9 @@ async def _rounds(db: AsyncSession, user, study: Study, own: set[str], closed: d
     return rounds
 
 
-async def _feedback(db: AsyncSession, study: Study, own: dict[str, tuple], closed: dict[str, str], withdrawn: set[str]):
+async def _feedback(
+    db: AsyncSession, study: Study, own: dict[str, tuple], closed: dict[str, str], withdrawn: set[str], shown: Localised
+):
     """Anonymous reviews of the participant's stories (id -> (prompt, story) now) in closed rounds, by other
     participants, of the text as it is now: rating, decision and comment (never who, never flags)."""
     from argilla_server.models import Dataset, Record, Response, User, Workspace
@@ -152,7 +154,7 @@ async def _feedback(db: AsyncSession, study: Study, own: dict[str, tuple], close
                Record.external_id.in_(own), Response.status == "submitted", User.role == "annotator")
         .order_by(Dataset.name, Response.updated_at)
     )  # fmt: skip
-    questions = {q.name: q for q in study.review.questions}
+    questions = {q.name: q for q in shown.review_questions}  # the decision in the participant's language
     by_story: dict[str, list[dict]] = defaultdict(list)
     for dataset, story_id, fields, values, reviewer in rows.all():
         if reviewer in withdrawn or (fields.get("prompt"), fields.get("story")) != own[story_id]:
@@ -184,7 +186,7 @@ async def home_state(db: AsyncSession, user, study: Study, shown: Localised, clo
     feedback = {}
     if study.review.feedback_to_authors and closed and own:
         texts = {s["id"]: (s["prompt"], s["story"]) for s in stories}
-        feedback = await _feedback(db, study, texts, closed, set(left))
+        feedback = await _feedback(db, study, texts, closed, set(left), shown)
     for story in stories:
         story["feedback"] = feedback.get(story["id"], [])
     story_forms = by_dataset[study.stories.dataset]
