@@ -86,7 +86,10 @@ def write(page, expect, prompt: str, story: str, screenshot: str | None = None):
         page.keyboard.press("Control+A")
         page.keyboard.press("Delete")
         page.keyboard.insert_text(text)
-    if screenshot:
+    if screenshot:  # without an earlier refusal's message, which no longer applies
+        for close in page.locator(".toast__close").all():
+            close.click()
+        expect(page.locator(".toast-danger")).to_have_count(0)
         page.screenshot(path=ARTIFACTS / screenshot, animations="disabled")
     form.locator("button.button--submit").click()  # "Submit", or Argilla's word for it in the chosen language
     return form
