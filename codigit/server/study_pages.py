@@ -106,10 +106,9 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
             raise HTTPException(422, "withdrawal needs confirm: true")
         try:
             at, _, removed = await run_in_threadpool(_withdraw, home, snapshots, study, user.username, reason)
-        except CodigitError as e:
-            raise HTTPException(
-                500, f"the withdrawal could not be recorded ({e}); please tell the organisers"
-            ) from None
+        except CodigitError as e:  # the cause (with internal addresses) goes to the log, not to the participant
+            _LOGGER.error("withdrawal of %s failed: %s", user.username, e)
+            raise HTTPException(500, "the withdrawal could not be completed; please contact the study team") from None
         return {"withdrawn_at": at, "review_copies_removed": removed}
 
 
