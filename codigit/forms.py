@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from codigit.errors import CodigitError
+from codigit.languages import Localised, choose, every_language, localise
 from codigit.study import FieldSpec, QuestionSpec, Study
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def ledger_settings() -> rg.Settings:
 def init_study(client: rg.Argilla, study: Study, chosen: dict[str, str] | None = None) -> Iterator[str]:
     """Create or bring up to date the workspaces, the ledger and every existing participant's forms (in the
     language each chose on the study home, `chosen`: participant -> language)."""
-    texts = study.guidelines()
+    texts, shown = study.guidelines(), every_language(study)
     for name in (study.workspace, study.organiser_workspace):
         _, created = ensure_workspace(client, name)
         yield f"{'created' if created else 'exists'}: workspace {name}"
@@ -116,7 +117,8 @@ def init_study(client: rg.Argilla, study: Study, chosen: dict[str, str] | None =
     yield ensure_dataset(client, organisers, study.ledger_dataset, ledger_settings(), [])[1]
     for user in participants(client):
         if client.workspaces(user.username) is not None:
-            yield from private_forms(client, study, user, texts, (chosen or {}).get(user.username))
+            language = choose(study, (chosen or {}).get(user.username))
+            yield from private_forms(client, study, user, texts, shown[language])
 
 
 def participants(client: rg.Argilla) -> list[rg.User]:
@@ -124,14 +126,13 @@ def participants(client: rg.Argilla) -> list[rg.User]:
 
 
 def private_forms(
-    client: rg.Argilla, study: Study, user: rg.User, texts: dict[str, str] | None = None, language: str | None = None
+    client: rg.Argilla, study: Study, user: rg.User, texts: dict[str, str] | None = None, shown: Localised | None = None
 ) -> list[str]:
     """The participant's own workspace (named by their pseudonym) with stories, consent and about-you; the writing
-    and about-you forms in `language` (else the study's), their words brought up to date if they exist."""
-    from codigit.languages import localise
-
+    and about-you forms in the language of `shown` (else the study's), their words brought up to date if they
+    exist."""
     texts = texts or study.guidelines()
-    shown = localise(study, language)
+    shown = shown or localise(study)
     workspace, _ = ensure_workspace(client, user.username)
     members = {u.username for u in workspace.users}
     if others := sorted(members - {user.username}):  # organisers (owners) see every workspace without membership

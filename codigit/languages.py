@@ -90,16 +90,21 @@ def choose(study: Study, wanted: str | None) -> str:
     return study.language
 
 
+def every_language(study: Study) -> dict[str, Localised]:
+    """What the study shows participants in each of its languages, its own first (each file read once)."""
+    return {code: localise(study, code) for code in (study.language, *study.translations)}
+
+
 def localise(study: Study, language: str | None = None) -> Localised:
     language = choose(study, language)
-    texts = study.guidelines()
     s, p = study.stories, study.positionality
     if language == study.language:
+        texts, words = study.guidelines(), study.participant_words()
         return Localised(
-            language, study.language_name, study.title, study.description, study.contact, study.participant_words(),
+            language, study.language_name, study.title, study.description, study.contact, words,
             list(study.consent.questions), texts["consent"], texts["stories"], {f.name: f.title or f.name for f in
-            s.fields}, _with_limits(s.questions, study, study.participant_words()), {i.id: i.invitation for i in
-            s.invitations}, {"about": ABOUT_FIELD}, list(p.questions), texts["positionality"], dict(REVIEW_FIELDS),
+            s.fields}, _with_limits(s.questions, study, words), {i.id: i.invitation for i in s.invitations},
+            {"about": ABOUT_FIELD}, list(p.questions), texts["positionality"], dict(REVIEW_FIELDS),
             list(study.review.questions), texts["review"],
         )  # fmt: skip
     path = study.root / study.translations[language]
@@ -121,7 +126,7 @@ def localise(study: Study, language: str | None = None) -> Localised:
 def shared_review_form(study: Study) -> tuple[dict[str, str], list[QuestionSpec], str]:
     """The review form's field titles, questions and guidelines with every word in every study language, the study's
     own first ("Include / Incluir"): a review round is one form for everyone, whatever language each chose."""
-    shown = [localise(study, code) for code in (study.language, *study.translations)]
+    shown = list(every_language(study).values())
 
     def joined(texts) -> str | None:
         texts = list(dict.fromkeys(t for t in texts if t))  # in order, once each
@@ -132,16 +137,9 @@ def shared_review_form(study: Study) -> tuple[dict[str, str], list[QuestionSpec]
     for i, q in enumerate(study.review.questions):
         each = [s.review_questions[i] for s in shown]
         labels = {v: joined((e.labels or {})[v] for e in each) for v in q.labels or {}} or None
-        questions.append(
-            q.model_copy(
-                update={
-                    "title": joined(e.title for e in each),
-                    "description": joined(e.description for e in each),
-                    "labels": labels,
-                }
-            )
-        )
-    return fields, questions, "\n\n---\n\n".join(s.review_guidelines for s in shown)  # fmt: skip
+        words = {"title": joined(e.title for e in each), "description": joined(e.description for e in each)}
+        questions.append(q.model_copy(update={**words, "labels": labels}))
+    return fields, questions, "\n\n---\n\n".join(s.review_guidelines for s in shown)
 
 
 ABOUT_FIELD = "About these questions"  # the about-you form's one field, in the study's own language
@@ -154,8 +152,7 @@ def _worded(questions: list[QuestionSpec], words: dict[str, QuestionWords]) -> l
 
 def _with_limits(questions: list[QuestionSpec], study: Study, texts: dict[str, str]) -> list[QuestionSpec]:
     """The writing form's questions, each limited one saying its limit in the study's words."""
-    limits = {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars}
-    note = texts["limit_note"]
+    limits, note = study.stories.limits, texts["limit_note"]
     return [
         q.model_copy(update={"description": " ".join(filter(None, [q.description, note.format(limit=limits[q.name])]))})
         if q.name in limits
@@ -166,8 +163,7 @@ def _with_limits(questions: list[QuestionSpec], study: Study, texts: dict[str, s
 
 def check_translations(study: Study) -> None:
     """Load every translation now, so a missing text or label is an error at `init`, naming the file."""
-    for code in study.translations:
-        localise(study, code)
+    every_language(study)
 
 
 def _complete(path: Path, where: str, questions: list[QuestionSpec], words: dict[str, QuestionWords]) -> None:

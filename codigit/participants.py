@@ -22,6 +22,7 @@ from tqdm import tqdm
 from codigit.errors import CodigitError
 from codigit.forms import log_records, private_forms
 from codigit.home import atomic_write, new_secret
+from codigit.languages import choose, every_language
 from codigit.records import utc_now
 from codigit.server.deployed import participant_languages
 from codigit.study import Study
@@ -153,7 +154,7 @@ def add_participants(
     logins = _read_logins(out)  # also checks now that `out` is a readable file, if it exists
     _write_logins(out, logins)  # ... and writable, before any account exists that it must record
     members = {u.username for u in workspace.users}
-    texts = study.guidelines()
+    texts, shown = study.guidelines(), every_language(study)
     chosen = participant_languages(home)  # the language each chose on the study home, for their forms
 
     progress = tqdm(
@@ -181,7 +182,7 @@ def add_participants(
         _write_logins(out, logins)
         if username not in members:
             user.add_to_workspace(workspace)
-        private_forms(client, study, user, texts, chosen.get(username))
+        private_forms(client, study, user, texts, shown[choose(study, chosen.get(username))])
     return out
 
 

@@ -97,6 +97,11 @@ class StoriesSpec(_Strict):
     max_prompt_chars: int = Field(ge=1)
     max_story_chars: int = Field(ge=1)
 
+    @property
+    def limits(self) -> dict[str, int]:
+        """Question -> the most characters its answer may have."""
+        return {"prompt": self.max_prompt_chars, "story": self.max_story_chars}
+
     @model_validator(mode="after")
     def _check(self) -> StoriesSpec:
         _unique(self.invitations, "invitations")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from codigit.errors import CodigitError
 from codigit.home import atomic_dir, atomic_write, locked
-from codigit.languages import Localised, choose, localise
+from codigit.languages import Localised, choose, every_language
 from codigit.records import utc_now
 from codigit.study import Study, load_study
 
@@ -80,8 +80,7 @@ def current_study(home: Path) -> tuple[Study, dict[str, Localised]] | None:
     if key != _study_cache.key:
         try:
             study = load_study(path)
-            codes = [study.language, *study.translations]
-            _study_cache.value = (study, {code: localise(study, code) for code in codes})
+            _study_cache.value = (study, every_language(study))
         except CodigitError as e:
             _LOGGER.error("the study no longer loads (%s); the last good one stays in force, if any", e)
             if _study_cache.value is None:

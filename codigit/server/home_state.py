@@ -17,13 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codigit.languages import Localised
 from codigit.rules import clean_text, consent_rule, story_rule
 from codigit.server import submit_rules
+from codigit.server.sqlfilters import enum_value
 from codigit.study import Study
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
-
-
-def _value(status: Any) -> str:
-    return str(getattr(status, "value", status))
 
 
 def _when(at) -> str | None:
@@ -52,7 +49,7 @@ def _consent_state(rows: list[tuple], study: Study, shown: Localised) -> dict[st
     spec = study.consent
     current = f"consent-{spec.version}"
     records = {r[3]: r for r in rows}
-    answered = [r for r in rows if _value(r[6]) == "submitted"]
+    answered = [r for r in rows if enum_value(r[6]) == "submitted"]
     latest = max(answered, key=lambda r: r[8]) if answered else None
     state: dict[str, Any] = {
         "dataset_id": str(records[current][0]) if current in records else None,
@@ -81,7 +78,7 @@ def _consent_state(rows: list[tuple], study: Study, shown: Localised) -> dict[st
 def _story_states(rows: list[tuple], study: Study, consent_ok: bool, withdrawn: bool, words: dict) -> list[dict]:
     stories = []
     for dataset_id, _, record_id, external_id, fields, _, status, values, updated in rows:
-        status = _value(status)
+        status = enum_value(status)
         if status not in ("submitted", "draft", "discarded"):
             continue
         answers = submit_rules.answers(values)
@@ -196,11 +193,10 @@ async def home_state(db: AsyncSession, user, study: Study, shown: Localised, clo
         "consent": consent,
         "about": {
             "dataset_id": str(about[0][0]) if about else None,
-            "state": "done" if any(_value(r[6]) == "submitted" for r in about) else "todo",
+            "state": "done" if any(enum_value(r[6]) == "submitted" for r in about) else "todo",
         },
         "stories": stories,
         "stories_dataset_id": str(story_forms[0][0]) if story_forms else None,
-        "limits": {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars},
         "rounds": await _rounds(db, user, study, own, closed),
         "feedback_to_authors": study.review.feedback_to_authors,
     }

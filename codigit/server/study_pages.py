@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codigit.errors import CodigitError
 from codigit.languages import Localised, choose
 from codigit.server import deployed, home_state, submit_rules
+from codigit.server.sqlfilters import enum_value
 from codigit.study import Study
 
 PAGES = Path(__file__).parent / "pages"
@@ -56,7 +57,7 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
         return {
             "title": words.title, "description": words.description, "contact": words.contact, "texts": words.texts,
             "language": words.language, "languages": {code: each.name for code, each in shown.items()},
-            "limits": {"prompt": study.stories.max_prompt_chars, "story": study.stories.max_story_chars},
+            "limits": study.stories.limits,
         }  # fmt: skip
 
     @api.get("/codigit/study", include_in_schema=False)
@@ -77,7 +78,7 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
         return {
             **state,
             **words,
-            "role": str(getattr(user.role, "value", user.role)),
+            "role": enum_value(user.role),
             "guidelines_html": _markdown(localised.guidelines),
             "consent_html": _markdown(localised.consent_text),
         }
@@ -89,9 +90,9 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
         if language not in shown:
             raise HTTPException(422, f"the study has no {language!r} texts; it has {sorted(shown)}")
         deployed.set_language(home, user.username, language)
-        if str(getattr(user.role, "value", user.role)) == "annotator":
+        if submit_rules.is_participant(user):
             try:  # their own writing and about-you forms follow
-                await run_in_threadpool(_reword_forms, home, study, user.username, language)
+                await run_in_threadpool(_reword_forms, home, study, user.username, shown[language])
             except CodigitError as e:
                 _LOGGER.error("the forms of %s could not be put into %s: %s", user.username, language, e)
                 raise HTTPException(500, "the forms could not be changed; please contact the study team") from None
@@ -100,7 +101,7 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
     @api.post("/codigit/withdraw", include_in_schema=False)
     async def withdraw(confirm: bool = Body(...), reason: str = Body(""), user=Security(auth.get_current_user)) -> dict:
         study, _ = study_or_404()
-        if str(getattr(user.role, "value", user.role)) != "annotator":
+        if not submit_rules.is_participant(user):
             raise HTTPException(403, "only participants withdraw themselves; organisers use `codigit participants`")
         if not confirm:
             raise HTTPException(422, "withdrawal needs confirm: true")
@@ -112,14 +113,14 @@ def install(api: FastAPI, home: Path, snapshots: Path) -> None:
         return {"withdrawn_at": at, "review_copies_removed": removed}
 
 
-def _reword_forms(home: Path, study: Study, username: str, language: str) -> None:
+def _reword_forms(home: Path, study: Study, username: str, shown: Localised) -> None:
     """The participant's own forms in their language, as `codigit init` would make them, through the same server."""
     from codigit.client import argilla_errors, connect
     from codigit.forms import private_forms
 
     client = connect(home, embedded=True)
     with argilla_errors():
-        private_forms(client, study, client.users(username), None, language)
+        private_forms(client, study, client.users(username), None, shown)
 
 
 def _withdraw(home: Path, snapshots: Path, study, username: str, reason: str) -> tuple[str, bool, int]:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from codigit.rules import Broken, consent_rule, story_rule
 from codigit.server import deployed
+from codigit.server.sqlfilters import enum_value
 from codigit.study import Study
 
 WRAPPED = ("create_response", "update_response", "upsert_response")
@@ -110,9 +111,13 @@ async def withdrawals(db: AsyncSession, study: Study) -> dict[str, str]:
     return {f["participant"]: f.get("at", "") for (f,) in rows if f.get("event") == "withdrawal"}
 
 
+def is_participant(user) -> bool:
+    return user is not None and enum_value(user.role) == "annotator"
+
+
 async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
     """Raise Refused if this answer breaks one of the study's rules."""
-    if user is None or str(getattr(user.role, "value", user.role)) != "annotator":
+    if not is_participant(user):
         return  # organisers trying a form: Argilla's own rules only
     try:
         deployed_study = deployed.current_study(home)
@@ -123,7 +128,7 @@ async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
     study = deployed_study[0]
     workspace, dataset, external_id = await where(db, record_id)
     broken: Broken | None = None
-    submitted = str(getattr(body.status, "value", body.status)) == "submitted"
+    submitted = enum_value(body.status) == "submitted"
     prefix = study.review.dataset_prefix + "-"
     if user.username in await withdrawals(db, study):
         broken = Broken("withdrawn")

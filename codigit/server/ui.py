@@ -66,18 +66,21 @@ def _edit(files: list[Path], pattern: re.Pattern, replacement: bytes) -> int:
 
 def replace_words(scripts: list[Path]) -> int:
     """Each entry of ui_words.yaml, exactly once in the UI's scripts, or a RuntimeError naming it."""
-    done = 0
-    for entry in yaml.safe_load(WORDS.read_text(encoding="utf-8")):
+    contents = {path: path.read_bytes() for path in scripts}
+    changed = set()
+    entries = yaml.safe_load(WORDS.read_text(encoding="utf-8"))
+    for entry in entries:
         old = f"{entry['key']}:{json.dumps(entry['upstream'], ensure_ascii=False)}".encode()
         new = f"{entry['key']}:{json.dumps(entry['codigit'], ensure_ascii=False)}".encode()
-        found = [(path, path.read_bytes()) for path in scripts]
-        found = [(path, content) for path, content in found if old in content]
-        if len(found) != 1 or found[0][1].count(old) != 1:
+        found = [path for path, content in contents.items() if old in content]
+        if len(found) != 1 or contents[found[0]].count(old) != 1:
             raise RuntimeError(f"the UI's word {entry['key']}={entry['upstream']!r} is not there exactly once; "
                                "is this argilla-server 2.8.0? (codigit/server/ui_words.yaml)")  # fmt: skip
-        found[0][0].write_bytes(found[0][1].replace(old, new))
-        done += 1
-    return done
+        contents[found[0]] = contents[found[0]].replace(old, new)
+        changed.add(found[0])
+    for path in changed:
+        path.write_bytes(contents[path])
+    return len(entries)
 
 
 def patch_ui(ui_directory: Path) -> dict[str, int]:
