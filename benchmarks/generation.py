@@ -7,6 +7,10 @@ second for each, whether every output is identical, and the speedup. Last line: 
 
     .venv/bin/python benchmarks/generation.py            # SmolLM2-135M-Instruct (codigit:smollm2), 96 new tokens
     .venv/bin/python benchmarks/generation.py --quick    # a small random Llama, Llama-3's vocabulary (< 1 min)
+    python benchmarks/generation.py --llama8b            # GPU: random weights in Llama-3.1-8B's shapes, bf16
+
+With --llama8b one-at-a-time generation covers the first 8 conversations only (`--one-at-a-time N`): 64 of them
+would take minutes of the GPU's time to show the same tokens/s.
 
 On a GPU with vLLM installed, `--vllm` instead compares `codigit.generate.vllm_generate` (one engine, all 64
 requests at once) with `hf_generate` (bf16 on the GPU, batch 64) on the same prompt token ids, greedy; engine
@@ -72,18 +76,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--vllm", action="store_true", help="GPU only: vLLM vs HF generate on the GPU")
+    parser.add_argument("--llama8b", action="store_true", help="GPU: random weights in Llama-3.1-8B's shapes, bf16")
+    parser.add_argument("--one-at-a-time", type=int, help="conversations generated at batch 1 (default all; 8 with "
+                        "--llama8b)")  # fmt: skip
     parser.add_argument("--model", help="a Llama-3 or ChatML model name or folder (default: SmolLM2 or --quick's)")
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from codigit.generate import conversations, hf_generate, load_suite
     from codigit.train.formats import prepare_tokenizer
     from codigit.train.models import resolve_model
 
-    if args.vllm and not torch.cuda.is_available():
-        parser.error("--vllm needs a CUDA GPU (vLLM does not run on CPU here)")
+    if (args.vllm or args.llama8b) and not torch.cuda.is_available():
+        parser.error(f"{'--vllm' if args.vllm else '--llama8b'} needs a CUDA GPU")
     if args.vllm:
         try:
             import vllm  # noqa: F401
@@ -94,7 +101,11 @@ def main() -> None:
     new_tokens = args.max_new_tokens or (48 if args.quick else 96)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.model:
+        if args.llama8b:
+            from codigit.train.llama3 import LLAMA_31_8B, save_llama_shapes
+
+            path = str(save_llama_shapes(Path(tmp) / "llama8b", **LLAMA_31_8B))
+        elif args.model:
             path = resolve_model(args.model)
         elif args.quick:
             path = str(small_llama(Path(tmp)))
@@ -105,15 +116,25 @@ def main() -> None:
         if args.vllm:  # vLLM reads the model folder itself: stay inside the temporary folder
             vllm_vs_hf(path, tokenizer, chats, new_tokens, args.batch_size)
             return
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        if args.llama8b:  # random weights, built on the GPU in bf16 as `codigit generate` runs models there
+            with torch.device("cuda"):
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=torch.bfloat16)
+            model.eval()
+            hf_generate(model, tokenizer, chats[:8], None, max_new_tokens=2, batch_size=8)  # warm-up
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    single = chats[: args.one_at_a_time or (8 if args.llama8b else len(chats))]
     results = {}
-    for batch in (args.batch_size, 1):
-        results[batch] = timed(f"batch {batch:>3}", hf_generate, model, tokenizer, chats, None,
+    for batch, subset in ((args.batch_size, chats), (1, single)):
+        results[batch] = timed(f"batch {batch:>3}", hf_generate, model, tokenizer, subset, None,
                                max_new_tokens=new_tokens, batch_size=batch)  # fmt: skip
-    same = sum(a["text"] == b["text"] for a, b in zip(results[args.batch_size][0], results[1][0], strict=True))
+    same = sum(a["text"] == b["text"] for a, b in zip(results[args.batch_size][0], results[1][0], strict=False))
     label = args.model or ("small random Llama (4 layers, 128k vocab)" if args.quick else "SmolLM2-135M-Instruct")
-    print(f"model: {label}, greedy, {len(chats)} conversations, up to {new_tokens} new tokens each, CPU")
-    print(f"identical outputs batched vs one at a time: {same}/{len(chats)}")
+    if args.llama8b:
+        label = "random Llama-3.1-8B shapes, bf16"
+    where = torch.cuda.get_device_name() if args.llama8b else "CPU"
+    print(f"model: {label}, greedy, {len(chats)} conversations, up to {new_tokens} new tokens each, {where}")
+    print(f"identical outputs batched vs one at a time (first {len(single)}): {same}/{len(single)}")
     print(f"generation_batched_speedup: {results[args.batch_size][1] / results[1][1]:.2f}")
 
 

@@ -121,24 +121,11 @@ def tiny_model(work: Path) -> Path:
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)  # fmt: skip
 
 
-# GPU: a randomly initialised model with Llama-3.1-8B's exact shapes (throughput does not depend on the weights).
-LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-            "num_key_value_heads": 8, "max_position_embeddings": 131072, "rope_theta": 500000.0,
-            "tie_word_embeddings": False}  # fmt: skip
-
-
-def llama8b_shapes(work: Path, layers: int = LLAMA_8B["num_hidden_layers"]) -> Path:
+def llama8b_shapes(work: Path, layers: int = 32) -> Path:
     """A config (no weights: the recipe's random_init builds them) with Llama-3.1-8B's shapes and `layers` layers."""
-    from transformers import LlamaConfig
+    from codigit.train.llama3 import LLAMA_31_8B, save_llama_shapes
 
-    from codigit.train.llama3 import build_tokenizer
-
-    tokenizer, path = build_tokenizer(), work / f"llama8b-{layers}"
-    shape = {**LLAMA_8B, "num_hidden_layers": layers}
-    LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id, **shape).save_pretrained(path)  # fmt: skip
-    tokenizer.save_pretrained(path)
-    return path
+    return save_llama_shapes(work / f"llama8b-{layers}", **{**LLAMA_31_8B, "num_hidden_layers": layers})
 
 
 def gpu_settings() -> dict[str, dict]:

@@ -93,3 +93,22 @@ def save_random_llama(path: Path, seed: int = 0, **shape) -> Path:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)
+
+
+# Llama-3.1-8B's exact shapes: GPU benchmarks build random weights in them (speed and memory do not depend on the
+# weights, and the gated checkpoint cannot be downloaded where they run).
+LLAMA_31_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+               "num_key_value_heads": 8, "max_position_embeddings": 131072, "rope_theta": 500000.0,
+               "tie_word_embeddings": False}  # fmt: skip
+
+
+def save_llama_shapes(path: Path, **shape) -> Path:
+    """A model folder with a config and the real Llama-3 tokenizer but no weights (recipes build them with
+    `random_init`); `shape` overrides LlamaConfig fields, e.g. `**LLAMA_31_8B`."""
+    from transformers import LlamaConfig
+
+    tokenizer = build_tokenizer()
+    LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, **shape).save_pretrained(path)  # fmt: skip
+    tokenizer.save_pretrained(path)
+    return Path(path)

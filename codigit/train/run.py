@@ -235,9 +235,11 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     if args.random_init:  # same shapes and code path, no weights to download: throughput is weight-independent
         config = AutoConfig.from_pretrained(model_path, revision=model_args.model_revision)
-        model = AutoModelForCausalLM.from_config(
-            config, dtype=dtype, attn_implementation=model_args.attn_implementation
-        )
+        # built where it trains: initialising 8B random weights on the CPU takes minutes of a rented GPU's time
+        with torch.device(PartialState().device if torch.cuda.is_available() and not sft.use_cpu else "cpu"):
+            model = AutoModelForCausalLM.from_config(
+                config, dtype=dtype, attn_implementation=model_args.attn_implementation
+            )
     else:
         model = AutoModelForCausalLM.from_pretrained(
             model_path,
