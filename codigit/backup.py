@@ -18,6 +18,7 @@ from pathlib import Path
 
 from codigit.errors import CodigitError
 from codigit.home import SERVER_FILE
+from codigit.places import place
 
 DATABASE = "argilla.db"
 REQUIRED_TABLES = {"users", "workspaces", "datasets", "records", "responses"}
@@ -45,22 +46,33 @@ def backup(home: Path, out: Path | None = None) -> Path:
     source = Path(home) / DATABASE
     if not source.is_file():
         raise CodigitError(f"no embedded database at {source}; for PostgreSQL use pg_dump")
-    out = Path(out or Path("data/backups") / f"argilla-{_stamp()}.db")
+    out = Path(out or place(home, "backups") / f"argilla-{_stamp()}.db")
     if out.exists():
         raise CodigitError(f"{out} already exists")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # created private: participants' writing, consent and positionality are in it from the first page
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         with contextlib.closing(sqlite3.connect(source, timeout=60)) as src:
             with contextlib.closing(sqlite3.connect(tmp)) as dst:
                 src.backup(dst)  # page by page, restarted under concurrent writes: one consistent snapshot
-        os.chmod(tmp, 0o600)  # participants' writing, consent and positionality
+                # the copy inherits the server's WAL mode; one self-contained file needs no -wal/-shm beside it
+                dst.execute("PRAGMA journal_mode=DELETE")
         _check(tmp)
         os.replace(tmp, out)
     except (OSError, sqlite3.Error) as e:
-        raise CodigitError(f"backup to {out} failed ({e}); nothing was kept") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise CodigitError(f"backup to {out} failed ({why}); nothing was kept") from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+        if not out.exists():  # no empty folders left by a failed backup
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     return out
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from pathlib import Path
 
 from codigit import __version__
-from codigit.errors import CodigitError
+from codigit.errors import CodigitError, Interrupted
+from codigit.places import Recorded, resolve_defaults
 from codigit.release.cli import RELEASE_ACTIONS, add_release_parsers
+from codigit.show import add_parser as add_story_parser
 
 
 def _study_and_client(args: argparse.Namespace):
@@ -32,18 +35,24 @@ def _serve(args: argparse.Namespace) -> None:
 def _init(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors
     from codigit.forms import init_study
-    from codigit.home import resolve_home
+    from codigit.home import ensure_writable_home, resolve_home
+    from codigit.participants import one_add_at_a_time
+    from codigit.places import record
     from codigit.server.deployed import participant_languages, record_study
 
     study, client = _study_and_client(args)
+    home = ensure_writable_home(resolve_home(args.home))
     embedded = not os.environ.get("ARGILLA_API_URL")
-    chosen = participant_languages(resolve_home(args.home)) if embedded else {}  # on the study home
-    with argilla_errors():
+    chosen = participant_languages(home) if embedded else {}  # on the study home
+    with argilla_errors(), one_add_at_a_time(home):  # not while a `participants add` makes the same forms
         for line in init_study(client, study, chosen):
             print(line)
     if embedded:
-        record_study(resolve_home(args.home), args.study)  # the embedded server's rules and pages follow it
+        record_study(home, args.study)  # the embedded server's rules and pages follow it
         print(f"the embedded server now enforces {args.study} at submit time and shows its study home at /study/")
+    data = record(home, args.study, args.data)
+    print(f"organisers' commands now use {Path(args.study).resolve()} and keep snapshots, releases, backups and "
+          f"analyses under {data}, from any directory (each has its own option to say otherwise)")  # fmt: skip
 
 
 def _participants_add(args: argparse.Namespace) -> None:
@@ -57,8 +66,11 @@ def _participants_add(args: argparse.Namespace) -> None:
     client = connect(args.home)
     with argilla_errors():
         home = ensure_writable_home(resolve_home(args.home))
-        out = add_participants(client, study, roster, home, args.out, args.login_url)
+        out, reset = add_participants(client, study, roster, home, args.out, args.login_url)
     print(f"{len(roster)} participants in workspace {study.workspace!r}; credentials to hand out: {out} (mode 0600)")
+    if reset:
+        print(f"new passwords for {', '.join(reset)}: their accounts had none in {out} (any older password for them "
+              "no longer works; hand out the new one)")  # fmt: skip
 
 
 def _participants_withdraw(args: argparse.Namespace) -> None:
@@ -206,8 +218,9 @@ def _positionality(args: argparse.Namespace) -> None:
     from codigit.release.policy import load_policy
     from codigit.study import load_study
 
-    snapshot, study = read_snapshot(args.snapshot), load_study(args.study)
-    result = positionality(snapshot, study, load_policy(args.policy), args.out, args.judgments)
+    study = load_study(args.study)
+    policy = load_policy(args.policy, study)  # checked against the study, as for a release
+    result = positionality(read_snapshot(args.snapshot), study, policy, args.out, args.judgments)
     print(
         f"{result['groups']} groups of 5 or more; {result['rating_rows']} rating correlations, "
         f"{result['story_rows']} author-group rows; in {args.out} (CSV, PNG, positionality.html)"
@@ -278,6 +291,27 @@ def _port(value: str) -> int:
     return int(value)
 
 
+def _redis_url(value: str) -> str:
+    if not value.startswith(("redis://", "rediss://", "unix://")):  # what redis-py accepts; else a traceback later
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Redis URL (redis://HOST:PORT, rediss://… or unix://…)")
+    return value
+
+
+def _at_least(minimum: int):
+    """An argparse type: a whole number no smaller than `minimum` (e.g. --n-boot 0 would give no interval)."""
+
+    def whole(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {number}")
+        return number
+
+    return whole
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage and the error on two lines; codigit says every user mistake in one."""
 
@@ -293,16 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", help="codigit home (default: $CODIGIT_HOME, then ~/.local/share/codigit)")
     study = argparse.ArgumentParser(add_help=False)
-    study.add_argument("--study", type=Path, default=Path("annotation/study.yaml"), help="study configuration")
+    study.add_argument("--study", type=Path, default=Recorded("study"), help="study configuration (%(default)s)")
 
     p = sub.add_parser("serve", parents=[home], help="run the embedded Argilla server and UI")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default: loopback only; 0.0.0.0 or :: for every interface)")  # fmt: skip
     p.add_argument("--port", type=_port, default=6900)
     p.add_argument("--database-url", help="default: SQLite in the home dir; or postgresql://…")
-    p.add_argument("--redis-url", help="use a real Redis and an rq worker for background jobs")
+    p.add_argument("--redis-url", type=_redis_url, help="use a real Redis and an rq worker for background jobs")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--snapshots", type=Path, default=Path("data/snapshots"),
-                   help="withdrawals made in the browser are noted here for releases (%(default)s)")  # fmt: skip
+    p.add_argument("--snapshots", type=Path, help="withdrawals made in the browser are noted here for releases "
+                   "(default: the snapshots folder `codigit init` records, else ./data/snapshots)")  # fmt: skip
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(
@@ -312,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Targets the embedded server in --home, or an external Argilla when ARGILLA_API_URL and "
         "ARGILLA_API_KEY are set.",
     )
+    p.add_argument("--data", type=Path, help="where organisers' commands keep snapshots, releases, backups and "
+                   "analyses from now on (default: as recorded before, else ./data)")  # fmt: skip
     p.set_defaults(func=_init)
 
     participants = sub.add_parser("participants", help="manage participant accounts")
@@ -326,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("pseudonym")
     p.add_argument("--reason", help="kept in the ledger on the server (optional)")
-    p.add_argument("--snapshots", type=Path, default=Path("data/snapshots"),
+    p.add_argument("--snapshots", type=Path, default=Recorded("snapshots"),
                    help="snapshots folder whose releases must honour it at once (default: %(default)s)")  # fmt: skip
     p.set_defaults(func=_participants_withdraw)
 
@@ -335,29 +372,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "collect", parents=[home, study, database], help="snapshot stories, reviews, consent and positionality"
     )
-    p.add_argument("--out", type=Path, default=Path("data/snapshots"), help="snapshots folder (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Recorded("snapshots"), help="snapshots folder (default: %(default)s)")
     p.set_defaults(func=_collect)
 
     review = sub.add_parser("review", help="peer review rounds")
     rsub = review.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = rsub.add_parser("open", parents=[home, study, database], help="create or extend a review round")
     p.add_argument("round", help="a short name for the round, e.g. 1")
-    p.add_argument("--per-story", type=int, help="reviews per story (default: the study's reviews_per_story)")
+    p.add_argument("--per-story", type=_at_least(1), help="reviews per story (default: the study's reviews_per_story)")
     p.set_defaults(func=_review_open)
     p = rsub.add_parser("close", parents=[home, study], help="close a review round (authors may then see feedback)")
     p.add_argument("round", help="the round's name, as given to `review open`")
     p.set_defaults(func=_review_close)
 
     p = sub.add_parser("agreement", parents=[study], help="Krippendorff's alpha of the reviews in a snapshot")
-    p.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: the latest)")
+    p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
     p.add_argument("--round", help="only this review round")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--out", type=Path, help="write the report here instead of printing it")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top", type=int, default=5, help="most disputed stories to list per question")
+    p.add_argument("--n-boot", type=_at_least(1), default=1000, help="bootstrap resamples for the 95%% CI")
+    p.add_argument("--seed", type=_at_least(0), default=0)  # numpy takes no negative seed
+    p.add_argument("--top", type=_at_least(0), default=5, help="most disputed stories to list per question")
     p.set_defaults(func=_agreement)
     add_release_parsers(sub, home, study)
+    add_story_parser(sub, [home])
 
     p = sub.add_parser(
         "train",
@@ -384,22 +422,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="metrics, paired statistics, plot and report.html for a run's generations")
     p.add_argument("run", type=Path, help="a run folder with generations.parquet")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per metric")
+    p.add_argument("--n-boot", type=_at_least(1), default=2000, help="bootstrap resamples per metric")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("memorisation", help="how much of the training stories the tuned model repeats")
     p.add_argument("run", type=Path)
     p.add_argument("--prefix-words", type=int, default=16, help="words of the story given after the prompt")
-    p.add_argument("--extract-words", type=int, default=24, help="a repeated run this long counts as extracted")
-    p.add_argument("--max-records", type=int, default=0, help="probe only the first N training records")
+    p.add_argument("--extract-words", type=_at_least(1), default=24,
+                   help="a repeated run this long counts as extracted")  # fmt: skip
+    p.add_argument("--max-records", type=_at_least(0), default=0,
+                   help="probe only the first N training records (0: all)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=_memorisation)
 
     p = sub.add_parser("positionality", parents=[study], help="reviews and stories by (consented) positionality group")
-    p.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: the latest)")
-    p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy (acceptance)")
-    p.add_argument("--out", type=Path, default=Path("data/analysis/positionality"))
+    p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
+    p.add_argument("--policy", type=Path, default=Recorded("policy"), help="release policy (acceptance)")
+    p.add_argument("--out", type=Path, default=Recorded("positionality"), help="report folder (default: %(default)s)")
     p.add_argument("--judgments", type=Path, help="RUN/analysis/compare-ROUND-judgments.csv: the tuned model by group")
     p.set_defaults(func=_positionality)
 
@@ -408,19 +448,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("open", parents=[home, study], help="push answer pairs in random order to Argilla")
     p.add_argument("run", type=Path)
     p.add_argument("--round", default="1")
-    p.add_argument("--per-pair", type=int, default=3, help="judgments per pair (Argilla task distribution)")
-    p.add_argument("--max-pairs", type=int, default=0)
+    p.add_argument("--per-pair", type=_at_least(1), default=3, help="judgments per pair (Argilla task distribution)")
+    p.add_argument("--max-pairs", type=_at_least(0), default=0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_compare_open)
     p = csub.add_parser("results", parents=[home, study], help="win rate with CI and Krippendorff's alpha")
     p.add_argument("run", type=Path)
     p.add_argument("--round", default="1")
-    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--n-boot", type=_at_least(1), default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_compare_results)
 
     p = sub.add_parser("backup", parents=[home], help="consistent copy of the embedded database (safe while serving)")
-    p.add_argument("--out", type=Path, help="file to write (default: data/backups/argilla-TIME.db)")
+    p.add_argument("--out", type=Path, help="file to write (default: backups/argilla-TIME.db in the data folder)")
     p.set_defaults(func=_backup)
     p = sub.add_parser("restore", parents=[home], help="put a backup in place (the server must be stopped)")
     p.add_argument("backup", type=Path)
@@ -428,12 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        parents=[study],
+        parents=[],  # its own study and folder, never the one a home recorded
         help="the whole loop on synthetic data in one folder (CPU; ~9 minutes on 2 cores)",
         description="Starts a server of its own, plays a small workshop with 12 invented participants and 40 "
         "synthetic pairs (annotation/demo/), then collect, agreement, release 0.1.0, LoRA on the CPU demo model, "
         "generation, memorisation and the HTML report. Nothing outside --dir is touched.",
     )
+    p.add_argument("--study", type=Path, default=Path("annotation/study.yaml"), help="study configuration")
     p.add_argument("--dir", type=Path, default=Path("codigit-demo"), help="new folder for it all (%(default)s)")
     p.add_argument("--port", type=_port, help="port for the demo's server (default: any free one)")
     p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~2.5 minutes)")
@@ -451,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# every file codigit writes goes to a temporary name first and is renamed when whole (codigit.home.atomic_write)
+INTERRUPTED = "files already written are whole and kept; nothing half-written was left; run the same command again"
+# the machine refusing a write (full disk, quota, read-only or forbidden place): the user's to fix, in one line
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["release"] and not set(argv[1:]) & {*RELEASE_ACTIONS, "-h", "--help"} and len(argv) > 1:
@@ -459,12 +506,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("codigit").setLevel(logging.INFO)
     try:
         args = build_parser().parse_args(argv)
+        resolve_defaults(args)
         args.func(args)
     except CodigitError as e:
         print(f"codigit: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as e:
+        kept = str(e) if isinstance(e, Interrupted) else INTERRUPTED
+        print(f"codigit: interrupted: {kept}", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise  # not the user's machine refusing: a bug, whose traceback is wanted
+        print(f"codigit: error: {e.filename or 'a file'}: {e.strerror} (files codigit writes appear whole or not at "
+              "all; run the command again once there is room or access)", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 

@@ -2,7 +2,8 @@
 
 The source of truth is read with a single SQL statement, so the snapshot is one point in time on SQLite (WAL) and
 PostgreSQL alike, while participants keep writing. Only submitted answers count; in a participant's own workspace
-only their own answers count; everything of a withdrawn participant is left out (and counted).
+only their own answers count; everything of a withdrawn participant is left out (and counted), except the flags
+they raised as a reviewer: those stay, as anonymous counts on each story, for the release's gates.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from codigit import __version__
 from codigit.errors import CodigitError
@@ -36,6 +37,9 @@ from codigit.records import (
 from codigit.rules import clean_text as _text
 from codigit.rules import consent_rule, credit_name, story_rule
 from codigit.study import PREFER_NOT, Study
+
+if TYPE_CHECKING:
+    import argilla as rg
 
 QUERY = """
 SELECT w.name, d.name, r.id, r.external_id, r.fields, u.username, u.role, s."values", s.updated_at
@@ -113,6 +117,42 @@ def text_sha(prompt: str, story: str) -> str:
     return hashlib.sha256(f"{prompt}\0{story}".encode()).hexdigest()
 
 
+KEPT_FLAGS = "kept_flags"  # the ledger event that keeps a withdrawing reviewer's flags
+
+
+class KeptFlags(BaseModel):
+    """One review's flags, kept in the ledger when its reviewer withdraws (their review itself is deleted)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    story_id: str
+    text_sha: str  # of the text they flagged: a flag on an earlier version does not stop the current one
+    flags: list[str]
+
+
+def kept_flags(datasets: Iterable[rg.Dataset], user: rg.User) -> list[dict]:
+    """Ledger records keeping the flags `user` raised in these review rounds; `participants.withdraw` logs them
+    before it deletes that person's reviews, so a story they flagged as harmful or holding personal data is
+    still stopped after they leave. Only flags are kept, never a rating, decision, theme or comment. The
+    record ids are stable, so withdrawing again (to finish an interrupted withdrawal) overwrites, never adds.
+
+    The ledger's fields cannot change once created (Argilla), so the flags travel as JSON in its `reason`."""
+    out = []
+    for dataset in datasets:
+        for record in dataset.records(with_responses=True):
+            for response in record.responses["flags"]:
+                status = str(getattr(response.status, "value", response.status))
+                if str(response.user_id) != str(user.id) or status != "submitted" or not response.value:
+                    continue
+                sha = text_sha(record.fields["prompt"], record.fields["story"])
+                kept = KeptFlags(story_id=str(record.id), text_sha=sha, flags=sorted(response.value))
+                out.append({
+                    "id": f"flags-{user.username}-{dataset.name}-{record.id}", "event": KEPT_FLAGS,
+                    "participant": user.username, "at": utc_now(), "reason": kept.model_dump_json(),
+                })  # fmt: skip
+    return out
+
+
 def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id: str | None = None) -> Snapshot:
     """Typed, pseudonymous records from raw rows (workspace, dataset, record id, external id, fields, username,
     role, values, time): pure, so it is tested and benchmarked without a server."""
@@ -140,6 +180,15 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             withdrawn.setdefault(entry["participant"], entry.get("at", ""))
     excluded: Counter[str] = Counter()
     problems: list[Problem] = []
+    kept: list[tuple[str, KeptFlags]] = []  # (withdrawn reviewer, the flags of one of their reviews)
+    for entry in ledger:
+        if entry.get("event") == KEPT_FLAGS:
+            try:
+                kept.append((entry["participant"], KeptFlags.model_validate_json(entry["reason"])))
+            except (KeyError, ValidationError):  # a safety signal must not vanish in silence
+                message = "unreadable kept flags in the ledger; check that reviewer's flags by hand"
+                problems.append(Problem(participant=str(entry.get("participant")), what="review", id="ledger",
+                                        message=message))  # fmt: skip
 
     stories = []
     for story_id, author, invitation, answers, at in sorted(stories_raw):
@@ -181,10 +230,23 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
     by_id = {s.story_id: s for s in stories}
     changed: set[str] = set()
     reviews = []
+    flagged_by: defaultdict[str, defaultdict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for reviewer, k in kept:  # the flags of reviewers who withdrew, on the text they saw if it is still current
+        story = by_id.get(k.story_id)
+        if (
+            reviewer in withdrawn
+            and story
+            and reviewer != story.author
+            and k.text_sha == text_sha(story.prompt, story.story)
+        ):
+            flagged_by[k.story_id][reviewer].update(k.flags)
     for round_, story_id, fields, reviewer, answers, at in sorted(review_raw, key=lambda r: (r[0], r[1], r[3])):
         story = by_id.get(story_id)
         if reviewer in withdrawn:
             excluded["reviews_by_withdrawn"] += 1
+            current = story and (fields.get("prompt"), fields.get("story")) == (story.prompt, story.story)
+            if current and reviewer != story.author:  # a review not yet deleted: its flags count, it does not
+                flagged_by[story_id][reviewer].update(answers.get("flags") or [])
         elif story is None:
             excluded["reviews_of_excluded_stories"] += 1
         else:
@@ -202,7 +264,12 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
                 message = f"unusable review ({e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']})"
                 problems.append(Problem(participant=reviewer, what="review", id=story_id, message=message))
                 excluded["reviews_invalid"] += 1
-    stories = [s.model_copy(update={"changed_after_review": s.story_id in changed}) for s in stories]
+    stories = [
+        s.model_copy(
+            update={"changed_after_review": s.story_id in changed, "withdrawn_flags": _count(flagged_by[s.story_id])}
+        )
+        for s in stories
+    ]
 
     created = utc_now()
     meta = SnapshotMeta(
@@ -227,6 +294,11 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             for p, at in sorted(withdrawn.items())
         ],
     )
+
+
+def _count(flags_by_reviewer: dict[str, set[str]]) -> dict[str, int]:
+    """{reviewer: flags} -> {flag: reviewers}: who raised them is not kept."""
+    return dict(sorted(Counter(f for flags in flags_by_reviewer.values() for f in flags).items()))
 
 
 def _consent(participant: str, version: str, values: dict, at: str, study: Study) -> Consent:

@@ -65,16 +65,23 @@ def ensure_dataset(
 
     dataset = client.datasets(name, workspace=workspace)
     done = []
+    if dataset is not None and dataset._model.status != "ready":
+        # A create cut short (Ctrl-C) leaves a draft: fields or questions missing, unpublished, unusable. Argilla
+        # takes no records before publishing, so it holds nothing to keep: make it again, whole.
+        dataset.delete()
+        dataset = None
+        done.append("half-made by an interrupted run")
     if dataset is None:
         dataset = rg.Dataset(name=name, workspace=workspace, settings=wanted, client=client).create()
         done.append("created")
+        existing = set()
     else:
         _check_compatible(dataset, wanted, workspace.name)
         if (dataset.settings.guidelines or "").strip() != (wanted.guidelines or "").strip():
             dataset.settings.guidelines = wanted.guidelines
             dataset.update()
             done.append("guidelines updated")
-    existing = {r.id for r in dataset.records(with_responses=False)} if "created" not in done else set()
+        existing = {r.id for r in dataset.records(with_responses=False)}
     new = [r for r in records if r["id"] not in existing]
     if new:
         log_records(dataset, new)

@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat as stat_module
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,18 +33,47 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
 
 
 def ensure_writable_home(home: Path) -> Path:
-    """Create the home (private: it will hold participants' writing) or check an existing one is writable."""
+    """Create the home, or check an existing one is writable, and make it private (see `make_private`)."""
     try:
         if not home.exists():
             home.mkdir(parents=True, mode=0o700)
-        elif home.stat().st_mode & 0o077:
-            _LOGGER.warning("%s can be read by other users of this machine; consider chmod 700", home)
+        make_private(home)
         probe = home / ".write-probe"
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
         raise CodigitError(f"home directory {home} is not writable: {e.strerror or e}") from None
     return home
+
+
+def make_private(home: Path) -> None:
+    """The home holds the owner's API key (in credentials.json and in the database), participants' passwords and
+    writing: it is made 0700 and every file directly in it 0600 (or stricter), whatever modes they had before, e.g.
+    a home created by hand with 0755. A home of another user is refused: chmod would fail there, and its owner
+    could read everything anyway."""
+    stat = home.stat()
+    if stat.st_uid != os.getuid():
+        raise CodigitError(f"home directory {home} belongs to another user (uid {stat.st_uid}); use a home of your own")
+    if stat.st_mode & 0o077:
+        os.chmod(home, 0o700)
+        _LOGGER.info("%s can be read by other users of this machine (mode %o): made it 700", home, stat.st_mode & 0o777)
+    for path in home.iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a temp file another command just renamed
+            mode = path.lstat().st_mode
+            if stat_module.S_ISREG(mode) and mode & 0o077:
+                os.chmod(path, mode & 0o700)
+
+
+def private_modes(home: Path) -> dict[str, int]:
+    """Mode bits of the home and of each file directly in it, by name ("." for the home): what `make_private` set,
+    read back for `codigit serve`'s start-up report."""
+    modes = {".": home.stat().st_mode & 0o777}
+    for path in home.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            mode = path.lstat().st_mode
+            if stat_module.S_ISREG(mode):
+                modes[path.name] = mode & 0o777
+    return modes
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
@@ -128,4 +158,4 @@ def write_credentials(home: Path, creds: dict[str, Any]) -> Path:
 
 def record_server_url(home: Path, url: str) -> None:
     """`codigit serve` notes where it listens, so other commands find it the same way they find the home dir."""
-    atomic_write(home / SERVER_FILE, json.dumps({"url": url}) + "\n")
+    atomic_write(home / SERVER_FILE, json.dumps({"url": url}) + "\n", mode=0o600)

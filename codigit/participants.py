@@ -7,19 +7,25 @@ so rerunning with the same roster gives the same pseudonyms and nobody can recom
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import hmac
 import io
+import json
+import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tqdm import tqdm
 
-from codigit.errors import CodigitError
+from codigit.collect import kept_flags
+from codigit.errors import CodigitError, Interrupted
 from codigit.forms import log_records, private_forms
 from codigit.home import atomic_write, new_secret
 from codigit.languages import choose, every_language
@@ -35,6 +41,9 @@ LOGINS_COLUMNS = ["name", "email", "username", "password", "login_url"]
 PSEUDONYM = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 KEY_FILE = "pseudonym.key"
+LOCK_FILE = ".participants-add.lock"
+RESETS_FILE = "participants-resets.json"  # password resets begun but maybe not finished, by logins file
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula (OWASP, CSV injection)
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,35 @@ def pseudonym_for(person: Person, key: bytes) -> str:
     return "p-" + hmac.new(key, identity, hashlib.sha256).hexdigest()[:10]
 
 
+class Added(NamedTuple):
+    logins: Path
+    reset: list[str]  # accounts whose password was reset because the logins file had none for them
+
+
+@contextlib.contextmanager
+def one_add_at_a_time(home: Path) -> Iterator[None]:
+    """An exclusive lock on the home for a whole `participants add`. Two at once would each rewrite the logins file
+    from what they had read (the later dropping the earlier's new rows) and could each make a pseudonym key; the
+    second waits, and says so. The holder's pid is in the lock file, for that message."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            print(f"codigit: another `participants add` (pid {holder}) is running on {home}; waiting for it to end",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except KeyboardInterrupt:
+                raise Interrupted("nothing was changed (the other `participants add` is still running)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def add_participants(
     client: rg.Argilla,
     study: Study,
@@ -121,20 +159,36 @@ def add_participants(
     home: Path,
     out: Path | None = None,
     login_url: str | None = None,
-) -> Path:
+) -> Added:
     """Create missing accounts, each with a workspace of their own holding their forms, and add everyone to the
-    shared review workspace; keep the logins CSV (0600) up to date.
+    shared review workspace; keep the logins CSV (0600) up to date. Safe to run twice at once (the second waits)
+    and to interrupt anywhere: Ctrl-C becomes `Interrupted`, saying what was kept."""
+    out = Path(out or home / "participant-logins.csv")
+    login_url = (login_url or client.api_url).rstrip("/")
+    if not re.match(r"^https?://\S+$", login_url):  # it goes into the logins file and to participants, as a link
+        raise CodigitError(f"--login-url {login_url!r} is not an http:// or https:// address")
+    done: list[str] = []
+    with one_add_at_a_time(home):
+        try:
+            return _add(client, study, people, home, out, login_url, done)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{len(done)} of {len(people)} participants done; every account made or reset so far has its "
+                f"password in {out}; run the same command again to finish"
+            ) from None
 
-    Everything that can be checked is checked before the first account is created. The logins file keeps the
-    rows of earlier runs (passwords cannot be read back from the server) and is rewritten after each new
-    account, so an interruption never leaves an account whose password nobody has.
-    """
+
+def _add(
+    client: rg.Argilla, study: Study, people: list[Person], home: Path, out: Path, login_url: str, done: list[str]
+) -> Added:
+    """Everything that can be checked is checked before the first account is created. Then, per person, the
+    password is in the logins file (written whole) before the server hears of it, so an interruption leaves at
+    worst a row for an account not made yet, which the rerun makes with that password. An account that has no
+    password in the file (made by an older codigit, or listed in another --out file) gets a new one, and the
+    caller says so; the reset is noted in the home first, so that one interrupted halfway is finished here."""
     import argilla as rg
 
     key = pseudonym_key(home)
-    out = out or home / "participant-logins.csv"
-    login_url = (login_url or client.api_url).rstrip("/")
-
     workspace = client.workspaces(study.workspace)
     if workspace is None:
         raise CodigitError(f"workspace {study.workspace!r} does not exist yet: run `codigit init` first")
@@ -144,15 +198,20 @@ def add_participants(
             raise CodigitError(f"row {person.row}: pseudonym {username!r} is the name of a study workspace")
     if len(set(usernames)) != len(usernames):
         raise CodigitError("two roster rows map to the same pseudonym; give one of them an explicit pseudonym")
-    existing = {}
+    accounts = {u.username: u for u in client.users}
     for person, username in zip(people, usernames, strict=True):
-        user = client.users(username)
+        user = accounts.get(username)
         if user is not None and str(getattr(user.role, "value", user.role)) != "annotator":
             role = getattr(user.role, "value", user.role)
             raise CodigitError(f"row {person.row}: username {username} belongs to an {role}, not a participant")
-        existing[username] = user
     logins = _read_logins(out)  # also checks now that `out` is a readable file, if it exists
     _write_logins(out, logins)  # ... and writable, before any account exists that it must record
+    reset = []
+    for username in sorted(_pending_resets(home, out) & accounts.keys()):  # resets an interruption cut short
+        if _known_password(logins.get(username)):  # else the file never got the new one: reset again below
+            _set_password(client, accounts[username], logins[username]["password"])
+            reset.append(username)
+    _note_resets(home, out, set())
     members = {u.username for u in workspace.users}
     texts, shown = study.guidelines(), every_language(study)
     chosen = participant_languages(home)  # the language each chose on the study home, for their forms
@@ -165,25 +224,84 @@ def add_participants(
         disable=not sys.stderr.isatty(),
     )  # each new account costs the server a bcrypt hash
     for person, username in progress:
-        user = existing[username]
-        row = logins.get(username, {"password": "(unchanged: set before)"})
-        if user is None:
-            row = {"password": new_secret(12)}
-            user = rg.User(
-                username=username, first_name=username, role="annotator", password=row["password"], client=client
-            ).create()
-        logins[username] = {
-            **row,
-            "name": person.name,
-            "email": person.email,
-            "username": username,
-            "login_url": login_url,
-        }
+        user, row = accounts.get(username), logins.get(username, {})
+        known = _known_password(row)
+        password = row["password"] if known else _new_password()
+        if user is not None and not known:
+            _note_resets(home, out, {username})  # before the file or the server changes
+        logins[username] = {**row, "name": person.name, "email": person.email, "username": username,
+                            "password": password, "login_url": login_url}  # fmt: skip
         _write_logins(out, logins)
+        if user is None:
+            user = _create_account(client, rg.User(username=username, first_name=username, role="annotator",
+                                                   password=password, client=client))  # fmt: skip
+        elif not known:
+            _set_password(client, user, password)
+            _note_resets(home, out, set())
+            reset.append(username)
         if username not in members:
             user.add_to_workspace(workspace)
         private_forms(client, study, user, texts, shown[choose(study, chosen.get(username))])
-    return out
+        done.append(username)
+    return Added(out, reset)
+
+
+def _create_account(client: rg.Argilla, user: rg.User) -> rg.User:
+    """A create that an interrupted run sent just before it died may land after this run looked: then the account
+    exists, made with the same password (the one in the file); set it again rather than fail."""
+    from argilla._exceptions import ConflictError
+
+    try:
+        return user.create()
+    except ConflictError:
+        existing = client.users(user.username)
+        _set_password(client, existing, user.password)
+        return existing
+
+
+def _known_password(row: dict[str, str] | None) -> bool:
+    """Earlier codigits wrote a placeholder for an account found without a row: no password is known then."""
+    password = (row or {}).get("password") or ""
+    return bool(password) and not password.startswith("(")
+
+
+def _new_password() -> str:
+    """A generated password that no spreadsheet takes for a formula ('-' is in the url-safe alphabet)."""
+    while (password := new_secret(12)).startswith(FORMULA_START):
+        pass
+    return password
+
+
+def _set_password(client: rg.Argilla, user: rg.User, password: str) -> None:
+    client.api.http_client.patch(f"/api/v1/users/{user.id}", json={"password": password}).raise_for_status()
+
+
+def _pending_resets(home: Path, out: Path) -> set[str]:
+    """Accounts whose new password is (or was about to be) in `out`, but perhaps not yet on the server."""
+    return set(_resets_notes(home).get(str(out.resolve()), []))
+
+
+def _note_resets(home: Path, out: Path, usernames: set[str]) -> None:
+    notes = _resets_notes(home)
+    if set(notes.get(str(out.resolve()), [])) == usernames:
+        return
+    notes[str(out.resolve())] = sorted(usernames)
+    if notes := {k: v for k, v in notes.items() if v}:
+        atomic_write(home / RESETS_FILE, json.dumps(notes, indent=1) + "\n", mode=0o600)
+    else:
+        (home / RESETS_FILE).unlink(missing_ok=True)
+
+
+def _resets_notes(home: Path) -> dict[str, list[str]]:
+    try:
+        notes = json.loads((home / RESETS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise CodigitError(f"{home / RESETS_FILE}: unreadable ({e}); move it away and rerun") from None
+    if not isinstance(notes, dict):
+        raise CodigitError(f"{home / RESETS_FILE}: not codigit's notes of password resets; move it away and rerun")
+    return notes
 
 
 def _read_logins(path: Path) -> dict[str, dict[str, str]]:
@@ -201,11 +319,19 @@ def _write_logins(path: Path, logins: dict[str, dict[str, str]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, LOGINS_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(logins.values())
+    # names and emails come from the roster; a password must stay as it is (and new ones never start so)
+    writer.writerows({**row, "name": text_cell(row.get("name") or ""), "email": text_cell(row.get("email") or "")}
+                     for row in logins.values())  # fmt: skip
     try:
         atomic_write(path, buffer.getvalue(), mode=0o600)
     except OSError as e:
         raise CodigitError(f"{path}: cannot write the logins file ({e.strerror or e})") from None
+
+
+def text_cell(value: str) -> str:
+    """A spreadsheet runs a cell that starts like a formula (CSV injection: `=HYPERLINK(...)` in a roster name);
+    a leading apostrophe makes it text there (OWASP's advice). Idempotent: a neutralised cell stays as it is."""
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "") -> tuple[str, bool, int]:
@@ -239,6 +365,8 @@ def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "")
         fields = {"event": "withdrawal", "participant": pseudonym, "at": at, "reason": reason.strip() or "(none given)"}
         log_records(ledger, [{"id": f"withdrawal-{pseudonym}", **fields}])
     removed = _remove_from_review_rounds(client, study, pseudonym)
+    if kept := kept_flags(review_datasets(client, study), user):  # before their reviews go: a flag outlives them
+        log_records(ledger, kept)  # safety flags only, as anonymous counts later; stable ids, so a rerun adds nothing
     _remove_reviews_by(client, study, user)
     return at, new, removed
 

@@ -5,6 +5,7 @@ Participants appear only by pseudonym. Positionality sits in its own file and ne
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ class Story(_Record):
     story: str
     submitted_at: str
     changed_after_review: bool = False  # the text differs from what a review round showed
+    # flag -> how many reviewers who have since withdrawn raised it on this text: their reviews are gone, but a
+    # safety flag must go on stopping the story at the release gate (a count, never who)
+    withdrawn_flags: dict[str, int] = {}
 
 
 class Review(_Record):
@@ -98,6 +102,9 @@ class SnapshotMeta(_Record):
     counts: dict[str, int]
     excluded: dict[str, int] = Field(default_factory=dict)
     problems: list[Problem] = []
+    # part file -> its sha256, recorded by `write_snapshot`: a snapshot edited by hand is refused (its stories would
+    # go out with reviews of another text). Empty in snapshots written before codigit recorded them.
+    files: dict[str, str] = {}
 
 
 class Snapshot(_Record):
@@ -130,19 +137,23 @@ def utc_now() -> str:
 
 
 def write_snapshot(snapshot: Snapshot, root: Path) -> Path:
-    """root/<snapshot_id>/ appears whole or not at all (written beside it, then renamed); LATEST points to it."""
+    """root/<snapshot_id>/ appears whole or not at all (written beside it, then renamed); LATEST points to it.
+    snapshot.json records each part file's sha256, so an edit made later is caught by `read_snapshot`."""
     root = Path(root)
     base, n = snapshot.meta.snapshot_id, 1
     while (root / snapshot.meta.snapshot_id).exists():  # two snapshots within one second
         n += 1
         snapshot = snapshot.model_copy(update={"meta": snapshot.meta.model_copy(update={"snapshot_id": f"{base}-{n}"})})
     final = root / snapshot.meta.snapshot_id
+    files = {}
     with atomic_dir(final, mode=0o700) as tmp:  # positionality and consent are personal data: owner-only
         for name in PARTS:
-            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                for record in getattr(snapshot, name):
-                    f.write(record.model_dump_json() + "\n")
-        (tmp / META_FILE).write_text(snapshot.meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            data = "".join(record.model_dump_json() + "\n" for record in getattr(snapshot, name)).encode()
+            with open(tmp / f"{name}.jsonl", "wb") as f:
+                f.write(data)
+            files[f"{name}.jsonl"] = hashlib.sha256(data).hexdigest()
+        meta = snapshot.meta.model_copy(update={"files": files})
+        (tmp / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
         for path in tmp.iterdir():
             os.chmod(path, 0o600)
     atomic_write(root / LATEST_FILE, snapshot.meta.snapshot_id + "\n")
@@ -188,16 +199,36 @@ def resolve_snapshot(path: Path) -> Path:
 
 
 def read_snapshot(path: Path) -> Snapshot:
+    """The snapshot in a folder; a part file whose sha256 differs from the one snapshot.json records is an error
+    naming it (an older snapshot records none: see `require_hashes`)."""
     path = resolve_snapshot(path)
+    edited = []
     try:
         meta = SnapshotMeta.model_validate_json((path / META_FILE).read_bytes())
         if meta.schema_version != SCHEMA_VERSION:
             raise CodigitError(f"{path}: snapshot schema {meta.schema_version}, this codigit reads {SCHEMA_VERSION}")
         parts = {}
         for name, model in PARTS.items():
-            with open(path / f"{name}.jsonl", "rb") as f:
-                parts[name] = [model.model_validate_json(line) for line in f if line.strip()]
+            data = (path / f"{name}.jsonl").read_bytes()  # hashed and parsed from the same bytes
+            parts[name] = [model.model_validate_json(line) for line in data.split(b"\n") if line.strip()]
+            if meta.files and meta.files.get(f"{name}.jsonl") != hashlib.sha256(data).hexdigest():
+                edited.append(f"{name}.jsonl")
     except (OSError, ValidationError, UnicodeDecodeError) as e:
         first = e.errors()[0]["msg"] if isinstance(e, ValidationError) else (getattr(e, "strerror", None) or e)
         raise CodigitError(f"{path}: not a readable snapshot ({first})") from None
+    if edited:
+        raise CodigitError(
+            f"{path / edited[0]}: changed since `codigit collect` wrote it (its sha256 is not the one in {META_FILE}); "
+            "a snapshot is never edited by hand: run `codigit collect` again"
+        )
     return Snapshot(meta=meta, **parts)
+
+
+def require_hashes(snapshot: Snapshot, path: Path) -> None:
+    """A release is made only from a snapshot whose files can be checked: one without hashes was written by an
+    older codigit, and an edit in it could not be told from what the server held."""
+    if not snapshot.meta.files:
+        raise CodigitError(
+            f"{resolve_snapshot(path)}: snapshot without file hashes (written by an older codigit), so an edit "
+            "cannot be detected: run `codigit collect` for a new snapshot and release from that"
+        )

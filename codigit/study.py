@@ -196,6 +196,22 @@ class Study(_Strict):
     review: ReviewSpec
     root: Path = Field(default=Path("."), exclude=True)
 
+    @model_validator(mode="after")
+    def _apart(self) -> Study:
+        # names decide who can reach what: the ledger's workspace must never be the one every participant is in,
+        # and each participant's own workspace holds the three private datasets side by side
+        if self.organiser_workspace == self.workspace:
+            raise ValueError(
+                f"organiser_workspace and workspace are both {self.workspace!r}: the withdrawal ledger would be "
+                "readable by every participant; give the organisers a workspace of their own"
+            )
+        private = {"stories.dataset": self.stories.dataset, "consent.dataset": self.consent.dataset,
+                   "positionality.dataset": self.positionality.dataset}  # fmt: skip
+        if len(set(private.values())) < len(private):
+            same = ", ".join(f"{k}: {v}" for k, v in private.items())
+            raise ValueError(f"each participant's datasets need different names ({same})")
+        return self
+
     @field_validator("translations")
     @classmethod
     def _codes(cls, translations: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:

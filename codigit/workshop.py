@@ -188,7 +188,7 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
             "name,email\n" + "".join(f"Demo Participant {k[5:]},{k}@example.invalid\n" for k in demo.people),
             encoding="utf-8",
         )
-        logins = add_participants(client, study, read_roster(roster), home)
+        logins = add_participants(client, study, read_roster(roster), home).logins
         with logins.open(newline="", encoding="utf-8") as f:
             rows = {r["email"].split("@")[0]: r for r in csv.DictReader(f)}
         people = {k: Participant(rows[k]["username"], api_client(url, sign_in(url, rows[k]["username"],

@@ -58,3 +58,38 @@ def test_bad_backups_are_refused_and_nothing_is_replaced(tmp_path):
     assert (tmp_path / "home" / "argilla.db").read_bytes() == b"the current database"
     missing = codigit("backup", home=tmp_path / "empty")
     assert missing.returncode == 2 and "no embedded database" in missing.stderr
+
+
+def _wal_database(home):
+    """A database in WAL mode with Argilla's tables, as the server leaves it (no server needed to back it up)."""
+    import sqlite3
+
+    home.mkdir()
+    with sqlite3.connect(home / "argilla.db") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        for table in ("users", "workspaces", "datasets", "records", "responses"):
+            db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO records (body) VALUES ('a story')")
+
+
+def test_backup_is_one_self_contained_private_file(tmp_path):
+    _wal_database(tmp_path / "home")
+    made = codigit("backup", "--out", str(tmp_path / "backups" / "b.db"), home=tmp_path / "home")
+    assert made.returncode == 0, made.stderr
+    assert [p.name for p in (tmp_path / "backups").iterdir()] == ["b.db"]  # no -wal/-shm/-journal beside it
+    assert stat.S_IMODE((tmp_path / "backups" / "b.db").stat().st_mode) == 0o600
+    checked = codigit("restore", str(tmp_path / "backups" / "b.db"), home=tmp_path / "again")
+    assert checked.returncode == 0, checked.stderr
+    assert [p.name for p in (tmp_path / "backups").iterdir()] == ["b.db"]  # checking it left nothing either
+
+
+def test_backup_to_an_unwritable_place_is_one_line_and_leaves_nothing(tmp_path):
+    _wal_database(tmp_path / "home")
+    (tmp_path / "a-file").write_text("not a folder")
+    # a path through a file, and a read-only file system (root ignores permission bits, not these)
+    for out in (tmp_path / "a-file" / "new" / "b.db", "/sys/codigit-backup/b.db"):
+        result = codigit("backup", "--out", str(out), home=tmp_path / "home")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"codigit: error: backup to {out} failed (")
+        assert "nothing was kept" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "home"]

@@ -4,10 +4,13 @@ test_cli.py, test_workflow.py and test_privacy.py.)"""
 
 from __future__ import annotations
 
+import copy
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, STUDY, codigit
 
 from codigit.records import write_snapshot
@@ -70,7 +73,78 @@ def files(tmp_path_factory) -> dict[str, Path]:
         assert old in text, (name, old)
         changed.write_text(text.replace(old, new, 1), encoding="utf-8")
         f[name] = root / name / "study.yaml"
+    # study files with one mistake each (in a copy of the whole study folder, so only that mistake is wrong)
+    study = yaml.safe_load(STUDY.read_text(encoding="utf-8"))
+    for name, change in STUDY_MISTAKES.items():
+        shutil.copytree(REPO / "annotation", root / name)
+        changed = copy.deepcopy(study)
+        change(changed)
+        (root / name / "study.yaml").write_text(yaml.safe_dump(changed, allow_unicode=True), encoding="utf-8")
+        f[name] = root / name / "study.yaml"
+    for name, content in {
+        "roster.xlsx": b"PK\x03\x04" + bytes(200),  # a spreadsheet, not its CSV export
+        "roster_pseudonym.csv": b"name,email,pseudonym\nAnn,ann@example.org,Not Valid!\n",
+        "roster_blank_name.csv": b"name,email\n,ann@example.org\n",
+        "policy_typo.yaml": POLICY.replace(b"[harmful, off_topic]", b"[harmfull, off_topic]"),
+        "policy_unclosed.yaml": b"min_reviews: [\n",
+        "recipe_bad_value.yaml": b"release: x\nlearning_rate: fast\n",
+        "recipe_no_release.yaml": b"learning_rate: 0.1\n",
+        "recipe_release_missing.yaml": f"release: {root}/nowhere\nuse_cpu: true\n".encode(),
+        "a-file": b"not a folder",
+        "empty.db": b"",
+    }.items():  # fmt: skip
+        (root / name).write_bytes(content)
+        f[name] = root / name
+    (root / "roster_dir").mkdir()
+    f["roster_dir"] = root / "roster_dir"
+    wal = root / "h5" / "argilla.db"  # a database to back up, so the backup's own failure is what is tested
+    wal.parent.mkdir()
+    with sqlite3.connect(wal) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        for table in ("users", "workspaces", "datasets", "records", "responses"):
+            db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
     return f
+
+
+def _set(*path_and_value):
+    *path, value = path_and_value
+
+    def change(study: dict) -> None:
+        for key in path[:-1]:
+            study = study[key]
+        study[path[-1]] = value
+
+    return change
+
+
+def _edit_question(section: str, name: str, **values):
+    def change(study: dict) -> None:
+        next(q for q in study[section]["questions"] if q["name"] == name).update(values)
+
+    return change
+
+
+STUDY_MISTAKES = {
+    "same_workspaces": lambda s: s.update(organiser_workspace=s["workspace"]),  # the ledger where all can read
+    "same_datasets": lambda s: s["consent"].update(dataset=s["stories"]["dataset"]),
+    "workspace_spaces": _set("workspace", "Our Study"),
+    "zero_story_chars": _set("stories", "max_story_chars", 0),
+    "zero_reviews": _set("review", "reviews_per_story", 0),
+    "guidelines_missing": _set("stories", "guidelines", "nowhere.md"),
+    "language_code": _set("translations", {"Spanish": "translations/es.yaml"}),
+    "translation_missing": _set("translations", {"fr": "translations/fr.yaml"}),
+    "title_empty": _set("title", ""),
+    "language_name": _set("language", "English"),
+    "texts_file_missing": _set("participant_texts", "nowhere.yaml"),
+    "invitation_twice": lambda s: s["stories"]["invitations"].append(dict(s["stories"]["invitations"][0])),
+    "review_question_unknown": lambda s: s["review"]["questions"].append({"name": "mood", "type": "text"}),
+    "positionality_required": _edit_question("positionality", "gender_identity", required=True),
+    "consent_scope_missing": lambda s: s["consent"].update(
+        questions=[q for q in s["consent"]["questions"] if q["name"] != "public"]
+    ),
+    "decision_options": _edit_question("review", "decision", labels={"yes": "Yes", "no": "No"}),
+    "stories_not_mapping": _set("stories", ["a"]),
+}
 
 
 RELEASE = ["release", "1.0.0", "--snapshot", "{snaps}", "--out", "{root}/rel", "--no-roster"]
@@ -152,11 +226,87 @@ CASES: list[tuple[list[str], str]] = [
     # the command line itself
     ([], "required"),
     (["frobnicate"], "invalid choice"),
+    (["--frobnicate"], "required"),
+    # study files: every key that names or limits something is checked before anything happens
+    (["init", "--study", "{same_workspaces}"], "the withdrawal ledger would be readable by every participant"),
+    (["init", "--study", "{same_datasets}"], "each participant's datasets need different names"),
+    (["init", "--study", "{workspace_spaces}"], "workspace: String should match pattern"),
+    (["init", "--study", "{zero_story_chars}"], "stories.max_story_chars"),
+    (["init", "--study", "{zero_reviews}"], "review.reviews_per_story"),
+    (["init", "--study", "{guidelines_missing}"], "the guidelines (stories.guidelines) not found"),
+    (["init", "--study", "{language_code}"], "'Spanish' is not a language code"),
+    (["init", "--study", "{translation_missing}"], "the fr translation (translations.fr) not found"),
+    (["init", "--study", "{title_empty}"], "title: String should have at least 1 character"),
+    (["init", "--study", "{language_name}"], "language: String should match pattern"),
+    (["init", "--study", "{texts_file_missing}"], "the participants' texts (participant_texts) not found"),
+    (["init", "--study", "{invitation_twice}"], "invitations must have unique names"),
+    (["init", "--study", "{review_question_unknown}"], "unknown review question(s) ['mood']"),
+    (["init", "--study", "{positionality_required}"], "positionality questions are all optional"),
+    (["init", "--study", "{consent_scope_missing}"], "needs a label question named 'public'"),
+    (["init", "--study", "{decision_options}"], "question 'decision' must have exactly the options"),
+    (["init", "--study", "{stories_not_mapping}"], "stories: Input should be a valid dictionary"),
+    (["init", "--study", "{root}"], "cannot read the study configuration"),
+    # rosters
+    (["participants", "add", "{roster_dir}", "--home", "{root}/h1"], "cannot read the roster"),
+    (["participants", "add", "{roster.xlsx}", "--home", "{root}/h1"], "the header must have a `name` column"),
+    (["participants", "add", "{roster_pseudonym.csv}", "--home", "{root}/h1"], "pseudonym 'Not Valid!' must be"),
+    (["participants", "add", "{roster_blank_name.csv}", "--home", "{root}/h1"], "row 2: `name` is empty"),
+    (["participants", "withdraw", "--home", "{root}/h1"], "required: pseudonym"),
+    # server options
+    (["serve", "--port", "-1"], "not a TCP port"),
+    (["serve", "--log-level", "loud"], "invalid choice"),
+    (["serve", "--redis-url", "localhost:6379", "--home", "{root}/h2"], "redis://"),
+    (["review", "open", "r1", "--per-story", "many"], "'many' is not a whole number"),
+    # agreement
+    (["agreement", "--snapshot", "{snaps}", "--n-boot", "0"], "must be at least 1"),
+    (["agreement", "--snapshot", "{snaps}", "--n-boot", "-5"], "must be at least 1"),
+    (["agreement", "--snapshot", "{snaps}", "--top", "-1"], "must be at least 0"),
+    (["agreement", "--snapshot", "{snaps}", "--top", "x"], "not a whole number"),
+    (["agreement", "--snapshot", "{snaps}", "--seed", "x"], "not a whole number"),
+    (["agreement", "--snapshot", "{snaps}", "--round", "nosuch"], "no reviews in round 'nosuch'"),
+    # releases
+    ([*RELEASE, "--policy", "{root}/none.yaml"], "the release policy (pass --policy) not found"),
+    ([*RELEASE, "--policy", "{policy_typo.yaml}"], "'harmfull' is not a flag of the study's review form"),
+    ([*RELEASE, "--policy", "{policy_unclosed.yaml}"], "not valid YAML (line 2)"),
+    (["release", "01.0.0", "--snapshot", "{snaps}", "--out", "{root}/rel", "--no-roster"], "not a semantic version"),
+    (["release", "decide", "x", "keep", "--by", "", "--snapshot", "{snaps}", "--out", "{root}/rel"], "--by must"),
+    (["release", "verify", "{a-file}"], "manifest.json"),
+    # training
+    (["train"], "required"),
+    (["train", "{recipe_bad_value.yaml}"], "invalid float value: 'fast'"),
+    (["train", "{recipe_no_release.yaml}"], "`release` is required"),
+    (["train", "{recipe_release_missing.yaml}"], "not a release (no manifest.json)"),
+    (["train", "{roster.xlsx}"], "not a readable YAML recipe"),
+    (["train", "{recipe_bad_value.yaml}", "--learning_rate"], "expected one argument"),
+    # generation and analysis
+    (["generate", "{run}", "--samples", "0"], "--samples 0: use 1 or more"),
+    (["generate", "{run}", "--temperature", "0"], "use a value above 0"),
+    (["generate", "{run}", "--top-p", "1.5"], "at most 1"),
+    (["generate", "{run}", "--batch-size", "0"], "--batch-size 0: use 1 or more"),
+    (["generate", "{run}", "--max-new-tokens", "0"], "--max-new-tokens 0: use 1 or more"),
+    (["generate", "{run}", "--backend", "tpu"], "invalid choice"),
+    (["analyze", "{a-file}"], "no readable generations.parquet"),
+    (["memorisation", "{run}", "--prefix-words", "0"], "--prefix-words 0: use 1 or more"),
+    (["compare", "results"], "required: run"),
+    (["compare", "results", "{run}", "--n-boot", "0"], "--n-boot: must be at least 1, not 0"),
+    (["compare", "open", "{run}", "--per-pair", "0"], "--per-pair: must be at least 1, not 0"),
+    (["analyze", "{run}", "--n-boot", "-1"], "--n-boot: must be at least 1, not -1"),
+    (["memorisation", "{run}", "--max-records", "-3"], "--max-records: must be at least 0, not -3"),
+    (["review", "open", "r1", "--per-story", "0"], "--per-story: must be at least 1, not 0"),
+    (["positionality", "--snapshot", "{snaps}", "--policy", "{policy_typo.yaml}"], "'harmfull' is not a flag"),
+    (["positionality", "--snapshot", "{snaps}", "--policy", "{root}/none.yaml"], "release policy (pass --policy)"),
+    (["demo", "--suite", "{root}/none.jsonl", "--dir", "{root}/d3"], "none.jsonl: not found"),
+    (["demo", "--policy", "{root}/none.yaml", "--dir", "{root}/d4"], "release policy (pass --policy) not found"),
+    # backups: a place nobody can write (root ignores permission bits, not a read-only file system)
+    (["backup", "--home", "{root}/h5", "--out", "/sys/codigit-backup/b.db"], "nothing was kept"),
+    (["backup", "--home", "{root}/h5", "--out", "{a-file}/b.db"], "nothing was kept"),
+    (["restore", "{roster_dir}", "--home", "{root}/h4"], "backup file not found"),
+    (["restore", "{empty.db}", "--home", "{root}/h4"], "not an Argilla database"),
 ]
 
 
-def test_corpus_has_at_least_fifty_cases():
-    assert len(CASES) >= 50
+def test_corpus_has_at_least_120_cases():
+    assert len(CASES) >= 120
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(c[0][:2]) or "(none)" for c in CASES])
@@ -167,10 +317,10 @@ def test_bad_input_gets_one_line_and_writes_nothing(files, args, message):
     before = sorted(p.relative_to(files["root"]) for p in files["root"].rglob("*"))
     result = codigit(*args, env={"ARGILLA_API_URL": "", "ARGILLA_API_KEY": ""}, timeout=120)
     lines = result.stderr.strip().splitlines()
-    assert result.returncode != 0, (args, result.stdout)
+    assert result.returncode == 2, (args, result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1 and lines[0].startswith("codigit: error: "), result.stderr
     assert message in lines[0], (args, lines[0])
     after = sorted(p.relative_to(files["root"]) for p in files["root"].rglob("*"))
-    new = [p for p in after if p not in before and p.parts[0] not in ("h1", "h2", "h3", "h4", "no-server")]
+    new = [p for p in after if p not in before and p.parts[0] not in ("h1", "h2", "h3", "h4", "h5", "no-server")]
     assert not new, f"{args} left {new}"  # a fresh, empty home dir may appear; never a partial output

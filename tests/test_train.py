@@ -403,3 +403,14 @@ def test_one_process_uses_the_label_only_loss(world):
     p = prepare(recipe(world, "one-process", max_steps=1))
     p.trainer.train()
     assert type(p.trainer).__name__ == "LabelOnlyLossSFTTrainer" and p.trainer.label_only_off is None
+
+
+def test_a_run_no_longer_than_its_warmup_is_refused(world):
+    from codigit.train.run import prepare
+
+    # the demo recipe's warm-up (a fraction) on a 1-step run: the only step would have learning rate 0
+    with pytest.raises(CodigitError, match=r"warmup_steps 0.05 gives 1 warm-up step\(s\) of a 1-step run"):
+        prepare(recipe(world, "warm", max_steps=1, warmup_steps=0.05))
+    with pytest.raises(CodigitError, match=r"of a 3-step run"):  # counted from the data: 40 stories, batch 4
+        prepare(recipe(world, "warm-epochs", max_steps=-1, num_train_epochs=0.3, warmup_steps=5))
+    assert prepare(recipe(world, "warm-ok", max_steps=2, warmup_steps=0.05)).trainer is not None  # 1 of 2 steps

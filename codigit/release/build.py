@@ -11,14 +11,14 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codigit import __version__
 from codigit.errors import CodigitError
 from codigit.home import atomic_dir
-from codigit.records import Snapshot, utc_now
+from codigit.records import Snapshot, counted_reviews, utc_now
 from codigit.release.pii import names_pattern, scan
 from codigit.release.policy import Policy, judge
 
@@ -27,6 +27,8 @@ SPLITS = ("train", "test")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 # Why a story is not in a release; the manifest counts each.
 REASONS = ("withdrawn", "no_consent", "rejected", "flagged_personal_data", "duplicate")
+# The public view also leaves out the records whose authors did not allow public release: its counts add up too.
+NOT_PUBLIC = "not_public"
 # The oldest `datasets` that reads a release: `features()` uses `datasets.List`, which 4.0 introduced; the parquet
 # metadata then says "_type": "List", which 3.x refuses. pyproject.toml pins the same; the card states it.
 DATASETS_MIN = "4.0.0"
@@ -97,6 +99,10 @@ def plan_release(
     for r in snapshot.reviews:
         if r.reviewer not in withdrawn:  # an older snapshot may still hold reviews by someone who has withdrawn
             reviews.setdefault(r.story_id, []).append(r)
+    # ... whose reviews then no longer count, but whose flags still do (as collect keeps them: once per reviewer)
+    kept: defaultdict[str, Counter] = defaultdict(Counter)
+    for r in counted_reviews(r for r in snapshot.reviews if r.reviewer in withdrawn):
+        kept[r.story_id].update(r.flags)
     seen: dict[str, str] = {}
     for story in sorted(snapshot.stories, key=lambda s: (s.submitted_at, s.story_id)):
 
@@ -105,7 +111,7 @@ def plan_release(
             plan.why[story.story_id] = reason + (f" ({detail})" if detail else "")  # noqa: B023
 
         c = consent.get(story.author)
-        verdict = judge(reviews.get(story.story_id, []), policy)
+        verdict = judge(reviews.get(story.story_id, []), policy, kept[story.story_id] + Counter(story.withdrawn_flags))
         rid = record_id(story.prompt, story.story)
         if story.author in withdrawn:
             out("withdrawn")
@@ -264,8 +270,10 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
     for record in manifest["records"]:
         record["story_id"] = plan.story_ids[record["id"]]
     public_rows = [r for r in plan.rows if r["public"]]
+    # the reasons a story is in neither view, and those the organisers' view holds but the public one may not
+    excluded = {**manifest["excluded"], NOT_PUBLIC: len(plan.rows) - len(public_rows)}
     public = view_manifest(
-        version, public_rows, policy, scope="public", excluded=manifest["excluded"],
+        version, public_rows, policy, scope="public", excluded=excluded,
         source={"snapshot_id": snapshot.meta.snapshot_id}, created_at=manifest["created_at"],
     )  # fmt: skip
     with atomic_dir(final) as tmp:

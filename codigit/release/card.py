@@ -17,6 +17,7 @@ from codigit.release.policy import Policy
 from codigit.study import Study
 
 K = 5
+REASON_TEXT = {"not_public": "the author did not allow public release"}  # the public view's own reason
 
 
 def size_category(n: int) -> str:
@@ -78,7 +79,9 @@ def dataset_card(manifest: dict, policy: Policy, snapshot: Snapshot, authors: se
     }
     blocking = ", ".join(policy.blocking_flags) or "none"
     majority = ", more than half saying include" if policy.include_majority else ""
-    excluded = "\n".join(f"| {reason.replace('_', ' ')} | {n} |" for reason, n in manifest["excluded"].items())
+    excluded = "\n".join(f"| {REASON_TEXT.get(reason, reason.replace('_', ' '))} | {n} |"
+                         for reason, n in manifest["excluded"].items())  # fmt: skip
+    considered = total + sum(manifest["excluded"].values())
     p = policy
     return f"""---
 {yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()}
@@ -124,6 +127,9 @@ accepts its reviews: at least {p.min_reviews} reviews by others, mean rating at 
 no blocking flag ({blocking}).
 Pairs flagged for personal data (by a reviewer or an automatic scan for emails, phone numbers, URLs, street
 addresses and participants' names) are included only after an organiser's recorded decision.
+A flag raised by a reviewer who has since withdrawn still counts (their reviews and identity are not kept).
+
+Of {considered} stories considered, {total} are in this release; the others were left out:
 
 | left out because | stories |
 | --- | --- |

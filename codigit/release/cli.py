@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from codigit.errors import CodigitError
+from codigit.places import Recorded
 
 RELEASE_ACTIONS = ("make", "verify", "diff", "decide", "approve", "publish", "affected")
 
@@ -18,7 +19,8 @@ def _release_make(args: argparse.Namespace) -> None:
     from codigit.release.policy import load_policy
     from codigit.study import load_study
 
-    policy, study = load_policy(args.policy), load_study(args.study)
+    study = load_study(args.study)
+    policy = load_policy(args.policy, study)  # checked against the study: a misspelt flag blocks nothing
     roster = None if args.no_roster else args.roster or resolve_home(args.home) / "participant-logins.csv"
     path, manifest, plan = make_release(args.version, args.snapshot, policy, study, args.out, roster)
     if plan.blocked:
@@ -95,11 +97,11 @@ def _release_affected(args: argparse.Namespace) -> None:
 
 def add_release_parsers(sub, home: argparse.ArgumentParser, study: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", type=Path, default=Path("data/releases"), help="releases (default: %(default)s)")
+    common.add_argument("--out", type=Path, default=Recorded("releases"), help="releases (default: %(default)s)")
     policy = argparse.ArgumentParser(add_help=False)
-    policy.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
+    policy.add_argument("--policy", type=Path, default=Recorded("policy"), help="release policy (%(default)s)")
     snapshot = argparse.ArgumentParser(add_help=False)
-    snapshot.add_argument("--snapshot", type=Path, default=Path("data/snapshots"), help="snapshot (default: latest)")
+    snapshot.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: latest)")
 
     release = sub.add_parser("release", help="versioned dataset releases (`codigit release VERSION` makes one)")
     rsub = release.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -129,7 +131,7 @@ def add_release_parsers(sub, home: argparse.ArgumentParser, study: argparse.Argu
     p.add_argument("version")
     p.add_argument("--push-to-hub", required=True, metavar="REPO", help="e.g. my-org/codigit-stories")
     p.add_argument("--dry-run-to", type=Path, help="copy what would be uploaded to this (new) folder instead")
-    p.add_argument("--snapshots", type=Path, default=Path("data/snapshots"), help="where withdrawals are seen")
+    p.add_argument("--snapshots", type=Path, default=Recorded("snapshots"), help="where withdrawals are seen")
     p.set_defaults(func=_release_publish)
     p = rsub.add_parser("affected", parents=[common], help="releases and runs that contain a participant's text")
     p.add_argument("pseudonym")

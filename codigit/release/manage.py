@@ -7,7 +7,7 @@ from pathlib import Path
 
 from codigit.errors import CodigitError
 from codigit.home import append_jsonl, locked
-from codigit.records import read_snapshot, resolve_snapshot, utc_now
+from codigit.records import read_snapshot, require_hashes, resolve_snapshot, utc_now
 from codigit.release import card
 from codigit.release.build import (
     SCHEMA_VERSION,
@@ -25,7 +25,7 @@ from codigit.release.build import (
     write_release,
 )
 from codigit.release.pii import roster_names
-from codigit.release.policy import Policy
+from codigit.release.policy import Policy, check_policy
 from codigit.study import Study
 
 DECISIONS_FILE = "decisions.jsonl"
@@ -93,11 +93,14 @@ def make_release(
     version: str, snapshot_path: Path, policy: Policy, study: Study, out: Path, names_from: Path | None
 ) -> tuple[Path, dict, Plan]:
     """Plan and write a release. With stories awaiting a personal-data decision nothing is written and the plan
-    (with `blocked`) is returned. `names_from` None means the roster scan was turned off on purpose."""
+    (with `blocked`) is returned. `names_from` None means the roster scan was turned off on purpose. The policy
+    must name only what the study has, and the snapshot must be as `collect` wrote it."""
     semver_key(version)
     if (Path(out) / version).exists():
         raise CodigitError(f"release {version} already exists at {Path(out) / version}; releases are never overwritten")
+    check_policy(policy, study)
     snapshot = read_snapshot(snapshot_path)
+    require_hashes(snapshot, snapshot_path)
     withdrawn = all_withdrawn(resolve_snapshot(snapshot_path).parent)
     names = roster_names(names_from) if names_from is not None else []
     p = plan_release(snapshot, policy, read_decisions(out), names, withdrawn)

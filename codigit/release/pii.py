@@ -42,6 +42,8 @@ def roster_names(path: Path) -> list[str]:
         raise CodigitError(f"{path}: cannot read the roster for the personal-data scan ({e})") from None
     out = set()
     for name in filter(None, names):
+        if name.startswith("'") and name[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+            name = name[1:]  # the logins file keeps a formula-like name inert with a leading apostrophe
         name = unicodedata.normalize("NFC", name)
         out.add(name)
         parts = name.split()

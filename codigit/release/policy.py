@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from codigit.errors import CodigitError
 from codigit.records import Review, counted_reviews
-from codigit.study import load_yaml
+from codigit.study import Study, load_yaml
 
 
 class Card(BaseModel):
@@ -63,8 +66,34 @@ class Policy(BaseModel):
         return found
 
 
-def load_policy(path: Path) -> Policy:
-    return load_yaml(path, Policy, "the release policy (pass --policy)")
+def load_policy(path: Path, study: Study | None = None) -> Policy:
+    """The policy in `path`; with the study, also checked against it (`check_policy`)."""
+    policy = load_yaml(path, Policy, "the release policy (pass --policy)")
+    if study is not None:
+        check_policy(policy, study, str(path))
+    return policy
+
+
+def check_policy(policy: Policy, study: Study, where: str = "the release policy") -> None:
+    """Every value of the policy that names something of the study must name what is there: a misspelt blocking
+    flag would block nothing, and the stories it was meant to stop would be released without a word."""
+    questions = {q.name: q for q in study.review.questions}
+    flags = questions["flags"].options()  # the study requires both questions (ReviewSpec)
+    named = [("blocking_flags", f) for f in policy.blocking_flags] + [("personal_data_flag", policy.personal_data_flag)]
+    for key, value in named:
+        if value not in flags:
+            close = difflib.get_close_matches(value, flags, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CodigitError(
+                f"{where}: {key}: {value!r} is not a flag of the study's review form{hint}; its flags: "
+                + ", ".join(flags)
+            )
+    ratings = questions["rating"].values or []
+    if ratings and policy.min_mean_rating > max(ratings):  # no story could ever reach it
+        raise CodigitError(
+            f"{where}: min_mean_rating: {policy.min_mean_rating} is above the review form's highest rating "
+            f"({max(ratings)}); its ratings: {', '.join(map(str, ratings))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -80,16 +109,17 @@ class Verdict:
     personal_data_flagged: bool
 
 
-def judge(reviews: list[Review], policy: Policy) -> Verdict:
-    """The policy's verdict on one story from its reviews (only those `counted_reviews` keeps)."""
+def judge(reviews: list[Review], policy: Policy, withdrawn_flags: Mapping[str, int] | None = None) -> Verdict:
+    """The policy's verdict on one story from its reviews (only those `counted_reviews` keeps). `withdrawn_flags`
+    (flag -> reviewers) are flags on this text by reviewers who have since withdrawn: their reviews no longer
+    count, but their flags still stop the story."""
     reviews = counted_reviews(reviews)
     n = len(reviews)
     decisions = {d: sum(r.decision == d for r in reviews) for d in ("include", "revise", "exclude")}
     mean = round(sum(r.rating for r in reviews) / n, 4) if n else None
-    flags: dict[str, int] = {}
+    flags = Counter(withdrawn_flags or {})
     for r in reviews:
-        for f in r.flags:
-            flags[f] = flags.get(f, 0) + 1
+        flags.update(r.flags)
     themes: dict[str, int] = {}
     for r in reviews:
         for t in r.themes:

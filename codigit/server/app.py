@@ -147,7 +147,7 @@ def ensure_owner(home: Path) -> dict[str, Any]:
     return creds
 
 
-def create_app(home: Path, snapshots: Path, in_process_jobs: bool = True):
+def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True):
     """The argilla-server FastAPI app with codigit's engine, job runner, privacy fixes, SQLite write queue, the
     study's rules at submit time and the participants' pages."""
     from argilla_server.jobs import queues
@@ -166,6 +166,8 @@ def create_app(home: Path, snapshots: Path, in_process_jobs: bool = True):
     if in_process_jobs:
         jobs.finish_jobs_on_shutdown(app)
     privacy.install(api_v1)
+    quiet_validation_errors(api_v1)
+    close_docs(app, api_v1)
     submit_rules.install(home)
     study_pages.install(api_v1, home, snapshots)
     if (ui := ui_directory(app)) is not None:
@@ -174,6 +176,44 @@ def create_app(home: Path, snapshots: Path, in_process_jobs: bool = True):
     if async_engine.dialect.name == "sqlite":
         sqlite_writes.install(app, async_engine)
     return app
+
+
+# The API's interactive docs pages load Swagger UI and ReDoc from a CDN (jsdelivr): opening them would make a
+# participant's browser contact a third party. They are closed; /api/v1/openapi.json (plain JSON, no scripts) stays
+# for the owner's own tools.
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+DOCS_REDIRECTS = ("/docs", "/api")  # argilla-server's redirects to /api/v1/docs
+
+
+def close_docs(app, api) -> None:
+    """Remove the docs pages (and argilla-server's redirects to them); the OpenAPI schema stays."""
+    from fastapi.routing import APIRoute
+
+    api.router.routes[:] = [r for r in api.router.routes if getattr(r, "path", None) not in DOCS_PATHS]
+    api.docs_url = api.redoc_url = None
+    app.router.routes[:] = [r for r in app.router.routes if not (isinstance(r, APIRoute) and r.path in DOCS_REDIRECTS)]
+
+
+def docs_pages(api) -> list[str]:
+    """The docs pages the API still serves (none once `close_docs` ran); read back for the start-up report."""
+    return [r.path for r in api.router.routes if getattr(r, "path", None) in DOCS_PATHS]
+
+
+def quiet_validation_errors(api) -> None:
+    """A request body or parameter the API rejects is the client's mistake: the same 422 as argilla-server's, without
+    the traceback it writes to the server's log for each one (a participant could fill the log at will)."""
+    from argilla_server.api.errors.v1.exception_handlers import set_request_error
+    from argilla_server.errors.base_errors import ValidationError
+    from argilla_server.errors.error_handler import ServerHTTPException
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.exceptions import RequestValidationError
+
+    async def handler(request, error: RequestValidationError):
+        argilla_error = ValidationError(error)
+        set_request_error(request, argilla_error)
+        return await http_exception_handler(request, ServerHTTPException(argilla_error))
+
+    api.add_exception_handler(RequestValidationError, handler)
 
 
 def ui_directory(app) -> Path | None:

@@ -8,9 +8,14 @@ the workspace keep the full view (they run the study). The other routes that ret
 owner/admin-only upstream or already scoped to the current user; `tests/test_privacy.py` checks each.
 `/me/.../records/search` is also kept from writing the metadata it hides back to the database (see below).
 
+Upstream, `/datasets/{id}/progress` lists every user who answered in the dataset and `/datasets/{id}/users/progress`
+every user's counts, for any member: here annotators get their own entry only (the record totals stay; they are
+the dataset's, not a person's). Text search scores come from each dataset's own records (`search.py`), so a
+search in one's own dataset says nothing about another dataset's text.
+
 Known and left to the study design (documented in the README): an annotator can still filter their own search by
-a metadata property hidden from annotators (an oracle for its values), and `/datasets/{id}/progress` lists every
-participant's pseudonym with their counts. codigit's review records carry no author identity in metadata.
+a metadata property hidden from annotators (an oracle for its values). codigit's review records carry no author
+identity in metadata.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import object_session, selectinload
 
 RECORD_PATH = "/records/{record_id}"
+PROGRESS_PATH = "/datasets/{dataset_id}/progress"
+USERS_PROGRESS_PATH = "/datasets/{dataset_id}/users/progress"
 
 
 def install(api: FastAPI) -> None:
@@ -75,15 +82,78 @@ def install(api: FastAPI) -> None:
         return await filter_metadata(record, user)
 
     records_handlers._filter_record_metadata_for_user = filter_metadata_of_detached
+    _replace_get(api, RECORD_PATH, get_record, response_model=RecordSchema)
+    _install_progress(api)
 
+
+def _install_progress(api: FastAPI) -> None:
+    """Dataset progress with only the annotator's own entry among the users (owners and admins: everyone's)."""
+    from argilla_server.api.policies.v1 import DatasetPolicy, authorize
+    from argilla_server.api.schemas.v1.datasets import DatasetProgress, UsersProgress
+    from argilla_server.contexts import datasets
+    from argilla_server.database import get_async_db
+    from argilla_server.models import Dataset, User
+    from argilla_server.search_engine import SearchEngine, get_search_engine
+    from argilla_server.security import auth
+
+    async def get_dataset_progress(
+        *,
+        dataset_id: UUID,
+        db: AsyncSession = Depends(get_async_db),
+        search_engine: SearchEngine = Depends(get_search_engine),
+        current_user: User = Security(auth.get_current_user),
+    ):
+        dataset = await Dataset.get_or_raise(db, dataset_id)
+        await authorize(current_user, DatasetPolicy.get(dataset))
+        result = await datasets.get_dataset_progress(db, search_engine, dataset)
+        if not await _runs(current_user, dataset.workspace_id):
+            result["users"] = [user for user in result["users"] if user.id == current_user.id]
+        return DatasetProgress(**result)
+
+    async def get_dataset_users_progress(
+        *,
+        dataset_id: UUID,
+        db: AsyncSession = Depends(get_async_db),
+        current_user: User = Security(auth.get_current_user),
+    ):
+        dataset = await Dataset.get_or_raise(db, dataset_id)
+        await authorize(current_user, DatasetPolicy.get(dataset))
+        progress = await datasets.get_dataset_users_progress(db, dataset)
+        if not await _runs(current_user, dataset.workspace_id):
+            progress = [entry for entry in progress if entry["username"] == current_user.username]
+        return UsersProgress(users=progress)
+
+    _replace_get(api, PROGRESS_PATH, get_dataset_progress, response_model=DatasetProgress)
+    _replace_get(api, USERS_PROGRESS_PATH, get_dataset_users_progress, response_model=UsersProgress)
+
+
+def _replace_get(api: FastAPI, path: str, endpoint, response_model) -> None:
+    """Swap argilla-server's GET route at `path` for `endpoint`, in place (same position, tags and options)."""
     for i, route in enumerate(api.router.routes):
-        if isinstance(route, APIRoute) and route.path == RECORD_PATH and "GET" in route.methods:
+        if isinstance(route, APIRoute) and route.path == path and "GET" in route.methods:
             api.router.routes.pop(i)
-            api.add_api_route(RECORD_PATH, get_record, methods=["GET"], response_model=RecordSchema, tags=route.tags)
+            api.add_api_route(
+                path,
+                endpoint,
+                methods=["GET"],
+                response_model=response_model,
+                response_model_exclude_unset=route.response_model_exclude_unset,
+                tags=route.tags,
+            )
             api.router.routes.insert(i, api.router.routes.pop())
             return
-    raise RuntimeError(f"argilla-server has no GET {RECORD_PATH} route to scope; is this argilla-server 2.8.0?")
+    raise RuntimeError(f"argilla-server has no GET {path} route to scope; is this argilla-server 2.8.0?")
+
+
+async def _runs(user, workspace_id) -> bool:
+    """Whether the user runs the study in this workspace (sees every participant), rather than takes part in it."""
+    return user.is_owner or (user.is_admin and await user.is_member(workspace_id))
 
 
 async def _sees_everything(user, record) -> bool:
-    return user.is_owner or (user.is_admin and await user.is_member(record.dataset.workspace_id))
+    return await _runs(user, record.dataset.workspace_id)
+
+
+def scoped_routes(api: FastAPI) -> list[str]:
+    """The routes this module answers (read back for `codigit serve`'s start-up report)."""
+    return [f"GET {r.path}" for r in api.router.routes if isinstance(r, APIRoute) and r.endpoint.__module__ == __name__]

@@ -6,10 +6,11 @@ FTS5 tables that triggers keep in step with `records` (see `sqlindex`). So the `
 hooks have nothing left to do, and the index cannot disagree with the data after a crash or a rollback.
 
 Semantics follow argilla-server's Elasticsearch engine (`search_engine/commons.py`): simple-query-string AND
-semantics with bm25 ranking, terms/range filters over metadata, responses, suggestions and record properties,
-the per-user "pending" queue, missing values sorted last, cosine similarity scored as (1 + cos) / 2, and a
-deterministic per-user order for the annotation queue (a rotation of the random UUID order, so annotators start
-at different records, which is what Elasticsearch's seeded `random_score` is for).
+semantics with bm25 ranking from the searched dataset's own statistics (an Elasticsearch index is one dataset),
+terms/range filters over metadata, responses, suggestions and record properties, the per-user "pending" queue,
+missing values sorted last, cosine similarity scored as (1 + cos) / 2, and a deterministic per-user order for the
+annotation queue (a rotation of the random UUID order, so annotators start at different records, which is what
+Elasticsearch's seeded `random_score` is for).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter, SimilarityOrder
+from argilla_server.errors.future import UnprocessableEntityError
 from argilla_server.models import (
     Dataset,
     Field,
@@ -51,12 +53,12 @@ from argilla_server.search_engine.base import (
     TextQuery,
 )
 from argilla_server.settings import settings
-from sqlalchemy import Float, Integer, String, cast, column, func, literal, or_, select, table, text, true
+from sqlalchemy import Float, Integer, String, bindparam, cast, column, func, literal, or_, select, table, text, true
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Select
 
 from codigit.server.sqlfilters import FilterSQL, enum_value
-from codigit.server.sqltext import JsonAccess, fts5_query, pg_tsquery
+from codigit.server.sqltext import JsonAccess, fts5_query, fts5_ranked_sql, pg_tsquery
 
 ENGINE_NAME = "codigit-sql"
 MAX_TERMS = 2**14  # as Elasticsearch's terms aggregation size in argilla-server
@@ -65,6 +67,13 @@ MAX_TERMS = 2**14  # as Elasticsearch's terms aggregation size in argilla-server
 def user_rotation_start(user_id: Any) -> uuid.UUID:
     """Where a user's walk through the random (uuid4) record order begins: stable per user, spread across users."""
     return uuid.UUID(bytes=hashlib.sha256(str(user_id).encode()).digest()[:16])
+
+
+def text_ranking(dialect: str) -> str:
+    """How text search scores records on this database; either way from the searched dataset alone."""
+    if dialect == "sqlite":
+        return "bm25 from the searched dataset's own statistics"
+    return "ts_rank, from each record's own text"
 
 
 _COUNTS = table(
@@ -112,8 +121,7 @@ class SQLSearchEngine(SearchEngine):
         return (await self._all(select(literal(1))))[0][0] == 1
 
     async def info(self) -> dict:
-        ranking = "fts5 bm25" if self.dialect == "sqlite" else "ts_rank"
-        return {"engine": ENGINE_NAME, "database": self.dialect, "text_ranking": ranking}
+        return {"engine": ENGINE_NAME, "database": self.dialect, "text_ranking": text_ranking(self.dialect)}
 
     # -- index maintenance: the database is the index (see module docstring) ----------------------------------
     async def create_index(self, dataset: Dataset) -> None:
@@ -322,11 +330,23 @@ class SQLSearchEngine(SearchEngine):
     def _matching(
         self, dataset: Dataset, query: TextQuery | None, filter: Filter | None
     ) -> tuple[Select, ColumnElement | None]:
-        """SELECT (record id, score) of the dataset's records matching the text query and the filter."""
+        """SELECT (record id, score) of the dataset's records matching the text query and the filter.
+
+        A value the query cannot use (a bound that is not a number, a date beyond datetime's years, too many terms)
+        is the client's mistake: a 422 that says which, not a 500 with a traceback in the server's log.
+        """
+        try:
+            return self._build_matching(dataset, query, filter)
+        except ValueError as e:
+            raise UnprocessableEntityError(str(e)) from None
+
+    def _build_matching(
+        self, dataset: Dataset, query: TextQuery | None, filter: Filter | None
+    ) -> tuple[Select, ColumnElement | None]:
         score = None
         stmt = select(Record.id, literal(1.0).label("score")).where(Record.dataset_id == dataset.id)
         if query is not None:
-            hits = self._text_hits(query)
+            hits = self._text_hits(dataset, query)
             stmt = select(Record.id, hits.c.score).join(hits, hits.c.record_id == Record.id)
             stmt = stmt.where(Record.dataset_id == dataset.id)
             score = hits.c.score
@@ -334,29 +354,23 @@ class SQLSearchEngine(SearchEngine):
             stmt = stmt.where(self.sql.where(dataset, filter))
         return stmt, score
 
-    def _text_hits(self, query: TextQuery):
+    def _text_hits(self, dataset: Dataset, query: TextQuery):
+        """(record_id, score) of the dataset's records matching the text query, ranked by bm25 computed from this
+        dataset's records alone (see `sqltext.fts5_ranked_sql`: no other dataset's text may move a score)."""
         if self.dialect != "sqlite":
             return self._pg_text_hits(query)
-        positive, negative = fts5_query(query.q)
-        if query.field:
-            table, base = "codigit_fts_field", "SELECT rowid / 1024 AS docid, -bm25(codigit_fts_field) AS score "
-            where = " AND field = :field"
-        else:
-            table, base = "codigit_fts_all", "SELECT rowid AS docid, -bm25(codigit_fts_all) AS score "
-            where = ""
-        if positive:
-            sql = f"{base} FROM {table} WHERE {table} MATCH :q{where}"
-            if negative:
-                sql += f" AND rowid NOT IN (SELECT rowid FROM {table} WHERE {table} MATCH :neg{where})"
-        elif negative:
-            sql = (
-                f"{base.split(',')[0]}, 1.0 AS score FROM {table} WHERE rowid NOT IN "
-                f"(SELECT rowid FROM {table} WHERE {table} MATCH :neg{where}){where}"
+        positive, negative, terms = fts5_query(query.q)
+        if positive or negative:
+            sql = fts5_ranked_sql(
+                per_field=bool(query.field), n_terms=len(terms) if positive else 0, negative=bool(negative)
+            )
+            params = {"q": positive, "neg": negative, "field": query.field, **{f"t{i}": t for i, t in enumerate(terms)}}
+            hits = text(sql).bindparams(
+                bindparam("dataset", dataset.id, type_=Record.dataset_id.type),
+                *(bindparam(k, v) for k, v in params.items() if f":{k}" in sql),
             )
         else:
-            sql = "SELECT NULL AS docid, NULL AS score WHERE 0"
-        params = {"q": positive, "neg": negative, "field": query.field}
-        hits = text(sql).bindparams(**{k: v for k, v in params.items() if f":{k}" in sql})
+            hits = text("SELECT NULL AS docid, NULL AS score WHERE 0")
         hits = hits.columns(docid=Integer, score=Float).subquery("hits")
         docs = text("SELECT docid, record_id FROM codigit_fts_docs").columns(docid=Integer, record_id=Record.id.type)
         docs = docs.subquery("docs")
@@ -367,7 +381,10 @@ class SQLSearchEngine(SearchEngine):
         content = Record.fields.op("->")(query.field) if query.field else Record.fields
         vector = func.to_tsvector("simple", content)
         tsquery = func.to_tsquery("simple", pg_tsquery(query.q) or "''")  # '': no lexemes, no match
-        rank = func.ts_rank(vector, tsquery, 1)  # 1: divided by 1 + log(length), so shorter texts rank higher
+        # ts_rank reads only this record's vector and the query (no document counts, no other record): one dataset's
+        # scores cannot depend on another dataset's text here either. 1: divided by 1 + log(length), so shorter
+        # texts rank higher.
+        rank = func.ts_rank(vector, tsquery, 1)
         return (
             select(Record.id.label("record_id"), rank.label("score"))
             .where(vector.op("@@")(tsquery))

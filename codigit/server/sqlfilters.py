@@ -7,6 +7,7 @@ multi-valued field, ranges are inclusive, a response filter scoped to a user see
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -50,9 +51,27 @@ def _record_value(prop: str, value: Any) -> Any:
         try:
             parsed = datetime.fromisoformat(value)
         except (TypeError, ValueError):  # a number, or a number as text: epoch milliseconds
-            parsed = datetime.fromtimestamp(float(value) / 1000, tz=UTC)
+            try:
+                parsed = datetime.fromtimestamp(float(value) / 1000, tz=UTC)
+            except (ValueError, OverflowError, OSError):  # not a number, NaN, or beyond the years datetime holds
+                raise ValueError(f"{prop}: {str(value)[:40]!r} is not an ISO 8601 date or epoch milliseconds") from None
         return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
     return value
+
+
+def _number(bound: Any) -> float | None:
+    """A range bound over JSON values as a finite float: numbers as text are numbers (as Elasticsearch coerces
+    them); anything else is the client's mistake, reported as such (PostgreSQL would fail on comparing text with a
+    number, and SQLite would silently compare it as text)."""
+    if bound is None:
+        return None
+    try:
+        number = float(bound)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"range bound {str(bound)[:40]!r} is not a finite number")
+    return number
 
 
 class FilterSQL:
@@ -97,9 +116,10 @@ class FilterSQL:
             values = [str(v) for v in f.values]
             return self.json.any(col, keys, lambda v: v.in_(values))
         if isinstance(f, RangeFilter):
+            ge, le = _number(f.ge), _number(f.le)
 
             def in_range(v: ColumnElement) -> ColumnElement:
-                bounds = ([v >= f.ge] if f.ge is not None else []) + ([v <= f.le] if f.le is not None else [])
+                bounds = ([v >= ge] if ge is not None else []) + ([v <= le] if le is not None else [])
                 return and_(v.is_not(None), *bounds)
 
             return self.json.any(col, keys, in_range, numeric=True)

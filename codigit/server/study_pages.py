@@ -39,7 +39,7 @@ def _markdown(text: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).render(text)  # raw HTML in the file is shown as text
 
 
-def install(api: FastAPI, home: Path, snapshots: Path) -> None:
+def install(api: FastAPI, home: Path, snapshots: Path | None) -> None:
     from argilla_server.database import get_async_db
     from argilla_server.security import auth
 
@@ -123,7 +123,7 @@ def _reword_forms(home: Path, study: Study, username: str, shown: Localised) -> 
         private_forms(client, study, client.users(username), None, shown)
 
 
-def _withdraw(home: Path, snapshots: Path, study, username: str, reason: str) -> tuple[str, bool, int]:
+def _withdraw(home: Path, snapshots: Path | None, study, username: str, reason: str) -> tuple[str, bool, int]:
     """What `codigit participants withdraw` does, as the owner, through the same server."""
     from codigit.client import argilla_errors, connect
     from codigit.participants import withdraw
@@ -132,7 +132,10 @@ def _withdraw(home: Path, snapshots: Path, study, username: str, reason: str) ->
     client = connect(home, embedded=True)
     with argilla_errors():
         at, new, removed = withdraw(client, study, username, reason[:2000])
+    from codigit.places import place
+
     try:  # the ledger on the server is the record; this note only lets releases from older snapshots honour it
+        snapshots = snapshots or place(home, "snapshots").resolve()  # as `init` recorded it, by now
         mirror_withdrawal(snapshots, username, at)
     except CodigitError as e:
         _LOGGER.warning("%s withdrew (in the ledger) but the note in %s failed: %s", username, snapshots, e)

@@ -55,7 +55,8 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None):
     try:
         raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise CodigitError(f"{recipe}: not a readable YAML recipe ({getattr(e, 'problem', e)})") from None
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]  # YAML adds a second line with the place
+        raise CodigitError(f"{recipe}: not a readable YAML recipe ({problem})") from None
     if not isinstance(raw, dict):
         raise CodigitError(f"{recipe}: expected a mapping of keys")
     parser = _parser()

@@ -270,9 +270,27 @@ def prepare(recipe: Path, overrides: list[str] | None = None, callbacks: list | 
         callbacks=[run_log_callback(run / "metrics.jsonl", n_params), *(callbacks or [])],
     )
     trainer.loss_chunk_tokens = args.loss_chunk_tokens
+    _require_learning(recipe, trainer)
     record["parameters"] = n_params
     resume = get_last_checkpoint(str(run)) if run.is_dir() and any(run.glob("checkpoint-*")) else None
     return Prepared(trainer, tokenizer, args, run, record, resume)
+
+
+def _require_learning(recipe: Path, trainer) -> None:
+    """Warm-up starts the learning rate at 0: a run no longer than its warm-up would train nothing and exit 0."""
+    import math
+
+    sft = trainer.args
+    if sft.max_steps > 0:
+        steps = sft.max_steps
+    else:  # as the trainer counts them: batches per epoch, over gradient accumulation, times epochs
+        batches = len(trainer.get_train_dataloader())
+        steps = math.ceil(max(1, math.ceil(batches / sft.gradient_accumulation_steps)) * sft.num_train_epochs)
+    if (warmup := sft.get_warmup_steps(steps)) >= steps:
+        raise CodigitError(
+            f"{recipe}: warmup_steps {sft.warmup_steps:g} gives {warmup} warm-up step(s) of a {steps}-step run: the "
+            "learning rate would stay at 0 and nothing would be learnt; train longer or lower warmup_steps"
+        )
 
 
 def _require_bitsandbytes(recipe: Path, model_args, sft) -> None:
