@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 def _init(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors
-    from codigit.forms import init_study
+    from codigit.forms import init_study, privacy_check
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.participants import one_add_at_a_time
     from codigit.places import record
@@ -46,6 +46,8 @@ def _init(args: argparse.Namespace) -> None:
     chosen = participant_languages(home) if embedded else {}  # on the study home
     with argilla_errors(), one_add_at_a_time(home):  # not while a `participants add` makes the same forms
         for line in init_study(client, study, chosen):
+            print(line)
+        for line in privacy_check(client, study):
             print(line)
     if embedded:
         record_study(home, args.study)  # the embedded server's rules and pages follow it

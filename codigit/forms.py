@@ -128,6 +128,32 @@ def init_study(client: rg.Argilla, study: Study, chosen: dict[str, str] | None =
             yield from private_forms(client, study, user, texts, shown[language])
 
 
+def privacy_check(client: rg.Argilla, study: Study) -> list[str]:
+    """What `init` states about who can reach what, read back from the server; a participant who can reach
+    another's forms or the organisers' ledger is an error naming them (a hand-made membership, say)."""
+    people = {u.username for u in participants(client)}
+    organisers = client.workspaces(study.organiser_workspace)
+    inside = sorted(people & {u.username for u in organisers.users})
+    if inside:
+        raise CodigitError(f"participant(s) {', '.join(inside)} are members of {study.organiser_workspace}, where "
+                           "the withdrawal ledger is: remove them from that workspace, then rerun `init`")  # fmt: skip
+    shared = client.workspaces(study.workspace)
+    others = sorted(d.name for d in shared.datasets if not d.name.startswith(study.review.dataset_prefix + "-"))
+    crossing = sorted(
+        f"{u.username} in {name}" for name in people if (w := client.workspaces(name)) is not None
+        for u in w.users if u.username in people and u.username != name
+    )  # fmt: skip
+    if crossing:
+        raise CodigitError(f"participants in another's own workspace ({'; '.join(crossing[:5])}): remove them")
+    return [
+        f"privacy: the withdrawal ledger is in {study.organiser_workspace}, which no participant joins",
+        f"privacy: {len(people)} participant(s), each the only participant in their own workspace (stories, consent, "
+        "about-you answers)",
+        f"privacy: the shared workspace {study.workspace} holds review rounds"
+        + (f" and also {', '.join(others)}: every participant can read those" if others else " only"),
+    ]
+
+
 def participants(client: rg.Argilla) -> list[rg.User]:
     return [u for u in client.users if str(getattr(u.role, "value", u.role)) == "annotator"]
 

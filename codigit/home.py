@@ -118,6 +118,7 @@ def atomic_dir(final: Path, mode: int = 0o755) -> Iterator[Path]:
     fsynced and it is renamed to `final`; on any failure it is removed. OSError becomes a CodigitError."""
     final = Path(final)
     tmp = final.parent / f".tmp-{final.name}-{secrets.token_hex(4)}"
+    made = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # innermost first
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir(mode=mode)
@@ -131,6 +132,10 @@ def atomic_dir(final: Path, mode: int = 0o755) -> Iterator[Path]:
         raise CodigitError(f"{final}: could not be written ({e.strerror or e}); nothing was kept") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():  # a failure leaves no empty folders either
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def new_secret(nbytes: int = 24) -> str:

@@ -139,12 +139,12 @@ def one_add_at_a_time(home: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            print(f"codigit: another `participants add` (pid {holder}) is running on {home}; waiting for it to end",
+            print(f"codigit: another `participants add` or `init` (pid {holder}) is running on {home}; waiting for it",
                   file=sys.stderr, flush=True)  # fmt: skip
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except KeyboardInterrupt:
-                raise Interrupted("nothing was changed (the other `participants add` is still running)") from None
+                raise Interrupted("nothing was changed (the other command is still running)") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

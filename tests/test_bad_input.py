@@ -324,3 +324,47 @@ def test_bad_input_gets_one_line_and_writes_nothing(files, args, message):
     after = sorted(p.relative_to(files["root"]) for p in files["root"].rglob("*"))
     new = [p for p in after if p not in before and p.parts[0] not in ("h1", "h2", "h3", "h4", "h5", "no-server")]
     assert not new, f"{args} left {new}"  # a fresh, empty home dir may appear; never a partial output
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(files, tmp_path):
+    """A file-size limit stands in for a full disk (both refuse a write; Python ignores SIGXFSZ): the release that
+    cannot be written is one line, exit 2, and leaves no folder behind, not even the releases folder it made."""
+    import resource
+    import subprocess
+    import sys
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out = tmp_path / "new" / "releases"
+    args = ["release", "1.0.0", "--snapshot", str(files["snapshot"].parent), "--out", str(out), "--no-roster"]
+    result = subprocess.run([sys.executable, "-m", "codigit.cli", *args], cwd=REPO, capture_output=True, text=True,
+                            preexec_fn=small_files, timeout=300)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codigit: error: ") and "File too large" in lines[0], lines
+    assert "nothing was kept" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no release, no hidden temporary folder, no empty folders
+
+
+def test_ctrl_c_is_one_line_saying_what_was_kept(files):
+    """SIGINT in the middle of a long command (a bootstrap of ten million resamples): exit 130, one line, and no
+    traceback; the report it was computing is not written at all."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    report = files["root"] / "interrupted-report.json"
+    args = ["agreement", "--snapshot", str(files["snapshot"].parent), "--n-boot", "10000000", "--out", str(report)]
+    proc = subprocess.Popen([sys.executable, "-m", "codigit.cli", *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # past start-up, inside the bootstrap
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "codigit: interrupted: files already written are whole and kept; nothing half-written was left; run the "
+        "same command again"
+    ]
+    assert not report.exists()

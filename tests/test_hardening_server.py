@@ -214,3 +214,24 @@ def test_a_home_made_with_open_modes_is_private_after_start(tmp_path):
         assert any(line.endswith("API docs pages: none (they load scripts from a CDN)") for line in report), report
     finally:
         srv.stop()
+
+
+def test_init_states_who_can_reach_what_and_refuses_a_participant_in_the_ledgers_workspace(tmp_path):
+    import argilla as rg
+    from conftest import STUDY, own_study_server
+
+    with own_study_server(tmp_path / "home") as srv:
+        first = codigit("init", "--study", str(STUDY), home=srv.home)
+        assert first.returncode == 0, first.stderr
+        assert "privacy: the withdrawal ledger is in codigit-organisers, which no participant joins" in first.stdout
+        assert "privacy: the shared workspace codigit holds review rounds only" in first.stdout
+        client = rg.Argilla(api_url=srv.url, api_key=srv.api_key)
+        intruder = rg.User(username="p-intruder", first_name="x", role="annotator", password=uuid.uuid4().hex,
+                           client=client).create()  # fmt: skip
+        intruder.add_to_workspace(client.workspaces("codigit-organisers"))  # a membership made by hand
+        refused = codigit("init", "--study", str(STUDY), home=srv.home)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [
+            "codigit: error: participant(s) p-intruder are members of codigit-organisers, where the withdrawal ledger "
+            "is: remove them from that workspace, then rerun `init`"
+        ]

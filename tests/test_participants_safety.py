@@ -108,7 +108,7 @@ def test_two_adds_at_once_both_succeed_and_keep_every_password(study_server, tmp
     codes = [p.wait(timeout=180) for p in procs]
     assert codes == [0, 0], [said(tmp_path / f"err-{i}") for i in range(2)]
     for i in range(2):  # at most the one line that says it waits for the other
-        assert all("waiting for it to end" in line for line in said(tmp_path / f"err-{i}")), said(tmp_path / f"err-{i}")
+        assert all("is running on" in line for line in said(tmp_path / f"err-{i}")), said(tmp_path / f"err-{i}")
     assert len(rows_of(out)) == (2 if same_roster else 4)
     assert_every_account_signs_in(study_server, [first, second], out)
 
@@ -118,7 +118,7 @@ def test_ctrl_c_while_waiting_for_another_add_changes_nothing(study_server, tmp_
     running = start_add(study_server, roster, out, tmp_path / "err-running")
     wait_until(lambda: holds_lock(study_server, running), "the first add to take the lock")
     waiting = start_add(study_server, roster, tmp_path / "other.csv", tmp_path / "err-waiting")
-    wait_until(lambda: "waiting for it to end" in (tmp_path / "err-waiting").read_text(), "the second to wait")
+    wait_until(lambda: "is running on" in (tmp_path / "err-waiting").read_text(), "the second to wait")
     waiting.send_signal(signal.SIGINT)
     assert waiting.wait(timeout=60) == 130
     lines = said(tmp_path / "err-waiting")

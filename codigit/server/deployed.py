@@ -40,7 +40,7 @@ def record_study(home: Path, study_file: Path) -> Path:
     (home / STUDIES).mkdir(mode=0o700, exist_ok=True)
     with atomic_dir(deployed, mode=0o700) as tmp:
         shutil.copytree(study_file.parent, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-    atomic_write(home / STUDY_POINTER, json.dumps({"study": str(deployed / study_file.name)}) + "\n")
+    atomic_write(home / STUDY_POINTER, json.dumps({"study": str(deployed / study_file.name)}) + "\n", mode=0o600)
     for old in (home / STUDIES).iterdir():  # earlier copies: no longer pointed at
         if old != deployed:
             shutil.rmtree(old, ignore_errors=True)
