@@ -121,11 +121,13 @@ def tiny_model(work: Path) -> Path:
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)  # fmt: skip
 
 
-def llama8b_shapes(work: Path, layers: int = 32) -> Path:
-    """A config (no weights: the recipe's random_init builds them) with Llama-3.1-8B's shapes and `layers` layers."""
+def llama8b_shapes(work: Path, layers: int | None = None) -> Path:
+    """A config (no weights: the recipe's random_init builds them) with Llama-3.1-8B's shapes (`layers` layers
+    instead of its 32 when given)."""
     from codigit.train.llama3 import LLAMA_31_8B, save_llama_shapes
 
-    return save_llama_shapes(work / f"llama8b-{layers}", **{**LLAMA_31_8B, "num_hidden_layers": layers})
+    shape = {**LLAMA_31_8B, "num_hidden_layers": layers or LLAMA_31_8B["num_hidden_layers"]}
+    return save_llama_shapes(work / f"llama8b-{shape['num_hidden_layers']}", **shape)
 
 
 def gpu_settings() -> dict[str, dict]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codigit.errors import CodigitError
-from codigit.home import SERVER_FILE
+from codigit.home import SERVER_FILE, no_new_empty_folders
 from codigit.places import place
 
 DATABASE = "argilla.db"
@@ -50,29 +50,25 @@ def backup(home: Path, out: Path | None = None) -> Path:
     if out.exists():
         raise CodigitError(f"{out} already exists")
     tmp = out.with_name(f".{out.name}.tmp")
-    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # created private: participants' writing, consent and positionality are in it from the first page
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        with contextlib.closing(sqlite3.connect(source, timeout=60)) as src:
-            with contextlib.closing(sqlite3.connect(tmp)) as dst:
-                src.backup(dst)  # page by page, restarted under concurrent writes: one consistent snapshot
-                # the copy inherits the server's WAL mode; one self-contained file needs no -wal/-shm beside it
-                dst.execute("PRAGMA journal_mode=DELETE")
-        _check(tmp)
-        os.replace(tmp, out)
-    except (OSError, sqlite3.Error) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else e
-        raise CodigitError(f"backup to {out} failed ({why}); nothing was kept") from None
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
-        if not out.exists():  # no empty folders left by a failed backup
-            for folder in made:
+    with no_new_empty_folders(out):
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # created private: participants' writing, consent and positionality are in it from the first page
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            with contextlib.closing(sqlite3.connect(source, timeout=60)) as src:
+                with contextlib.closing(sqlite3.connect(tmp)) as dst:
+                    src.backup(dst)  # page by page, restarted under concurrent writes: one consistent snapshot
+                    # the copy inherits the server's WAL mode; one self-contained file needs no -wal/-shm beside it
+                    dst.execute("PRAGMA journal_mode=DELETE")
+            _check(tmp)
+            os.replace(tmp, out)
+        except (OSError, sqlite3.Error) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            raise CodigitError(f"backup to {out} failed ({why}); nothing was kept") from None
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
                 with contextlib.suppress(OSError):
-                    folder.rmdir()
+                    leftover.unlink(missing_ok=True)
     return out
 
 

@@ -113,29 +113,40 @@ def append_jsonl(path: Path, entry: dict, mode: int = 0o644) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: Path, mode: int = 0o755) -> Iterator[Path]:
-    """A folder that appears whole or not at all: yields a temp folder beside `final`; on success its files are
-    fsynced and it is renamed to `final`; on any failure it is removed. OSError becomes a CodigitError."""
-    final = Path(final)
-    tmp = final.parent / f".tmp-{final.name}-{secrets.token_hex(4)}"
-    made = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # innermost first
+def no_new_empty_folders(final: Path) -> Iterator[None]:
+    """Around a write of `final`: if `final` does not exist afterwards (the write failed), the parent folders
+    missing at the start, which the write may have made, are removed again (when empty)."""
+    missing = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # innermost first
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir(mode=mode)
-        yield tmp
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as f:
-                    os.fsync(f.fileno())
-        os.rename(tmp, final)
-    except OSError as e:
-        raise CodigitError(f"{final}: could not be written ({e.strerror or e}); nothing was kept") from None
+        yield
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not final.exists():  # a failure leaves no empty folders either
-            for folder in made:
+        if not final.exists():
+            for folder in missing:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path, mode: int = 0o755) -> Iterator[Path]:
+    """A folder that appears whole or not at all: yields a temp folder beside `final`; on success its files are
+    fsynced and it is renamed to `final`; on any failure it is removed, with any folders made for it. OSError
+    becomes a CodigitError."""
+    final = Path(final)
+    tmp = final.parent / f".tmp-{final.name}-{secrets.token_hex(4)}"
+    with no_new_empty_folders(final):
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir(mode=mode)
+            yield tmp
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    with open(path, "rb") as f:
+                        os.fsync(f.fileno())
+            os.rename(tmp, final)
+        except OSError as e:
+            raise CodigitError(f"{final}: could not be written ({e.strerror or e}); nothing was kept") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def new_secret(nbytes: int = 24) -> str:

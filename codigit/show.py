@@ -61,7 +61,7 @@ def describe(story_id: str, snapshot_path: Path, releases: Path, roster: Path | 
     found = scan(f"{story.prompt}\n{story.story}", names)
     scanned = "with" if roster else "without"
     lines.append(f"personal-data scan ({scanned} the roster's names): {'; '.join(found) if found else 'nothing found'}")
-    decision = read_decisions(releases).get(story_id) if (Path(releases) / "decisions.jsonl").exists() else None
+    decision = read_decisions(releases).get(story_id)  # no decisions file yet: none
     if decision:
         current = decision["text_sha"] == text_sha(story.prompt, story.story)
         state = "" if current else " (for an earlier text: the story changed since, so it no longer applies)"

@@ -6,7 +6,7 @@ import stat
 import threading
 
 import argilla as rg
-from conftest import codigit, own_study_server, start_server
+from conftest import codigit, own_study_server, start_server, wal_database
 
 
 def test_backup_while_writing_then_restore_elsewhere(tmp_path):
@@ -60,20 +60,8 @@ def test_bad_backups_are_refused_and_nothing_is_replaced(tmp_path):
     assert missing.returncode == 2 and "no embedded database" in missing.stderr
 
 
-def _wal_database(home):
-    """A database in WAL mode with Argilla's tables, as the server leaves it (no server needed to back it up)."""
-    import sqlite3
-
-    home.mkdir()
-    with sqlite3.connect(home / "argilla.db") as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        for table in ("users", "workspaces", "datasets", "records", "responses"):
-            db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body TEXT)")
-        db.execute("INSERT INTO records (body) VALUES ('a story')")
-
-
 def test_backup_is_one_self_contained_private_file(tmp_path):
-    _wal_database(tmp_path / "home")
+    wal_database(tmp_path / "home" / "argilla.db")
     made = codigit("backup", "--out", str(tmp_path / "backups" / "b.db"), home=tmp_path / "home")
     assert made.returncode == 0, made.stderr
     assert [p.name for p in (tmp_path / "backups").iterdir()] == ["b.db"]  # no -wal/-shm/-journal beside it
@@ -84,7 +72,7 @@ def test_backup_is_one_self_contained_private_file(tmp_path):
 
 
 def test_backup_to_an_unwritable_place_is_one_line_and_leaves_nothing(tmp_path):
-    _wal_database(tmp_path / "home")
+    wal_database(tmp_path / "home" / "argilla.db")
     (tmp_path / "a-file").write_text("not a folder")
     # a path through a file, and a read-only file system (root ignores permission bits, not these)
     for out in (tmp_path / "a-file" / "new" / "b.db", "/sys/codigit-backup/b.db"):

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import copy
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, STUDY, codigit
+from conftest import REPO, STUDY, codigit, wal_database
 
 from codigit.records import write_snapshot
 
@@ -97,12 +96,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         f[name] = root / name
     (root / "roster_dir").mkdir()
     f["roster_dir"] = root / "roster_dir"
-    wal = root / "h5" / "argilla.db"  # a database to back up, so the backup's own failure is what is tested
-    wal.parent.mkdir()
-    with sqlite3.connect(wal) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        for table in ("users", "workspaces", "datasets", "records", "responses"):
-            db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+    wal_database(root / "h5" / "argilla.db")  # a database to back up, so the backup's own failure is tested
     return f
 
 

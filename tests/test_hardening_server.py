@@ -161,7 +161,7 @@ def test_bad_search_bodies_are_422_without_a_traceback(server, owner):
     assert ok(annotator.post(path, json={}, params={"offset": 2**70}))["items"] == []  # past the end: nothing
     assert ok(annotator.post(path, json=_range(1e308, entity="metadata", metadata_property="n")))["total"] == 0
     assert ok(annotator.post(path, json=_range(le=2, entity="metadata", metadata_property="n")))["total"] == 2
-    time.sleep(0.5)  # the server's log lines reach the file
+    time.sleep(0.5)  # margin for lines uvicorn logs after a response is sent (errors are logged before it)
     with server.log.open(errors="replace") as log:
         log.seek(log_start)
         written = log.read()
