@@ -85,7 +85,8 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from codigit.generate import conversations, hf_generate, load_suite
+    from codigit.generate import conversations, hf_generate
+    from codigit.suites import load_suite
     from codigit.train.formats import prepare_tokenizer
     from codigit.train.models import resolve_model
 

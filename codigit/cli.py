@@ -206,7 +206,7 @@ def _analyze(args: argparse.Namespace) -> None:
 
 
 def _memorisation(args: argparse.Namespace) -> None:
-    from codigit.analysis.memorisation import memorisation
+    from codigit.memorisation import memorisation
 
     s = memorisation(args.run, args.prefix_words, args.extract_words, args.max_records, args.batch_size)
     print(f"{s['records']} training stories: extraction rate {s['extraction_rate']:.1%} (a run of "

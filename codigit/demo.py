@@ -192,10 +192,10 @@ def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, se
 def _model_steps(folder: Path, recipe: Path, suite: Path, snapshot_path: Path, study: Study, policy, release: Path,
                  steps: Steps, settings: Settings, seed: int, where: dict[str, Path]) -> None:  # fmt: skip
     """LoRA on the CPU demo model, base-vs-tuned generation, memorisation, analysis and positionality."""
-    from codigit.analysis.memorisation import memorisation
     from codigit.analysis.positionality import positionality
     from codigit.analysis.report import analyze
     from codigit.generate import generate_run
+    from codigit.memorisation import memorisation
     from codigit.records import read_snapshot
     from codigit.release.manage import read_manifest
     from codigit.train.run import train

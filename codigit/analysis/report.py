@@ -41,7 +41,7 @@ def metric_frame(generations):
     import pandas as pd
 
     from codigit.analysis.metrics import stereotype_alignment, text_metrics
-    from codigit.analysis.resources import occupations
+    from codigit.resources import occupations
 
     jobs = occupations()
     rows = []
