@@ -37,6 +37,9 @@ system-deps:
 	@dpkg -s $(SYSTEM_DEPS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS) >/dev/null; }
 
+# Tests run in a random order (pytest-randomly: the header prints the seed; `ARGS=--randomly-seed=N` repeats that
+# order, `ARGS="-p no:randomly"` keeps the files' order). ARGS also selects the tier: `make test` runs everything,
+# `make test ARGS="-m 'not slow'"` the quick tier (no server of its own, browser, training run or demo).
 test: install system-deps
 	$(VENV)/bin/pytest $(ARGS)
 

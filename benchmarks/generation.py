@@ -68,6 +68,11 @@ def vllm_vs_hf(path: str, tokenizer, chats: list, new_tokens: int, batch_size: i
           f"{torch.cuda.get_device_name()}")  # fmt: skip
     print(f"identical outputs vllm vs hf (both bf16: kernels differ, so some may drift): {same}/{len(chats)}")
     print(f"generation_vllm_speedup: {vllm_rate / hf_rate:.2f}")
+    from record import machine, record
+
+    record("generation (vLLM vs HF)", {"model": path, "hf tokens/s": round(hf_rate, 1),
+           "vllm tokens/s": round(vllm_rate, 1), "identical": f"{same}/{len(chats)}",
+           "generation_vllm_speedup": round(vllm_rate / hf_rate, 2)}, machine())  # fmt: skip
 
 
 def main() -> None:
@@ -137,6 +142,11 @@ def main() -> None:
     print(f"model: {label}, greedy, {len(chats)} conversations, up to {new_tokens} new tokens each, {where}")
     print(f"identical outputs batched vs one at a time (first {len(single)}): {same}/{len(single)}")
     print(f"generation_batched_speedup: {results[args.batch_size][1] / results[1][1]:.2f}")
+    from record import machine, record
+
+    record("generation", {"model": label, f"batch {args.batch_size} tokens/s": round(results[args.batch_size][1], 1),
+           "batch 1 tokens/s": round(results[1][1], 1), "identical": f"{same}/{len(single)}",
+           "generation_batched_speedup": round(results[args.batch_size][1] / results[1][1], 2)}, machine())  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -130,6 +130,11 @@ def main() -> None:
     text = "\n".join(summary) + "\n"
     (out / "summary.txt").write_text(text, encoding="utf-8")
     print("\n=== summary\n" + text, flush=True)
+    from record import record
+
+    figures = {name: ("ok" if ok else "FAILED") + f" in {seconds:.0f} s" for name, (ok, _, seconds) in results.items()}
+    figures["lora"] += "".join(f"; {ln}" for ln in results["lora"][1] if ln.startswith("recipe run:"))
+    record("gpu_check" + dry_note, figures, versions())  # the steps' own figures: their scripts' lines
     sys.exit(0 if all(ok for ok, _, _ in results.values()) else 1)
 
 

@@ -20,10 +20,10 @@ import time
 import uuid
 from pathlib import Path
 
-from codigit.collect import build_snapshot
 from codigit.records import write_snapshot
 from codigit.release.manage import make_release
 from codigit.release.policy import load_policy
+from codigit.snapshot import build_snapshot
 from codigit.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,6 +95,11 @@ def main() -> None:
     ratio = results[1]["total_s"] / results[0]["total_s"]
     print(f"size ratio {large / small:.0f}x; goal: time ratio <= 12 for 10x")
     print(f"release_time_ratio_{_k(large)}_vs_{_k(small)}: {ratio:.2f}")
+    from record import machine, record
+
+    figures = {f"{_k(r['stories'])} {key}": round(r[key], 1) for r in results
+               for key in ("records", "parquet_mb", "collect_s", "release_s", "total_s")}  # fmt: skip
+    record("release_scale", {**figures, f"release_time_ratio_{_k(large)}_vs_{_k(small)}": round(ratio, 2)}, machine())
 
 
 def _k(n: int) -> str:

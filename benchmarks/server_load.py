@@ -558,6 +558,9 @@ def main() -> None:
             figures.append(("server log", str(server.log)))
         print_table(figures)
     print(f"search_p95_ratio_100k_vs_1k: {ratio:.2f}")
+    from record import machine, record
+
+    record("server_load", {**dict(figures), "search_p95_ratio_100k_vs_1k": round(ratio, 2)}, machine())
 
 
 def print_table(figures: list[tuple[str, str]]) -> None:

@@ -50,10 +50,10 @@ def cpu_settings() -> dict[str, dict]:
 def make_release(work: Path, n: int) -> Path:
     import uuid
 
-    from codigit.collect import build_snapshot
     from codigit.records import write_snapshot
     from codigit.release.manage import make_release as release
     from codigit.release.policy import load_policy
+    from codigit.snapshot import build_snapshot
     from codigit.study import load_study
 
     rng = random.Random(0)
@@ -148,7 +148,8 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bo
     """One setting, in this process: train `steps` steps and print what the parent needs as JSON."""
     import yaml
 
-    from codigit.train.run import mfu, peak_flops, train
+    from codigit.train.run import train
+    from codigit.train.runlog import mfu, peak_flops
 
     settings = gpu_settings() if gpu else cpu_settings()
     recipe = {**COMMON, **settings[setting], "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
@@ -256,6 +257,18 @@ def main() -> None:
     print(f"equal loss (fp32, same 4 examples{on}): padded model loss {padded:.6f}, packed label-only loss "
           f"{packed:.6f}, difference {abs(padded - packed):.2e}")  # fmt: skip
     print(f"sft_tokens_per_s_ratio: {results['codigit']['tokens_per_s'] / results['trl-defaults']['tokens_per_s']:.2f}")
+    from record import machine, record
+
+    figures = {"model": label}
+    for setting, r in results.items():
+        figures[f"{setting} tokens/s"] = round(r["tokens_per_s"], 1)
+        figures[f"{setting} peak RSS GiB"] = round(r["peak_rss_gib"], 2)
+        if args.llama8b:
+            figures[f"{setting} MFU"], figures[f"{setting} peak GPU GiB"] = r["mfu"], r["peak_gpu_gib"]
+        figures[f"{setting} loss"] = f"{r['loss'][0]:.4f} -> {r['loss'][-1]:.4f}"
+    figures["equal loss difference (fp32)"] = f"{abs(padded - packed):.2e}"
+    ratio = results["codigit"]["tokens_per_s"] / results["trl-defaults"]["tokens_per_s"]
+    record("sft_throughput", {**figures, "sft_tokens_per_s_ratio": round(ratio, 2)}, machine())
 
 
 if __name__ == "__main__":

@@ -10,14 +10,26 @@ A reviewer's review of their own story is excluded before anything is counted.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+from codigit.cli_types import Parents, at_least
+from codigit.errors import CodigitError
+from codigit.places import Recorded
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where it computes: `codigit --help` loads this module for its parser
+
+    from codigit.records import Snapshot
 
 Level = Literal["nominal", "ordinal", "interval"]
+N_BOOT = 1000  # bootstrap resamples for the 95% CI
+TOP_DISPUTED = 5  # most disputed stories listed per question
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class Agreement:
 
 def _distances(categories: np.ndarray, marginals: np.ndarray, level: Level) -> np.ndarray:
     """Squared distance between every pair of categories (Krippendorff's delta squared)."""
+    import numpy as np
+
     if level == "nominal":
         return 1.0 - np.eye(len(categories))
     if level == "interval":
@@ -54,6 +68,8 @@ def _distances(categories: np.ndarray, marginals: np.ndarray, level: Level) -> n
 
 def _alpha(counts: np.ndarray, delta: np.ndarray) -> float:
     """Alpha from per-item category counts (items × categories) of pairable items."""
+    import numpy as np
+
     m = counts.sum(axis=1)
     coincidences = np.einsum("uc,uk->ck", counts / (m - 1)[:, None], counts) - np.diag(
         (counts / (m - 1)[:, None]).sum(0)
@@ -68,6 +84,8 @@ def _alpha(counts: np.ndarray, delta: np.ndarray) -> float:
 
 def _counts(ratings: list[Rating]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(pairable items, sorted categories, counts items × categories)."""
+    import numpy as np
+
     by_item: dict[str, list[Hashable]] = {}
     for r in ratings:
         by_item.setdefault(r.item, []).append(r.value)
@@ -82,9 +100,11 @@ def _counts(ratings: list[Rating]) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def agreement(
-    ratings: Iterable[Rating], level: Level, n_boot: int = 1000, seed: int = 0, top_disputed: int = 5
+    ratings: Iterable[Rating], level: Level, n_boot: int = N_BOOT, seed: int = 0, top_disputed: int = TOP_DISPUTED
 ) -> Agreement:
     """Alpha over (item, rater, value) ratings, with a percentile bootstrap 95% CI that resamples items."""
+    import numpy as np
+
     ratings = [r for r in ratings if not r.self_review and r.value is not None]
     seen: set[tuple[str, str]] = set()
     for r in ratings:
@@ -134,7 +154,7 @@ LEVELS: dict[str, Level] = {"rating": "ordinal", "label": "nominal", "multi_labe
 
 
 def review_agreement(
-    reviews: Iterable, questions: Iterable, n_boot: int = 1000, seed: int = 0, top_disputed: int = 5
+    reviews: Iterable, questions: Iterable, n_boot: int = N_BOOT, seed: int = 0, top_disputed: int = TOP_DISPUTED
 ) -> list[dict]:
     """One row per closed review question (one per label for multi-label ones), as plain data for table and JSON.
 
@@ -184,3 +204,56 @@ def format_table(rows: list[dict]) -> str:
             stories = ", ".join(d["story_id"] for d in r["disputed"])
             lines.append(f"most disputed by {r['question']}: {stories}")
     return "\n".join(lines)
+
+
+def agreement_report(snapshot: Snapshot, questions: Iterable, round_name: str | None = None, n_boot: int = N_BOOT,
+                     seed: int = 0, top_disputed: int = TOP_DISPUTED) -> dict:  # fmt: skip
+    """What `codigit agreement --format json` writes (and the demo's agreement.json): the counted reviews of one
+    round (or all), what was left out of them, and one row per question (`review_agreement`)."""
+    from codigit.records import counted_reviews
+
+    every = [r for r in snapshot.reviews if round_name is None or r.round == round_name]
+    reviews = counted_reviews(every)
+    if not reviews:
+        raise CodigitError(f"snapshot {snapshot.meta.snapshot_id} has no reviews" + (
+            f" in round {round_name!r}" if round_name else ""))  # fmt: skip
+    return {
+        "snapshot": snapshot.meta.snapshot_id,
+        "round": round_name,
+        "reviews": len(reviews),
+        "self_reviews_excluded": sum(r.self_review for r in every),
+        "reviews_of_an_earlier_text_excluded": sum(not r.current_text and not r.self_review for r in every),
+        "n_boot": n_boot,
+        "questions": review_agreement(reviews, questions, n_boot, seed, top_disputed),
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    from codigit.home import atomic_write
+    from codigit.records import read_snapshot
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    report = agreement_report(read_snapshot(args.snapshot), study.review.questions, args.round, args.n_boot,
+                              args.seed, args.top)  # fmt: skip
+    text = json.dumps(report, indent=2) + "\n" if args.format == "json" else format_table(report["questions"]) + "\n"
+    if args.out:
+        try:
+            atomic_write(args.out, text)
+        except OSError as e:
+            raise CodigitError(f"{args.out}: cannot write the report ({e.strerror or e})") from None
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+
+
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("agreement", parents=[parents.study], help="Krippendorff's alpha of the reviews in a snapshot")
+    p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
+    p.add_argument("--round", help="only this review round")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--out", type=Path, help="write the report here instead of printing it")
+    p.add_argument("--n-boot", type=at_least(1), default=N_BOOT, help="bootstrap resamples for the 95%% CI")
+    p.add_argument("--seed", type=at_least(0), default=0)  # numpy takes no negative seed
+    p.add_argument("--top", type=at_least(0), default=TOP_DISPUTED, help="most disputed stories to list per question")
+    p.set_defaults(func=run)

@@ -7,20 +7,22 @@ answering on the home's recorded address, checks the file first, and keeps the d
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import shutil
 import sqlite3
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from codigit.cli_types import Parents
 from codigit.errors import CodigitError
-from codigit.home import SERVER_FILE, no_new_empty_folders
+from codigit.home import SERVER_FILE, no_new_empty_folders, resolve_home
 from codigit.places import place
 
 DATABASE = "argilla.db"
+# private: listed in codigit/upstream.py
 REQUIRED_TABLES = {"users", "workspaces", "datasets", "records", "responses"}
 
 
@@ -73,6 +75,8 @@ def backup(home: Path, out: Path | None = None) -> Path:
 
 
 def _server_answers(home: Path) -> str | None:
+    import urllib.request  # here: it loads ssl and http, which `codigit --help` (this module's parser) need not
+
     try:
         url = json.loads((Path(home) / SERVER_FILE).read_text())["url"]
         with urllib.request.urlopen(f"{url}/api/v1/status", timeout=2):
@@ -108,3 +112,22 @@ def restore(home: Path, source: Path) -> Path | None:
     finally:
         tmp.unlink(missing_ok=True)
     return kept
+
+
+def run_backup(args: argparse.Namespace) -> None:
+    print(f"backup: {backup(resolve_home(args.home), args.out)} (mode 0600; integrity checked)")
+
+
+def run_restore(args: argparse.Namespace) -> None:
+    kept = restore(resolve_home(args.home), args.backup)
+    print(f"restored {args.backup}" + (f"; the previous database is kept as {kept}" if kept else ""))
+
+
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("backup", parents=[parents.home],
+                       help="consistent copy of the embedded database (safe while serving)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="file to write (default: backups/argilla-TIME.db in the data folder)")
+    p.set_defaults(func=run_backup)
+    p = sub.add_parser("restore", parents=[parents.home], help="put a backup in place (the server must be stopped)")
+    p.add_argument("backup", type=Path)
+    p.set_defaults(func=run_restore)

@@ -17,6 +17,8 @@ from codigit.home import SERVER_FILE, read_credentials, resolve_home
 if TYPE_CHECKING:
     import argilla as rg
 
+    from codigit.study import Study
+
 
 def server_location(home: str | Path | None = None, embedded: bool = False) -> tuple[str, str]:
     """(api_url, api_key): ARGILLA_API_URL/ARGILLA_API_KEY if both set (unless `embedded`), else the embedded
@@ -46,6 +48,7 @@ def connect(home: str | Path | None = None, embedded: bool = False) -> rg.Argill
     warnings.filterwarnings("ignore", message=".* not found", module="argilla")
     logging.getLogger("argilla.sdk").setLevel(logging.ERROR)
     url, key = server_location(home, embedded)
+    # private: listed in codigit/upstream.py
     try:
         client = rg.Argilla(api_url=url, api_key=key, timeout=60)
         client.me  # noqa: B018  the SDK connects lazily; fail here, not halfway through a command
@@ -54,6 +57,13 @@ def connect(home: str | Path | None = None, embedded: bool = False) -> rg.Argill
     except (httpx.HTTPError, rg._exceptions.ArgillaError, ConnectionError) as e:
         raise CodigitError(f"cannot reach Argilla at {url} ({type(e).__name__}): is `codigit serve` running?") from None
     return client
+
+
+def study_and_client(study: Path, home: str | Path | None) -> tuple[Study, rg.Argilla]:
+    """The study file, then the server: a bad study is reported before any connection is tried."""
+    from codigit.study import load_study
+
+    return load_study(study), connect(home)
 
 
 @contextlib.contextmanager

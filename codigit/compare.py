@@ -12,25 +12,24 @@ Krippendorff's alpha of the judges (nominal, on tuned / base / tie).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
-import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from codigit.cli_types import Parents, at_least
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
-from codigit.study import NAME_PATTERN, FieldSpec, QuestionSpec
 
-FIELDS = [FieldSpec(name="prompt", title="Prompt"), FieldSpec(name="answer_a", title="Answer A"),
-          FieldSpec(name="answer_b", title="Answer B")]  # fmt: skip
+if TYPE_CHECKING:
+    from codigit.handoff import CompareResult
+    from codigit.study import FieldSpec, QuestionSpec
+
 # a judgment from the tuned model's side (ties count half): the win rate here and per group in `positionality`
 OUTCOME_SCORE = {"tuned": 1.0, "tie": 0.5, "base": 0.0}
-QUESTIONS = [
-    QuestionSpec(name="preference", type="label", required=True,
-                 title="Which answer better reflects the community's guidelines?",
-                 labels={"a": "Answer A", "b": "Answer B", "tie": "Equally good or equally bad"}),
-    QuestionSpec(name="comment", type="text", title="Why? (optional)"),
-]  # fmt: skip
+PER_PAIR = 3
+N_BOOT = 2000  # bootstrap resamples of the win rate's CI
 GUIDELINES = """# Which answer is closer to what we wrote?
 
 Each record shows one prompt and two answers from two versions of a language model. You do not know which
@@ -40,21 +39,19 @@ or "equally good or equally bad". Judge the content, not the length.
 """
 
 
-def _key_path(run: Path, round_name: str) -> Path:
-    return Path(run) / "analysis" / f"compare-{round_name}.key.json"
+def form() -> tuple[list[FieldSpec], list[QuestionSpec]]:
+    """The comparison record's fields and questions (built when used: the study's models are slow to import)."""
+    from codigit.study import FieldSpec, QuestionSpec
 
-
-def _read_key(path: Path, round_name: str) -> dict:
-    try:
-        key = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CodigitError(f"{path}: unreadable key file ({e})") from None
-    if isinstance(key, dict) and key and all(isinstance(v, dict) and "a" in v for v in key.values()):
-        # written by codigit before rounds were named by run: {pair id: ...}, dataset compare-ROUND; still scored
-        return {"dataset": f"compare-{round_name}", "seed": None, "generations": None, "pairs": key}
-    if not isinstance(key, dict) or not {"dataset", "seed", "generations", "pairs"} <= key.keys():
-        raise CodigitError(f"{path}: not a key file of this codigit version; open a new --round")
-    return key
+    fields = [FieldSpec(name="prompt", title="Prompt"), FieldSpec(name="answer_a", title="Answer A"),
+              FieldSpec(name="answer_b", title="Answer B")]  # fmt: skip
+    questions = [
+        QuestionSpec(name="preference", type="label", required=True,
+                     title="Which answer better reflects the community's guidelines?",
+                     labels={"a": "Answer A", "b": "Answer B", "tie": "Equally good or equally bad"}),
+        QuestionSpec(name="comment", type="text", title="Why? (optional)"),
+    ]  # fmt: skip
+    return fields, questions
 
 
 def _generations_id(frame) -> str:
@@ -63,11 +60,14 @@ def _generations_id(frame) -> str:
     return hashlib.sha256(rows.to_json(orient="values").encode()).hexdigest()[:8]
 
 
-def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, seed: int = 0,
+def open_compare(client, study, run: Path, round_name: str, per_pair: int = PER_PAIR, seed: int = 0,
                  max_pairs: int = 0) -> dict:  # fmt: skip
     import pandas as pd
 
+    from codigit import handoff
     from codigit.forms import ensure_dataset, settings
+    from codigit.handoff import CompareKey, compare_key_path, read_compare_key
+    from codigit.study import NAME_PATTERN
 
     if not re.match(NAME_PATTERN, round_name):
         raise CodigitError(f"round {round_name!r}: use lowercase letters, digits, '-' or '_'")
@@ -82,16 +82,16 @@ def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, s
     if not pairs:
         raise CodigitError(f"{run}/generations.parquet has no prompt answered by both base and tuned")
     generations = _generations_id(frame)
-    path = _key_path(run, round_name)
-    previous = _read_key(path, round_name) if path.exists() else None
-    if previous is not None and previous["generations"] is None:
+    path = compare_key_path(run, round_name)
+    previous = read_compare_key(run, round_name) if path.exists() else None
+    if previous is not None and previous.generations is None:
         raise CodigitError(f"round {round_name} of {run} was opened by an earlier codigit: its results still "
                            "work, but it cannot be extended; open another --round")  # fmt: skip
-    if previous is not None and previous["generations"] != generations:
+    if previous is not None and previous.generations != generations:
         raise CodigitError(f"round {round_name} of {run} was opened on other generations (dataset "
-                           f"{previous['dataset']}); judgments would mix answers: open another --round")  # fmt: skip
-    if previous is not None and previous["seed"] != seed:
-        was = previous["seed"]
+                           f"{previous.dataset}); judgments would mix answers: open another --round")  # fmt: skip
+    if previous is not None and previous.seed != seed:
+        was = previous.seed
         raise CodigitError(f"round {round_name} was opened with --seed {was}; another seed would swap answers the "
                            f"server already shows: keep --seed {was} or open another --round")  # fmt: skip
     workspace = client.workspaces(study.workspace)
@@ -106,36 +106,38 @@ def open_compare(client, study, run: Path, round_name: str, per_pair: int = 3, s
         records.append({"id": pair_id, "prompt": base.loc[at, "prompt"], "answer_a": a.loc[at, "text"],
                         "answer_b": b.loc[at, "text"]})  # fmt: skip
         key[pair_id] = {"prompt_id": prompt_id, "sample": int(sample), "a": "tuned" if tuned_first else "base"}
-    wanted = settings(FIELDS, QUESTIONS, GUIDELINES, per_pair)
+    wanted = settings(*form(), GUIDELINES, per_pair)
     slug = re.sub(r"[^a-z0-9_-]+", "-", Path(run).resolve().name.lower()).strip("-_")[:40] or "run"
-    name = previous["dataset"] if previous else f"compare-{slug}-{generations}-{round_name}"
-    known = previous["pairs"] if previous else {}
+    name = previous.dataset if previous else f"compare-{slug}-{generations}-{round_name}"
+    known = previous.pairs if previous else {}
     # written before the server sees a record, so the key always covers what participants can judge
-    stored = {"dataset": name, "seed": seed, "generations": generations, "pairs": {**key, **known}}
-    atomic_write(path, json.dumps(stored, indent=2) + "\n", mode=0o600)
+    handoff.write(path, CompareKey(dataset=name, seed=seed, generations=generations, pairs={**key, **known}), 0o600)
     _, done = ensure_dataset(client, workspace, name, wanted, records)
     return {"dataset": f"{study.workspace}/{name}", "pairs": len(records), "status": done}
 
 
-def compare_results(client, study, run: Path, round_name: str, n_boot: int = 2000, seed: int = 0) -> dict:
+def compare_results(client, study, run: Path, round_name: str, n_boot: int = N_BOOT, seed: int = 0) -> CompareResult:
     import numpy as np
 
+    from codigit import handoff
     from codigit.agreement import Rating, agreement
+    from codigit.handoff import CompareResult, compare_key_path, compare_result_path, read_compare_key
 
-    path = _key_path(run, round_name)
+    path = compare_key_path(run, round_name)
     if not path.exists():
         raise CodigitError(f"{path} not found: open the round first with `codigit compare open {run}`")
-    key = _read_key(path, round_name)
-    dataset = client.datasets(key["dataset"], workspace=study.workspace)
+    key = read_compare_key(run, round_name)
+    dataset = client.datasets(key.dataset, workspace=study.workspace)
     if dataset is None:
-        raise CodigitError(f"no dataset {study.workspace}/{key['dataset']} on the server")
+        raise CodigitError(f"no dataset {study.workspace}/{key.dataset} on the server")
     withdrawn = _withdrawn(client, study)
     users = {u.id: u.username for u in client.users}
     judgments = []  # (pair, judge, outcome)
     for record in dataset.records(with_responses=True):
-        side = key["pairs"].get(record.id, {}).get("a")
-        if side is None:
+        pair = key.pairs.get(record.id)
+        if pair is None:
             continue
+        side = pair.a
         for response in record.responses["preference"]:
             judge = users.get(response.user_id, str(response.user_id))
             if str(getattr(response.status, "value", response.status)) != "submitted" or judge in withdrawn:
@@ -145,7 +147,7 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = 200
             outcome = "tie" if value == "tie" else (side if value == "a" else other)
             judgments.append((record.id, judge, outcome))
     if not judgments:
-        return {"judgments": 0}
+        return CompareResult(judgments=0)
     pairs = sorted({p for p, _, _ in judgments})
     per_pair = {p: np.mean([OUTCOME_SCORE[o] for q, _, o in judgments if q == p]) for p in pairs}
     values = np.array([per_pair[p] for p in pairs])
@@ -153,11 +155,11 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = 200
     boots = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
     alpha = agreement([Rating(p, j, o) for p, j, o in judgments], "nominal", n_boot=n_boot, seed=seed)
     counts = {o: sum(x == o for _, _, x in judgments) for o in ("tuned", "base", "tie")}
-    result = {"judgments": len(judgments), "pairs": len(pairs), "judges": len({j for _, j, _ in judgments}),
-              **counts, "tuned_win_rate": float(values.mean()),
-              "ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
-              "alpha": alpha.alpha, "alpha_ci": [alpha.ci_low, alpha.ci_high]}  # fmt: skip
-    atomic_write(Path(run) / "analysis" / f"compare-{round_name}.json", json.dumps(result, indent=2) + "\n")
+    result = CompareResult(judgments=len(judgments), pairs=len(pairs), judges=len({j for _, j, _ in judgments}),
+                           **counts, tuned_win_rate=float(values.mean()),
+                           ci_low=float(np.percentile(boots, 2.5)), ci_high=float(np.percentile(boots, 97.5)),
+                           alpha=alpha.alpha, alpha_ci=[alpha.ci_low, alpha.ci_high])  # fmt: skip
+    handoff.write(compare_result_path(run, round_name), result)
     lines = "pair,judge,outcome\n" + "".join(f"{p},{j},{o}\n" for p, j, o in judgments)
     # per judge (pseudonyms): for `codigit positionality --judgments`; organisers' eyes only
     atomic_write(Path(run) / "analysis" / f"compare-{round_name}-judgments.csv", lines, mode=0o600)
@@ -171,3 +173,52 @@ def _withdrawn(client, study) -> set[str]:
         return set()
     return {r.fields.get("participant") for r in ledger.records(with_responses=False)
             if r.fields.get("event") == "withdrawal"}  # fmt: skip
+
+
+def run_open(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, study_and_client
+
+    study, client = study_and_client(args.study, args.home)
+    with argilla_errors():
+        result = open_compare(client, study, args.run, args.round, args.per_pair, args.seed, args.max_pairs)
+    print(
+        f"blind comparison {result['dataset']}: {result['pairs']} pairs ({result['status']}); "
+        f"which side is which: {args.run / 'analysis'}/compare-{args.round}.key.json (keep it off the server)"
+    )
+
+
+def run_results(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, study_and_client
+
+    study, client = study_and_client(args.study, args.home)
+    with argilla_errors():
+        r = compare_results(client, study, args.run, args.round, args.n_boot, args.seed)
+    if not r.judgments:
+        print("no submitted judgments yet")
+        return
+    print(
+        f"{r.judgments} judgments on {r.pairs} pairs by {r.judges} judges: tuned preferred "
+        f"{r.tuned}, base {r.base}, ties {r.tie}; tuned win rate {r.tuned_win_rate:.3f} "
+        f"[{r.ci_low:.3f}, {r.ci_high:.3f}]; Krippendorff's alpha {r.alpha:.3f}"
+    )
+
+
+def add_parser(sub, parents: Parents) -> None:
+    compare = sub.add_parser("compare", help="blind base-vs-tuned judgments by participants in Argilla")
+    csub = compare.add_subparsers(dest="action", required=True, metavar="ACTION")
+    home_study = [parents.home, parents.study]
+    p = csub.add_parser("open", parents=home_study, help="push answer pairs in random order to Argilla")
+    p.add_argument("run", type=Path)
+    p.add_argument("--round", default="1")
+    p.add_argument(
+        "--per-pair", type=at_least(1), default=PER_PAIR, help="judgments per pair (Argilla task distribution)"
+    )
+    p.add_argument("--max-pairs", type=at_least(0), default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_open)
+    p = csub.add_parser("results", parents=home_study, help="win rate with CI and Krippendorff's alpha")
+    p.add_argument("run", type=Path)
+    p.add_argument("--round", default="1")
+    p.add_argument("--n-boot", type=at_least(1), default=N_BOOT)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_results)

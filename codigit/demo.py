@@ -9,8 +9,10 @@ Nothing here is a shortcut around a stage: each step calls the function its `cod
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,11 +21,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from codigit.cli_types import Parents, port
 from codigit.errors import CodigitError
-from codigit.server.serve import check_port_free, free_port
-from codigit.study import Study
-from codigit.workshop import Workshop, load_demo, play_workshop
+from codigit.suites import OPEN_SUITE
+
+if TYPE_CHECKING:
+    from codigit.study import Study
+    from codigit.workshop import Workshop
 
 VERSION = "0.1.0"
 ORGANISER = "codigit demo"
@@ -75,6 +81,28 @@ def demo_server(home: Path, port: int, log: Path, keep_serving: bool = False) ->
                 proc.kill()
 
 
+@contextlib.contextmanager
+def library_output_to(log: Path) -> Iterator[None]:
+    """Libraries' warnings, progress bars and log records go to the demo's log, not between its step lines (and the
+    trainer's loss dicts too: `_model_steps` sends stdout there around the model work). codigit's own lines are
+    printed to stdout; an error still reaches the terminal, raised after this has put stderr back."""
+    root = logging.getLogger()
+    with open(log, "a", encoding="utf-8", buffering=1) as f:
+        handler = logging.StreamHandler(f)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        saved, root.handlers = root.handlers, [handler]
+        try:
+            with contextlib.redirect_stderr(f):
+                yield
+        finally:
+            root.handlers = saved
+            # libraries (transformers, datasets) make their handler on first use, on whatever stderr was then
+            for logger in logging.Logger.manager.loggerDict.values():
+                for h in getattr(logger, "handlers", []):
+                    if isinstance(h, logging.StreamHandler) and h.stream is f:
+                        h.setStream(sys.stderr)
+
+
 @dataclass
 class Settings:
     """How much model work the demo does: the full demo, or `--quick` (same code path, a fraction of the work)."""
@@ -101,7 +129,9 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
     from codigit.home import atomic_write, ensure_writable_home
     from codigit.release.policy import load_policy
     from codigit.server.deployed import record_study
+    from codigit.server.serve import check_port_free, free_port
     from codigit.study import load_study
+    from codigit.workshop import load_demo, play_workshop
 
     study = load_study(study_path)
     demo = load_demo(study_path.parent / "demo", study)
@@ -125,10 +155,11 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
                       MPLCONFIGDIR=str(folder / "cache" / "matplotlib"))  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the server is stopped on SIGTERM too
     settings = QUICK if quick else FULL
-    where = {"folder": folder, "home": home, "server log": folder / "server.log"}
+    where = {"folder": folder, "home": home, "server log": folder / "server.log", "demo log": folder / "demo.log"}
     steps = Steps(10 + sum(p.withdraws for p in demo.people.values()))
     try:
         with contextlib.ExitStack() as stack:  # the server stops however the demo ends
+            stack.enter_context(library_output_to(where["demo log"]))
             with steps.step("starting the demo's own server (127.0.0.1 only)"):
                 url = stack.enter_context(demo_server(home, port or free_port(), where["server log"], keep_serving))
             record_study(home, study_path)  # as `codigit init` does: the server applies the study's rules
@@ -148,10 +179,10 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
 def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, settings: Settings, seed: int,
                 where: dict[str, Path]) -> tuple[Path, Path]:  # fmt: skip
     """collect, agreement, release (through the personal-data gate); returns (snapshot, release)."""
-    from codigit.agreement import format_table, review_agreement
+    from codigit.agreement import agreement_report, format_table
     from codigit.collect import collect
     from codigit.home import atomic_write
-    from codigit.records import counted_reviews, counts_line
+    from codigit.records import counts_line
     from codigit.release.manage import decide, make_release, verify
 
     with steps.step("collect a snapshot and measure the reviewers' agreement"):
@@ -161,10 +192,11 @@ def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, se
         print("      " + counts_line(snapshot.meta.counts))
         if snapshot.meta.excluded:
             print("      left out: " + counts_line(snapshot.meta.excluded))
-        rows = review_agreement(counted_reviews(snapshot.reviews), study.review.questions, settings.n_boot, seed)
+        report = agreement_report(snapshot, study.review.questions, None, settings.n_boot, seed)  # as `agreement`
         where["agreement"] = folder / "data" / "agreement.json"
-        atomic_write(where["agreement"], json.dumps(rows, indent=2) + "\n")
-        print("      " + format_table([r for r in rows if r["label"] is None]).replace("\n", "\n      "))
+        atomic_write(where["agreement"], json.dumps(report, indent=2) + "\n")
+        rows = [r for r in report["questions"] if r["label"] is None]
+        print("      " + format_table(rows).replace("\n", "\n      "))
         where["snapshot"] = snapshot_path
 
     with steps.step(f"release {VERSION}: policy, consent and the personal-data gate"):
@@ -182,8 +214,8 @@ def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, se
             if plan.blocked:
                 raise CodigitError(f"release {VERSION} is still blocked after the demo's decisions")
         verify(path)
-        counts = manifest["counts"]
-        left = counts_line({k: n for k, n in manifest["excluded"].items() if n})
+        counts = manifest.counts
+        left = counts_line({k: n for k, n in manifest.excluded.items() if n})
         print(f"      {counts['train']} train, {counts['test']} test ({counts['public']} public); left out: {left}")
         where["release"] = path
     return snapshot_path, path
@@ -195,30 +227,37 @@ def _model_steps(folder: Path, recipe: Path, suite: Path, snapshot_path: Path, s
     from codigit.analysis.positionality import positionality
     from codigit.analysis.report import analyze
     from codigit.generate import generate_run
+    from codigit.handoff import read_manifest
     from codigit.memorisation import memorisation
     from codigit.records import read_snapshot
-    from codigit.release.manage import read_manifest
     from codigit.train.run import train
 
+    # the trainer prints its loss dicts, and libraries their notes, on stdout: into the demo's log (stderr here)
+    to_log = contextlib.redirect_stdout(sys.stderr)
     run = folder / "runs" / f"demo-{VERSION}"
     with steps.step(f"LoRA fine-tune of the CPU demo model on release {VERSION} ({recipe})"):
-        overrides = ["--release", str(release), "--release_hash", read_manifest(release)["dataset_hash"],
+        overrides = ["--release", str(release), "--release_hash", read_manifest(release).dataset_hash,
                      "--output_dir", str(run), "--seed", str(seed), *settings.train]  # fmt: skip
-        train(recipe, overrides)
+        with to_log:
+            train(recipe, overrides)
         where["run"] = run
     with steps.step(f"base and tuned model answer {suite.name} ({settings.samples} samples each)"):
-        generate_run(run, [suite], settings.samples, seed, max_new_tokens=settings.max_new_tokens)
+        with to_log:
+            generate_run(run, [suite], settings.samples, seed, max_new_tokens=settings.max_new_tokens)
     with steps.step("memorisation: does the tuned model repeat the training stories?"):
-        m = memorisation(run, max_records=settings.memorisation_records)
-        print(f"      {m['records']} stories probed; extraction rate {m['extraction_rate']:.1%}")
+        with to_log:
+            m = memorisation(run, max_records=settings.memorisation_records)
+        print(f"      {m.records} stories probed; extraction rate {m.extraction_rate:.1%}")
     with steps.step("analysis: metrics, paired statistics, plots, report.html; positionality"):
-        where["report"] = analyze(run, settings.n_boot, seed) / "report.html"
+        with to_log:
+            where["report"] = analyze(run, settings.n_boot, seed) / "report.html"
         out = folder / "data" / "analysis" / "positionality"
         try:
-            result = positionality(read_snapshot(snapshot_path), study, policy, out)
-            print(f"      positionality: {result['groups']} groups of 5 or more, in {out}")
+            with to_log:
+                result = positionality(read_snapshot(snapshot_path), study, policy, out)
+            print(f"      positionality: {result['groups']} groups of {policy.min_group_size} or more, in {out}")
             where["positionality"] = out / "positionality.html"
-        except CodigitError as e:  # too few answers for any group of 5 is a finding, not a failure
+        except CodigitError as e:  # too few answers for any group is a finding, not a failure
             print(f"      positionality: {e}")
 
 
@@ -236,3 +275,27 @@ def _summary(url: str, where: dict[str, Path], workshop: Workshop, steps: Steps,
         f"  sign in as a participant, e.g. {someone} (passwords in {home / 'participant-logins.csv'}),",
         f"  or as the owner (username and password in {home / 'credentials.json'}).",
     ]), flush=True)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> None:
+    run_demo(args.dir, args.study, args.policy, args.recipe, args.suite, args.port, args.quick, args.serve)
+
+
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser(
+        "demo",
+        parents=[],  # its own study and folder, never the one a home recorded
+        help="the whole loop on synthetic data in one folder (CPU; ~9 minutes on 2 cores)",
+        description="Starts a server of its own, plays a small workshop with 12 invented participants and 40 "
+        "synthetic pairs (annotation/demo/), then collect, agreement, release 0.1.0, LoRA on the CPU demo model, "
+        "generation, memorisation and the HTML report. Nothing outside --dir is touched.",
+    )
+    p.add_argument("--study", type=Path, default=Path("annotation/study.yaml"), help="study configuration")
+    p.add_argument("--dir", type=Path, default=Path("codigit-demo"), help="new folder for it all (%(default)s)")
+    p.add_argument("--port", type=port, help="port for the demo's server (default: any free one)")
+    p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~2.5 minutes)")
+    p.add_argument("--serve", action="store_true", help="keep the demo's server running at the end (Ctrl-C stops)")
+    p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
+    p.add_argument("--recipe", type=Path, default=Path("experiments/cpu-demo.yaml"), help="training recipe")
+    p.add_argument("--suite", type=Path, default=OPEN_SUITE, help="prompt suite")
+    p.set_defaults(func=run)

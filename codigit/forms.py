@@ -65,6 +65,7 @@ def ensure_dataset(
 
     dataset = client.datasets(name, workspace=workspace)
     done = []
+    # private: listed in codigit/upstream.py
     if dataset is not None and dataset._model.status != "ready":
         # A create cut short (Ctrl-C) leaves a draft: fields or questions missing, unpublished, unusable. Argilla
         # takes no records before publishing, so it holds nothing to keep: make it again, whole.
@@ -221,6 +222,7 @@ def sync_words(
     for record in dataset.records(with_responses=False):
         want = texts.get(record.id)
         if want and any(record.fields.get(k) != v for k, v in want.items()):
+            # private: listed in codigit/upstream.py
             http.patch(f"/api/v1/records/{record._server_id}", json={"fields": want}).raise_for_status()
             changed += 1
     return f", {changed} texts updated" if changed else ""

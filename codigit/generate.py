@@ -10,16 +10,25 @@ so a seed reproduces an answer within a backend, not across them.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
 import time
 from pathlib import Path
 
+from codigit.cli_types import Parents
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
-from codigit.suites import load_suite
+from codigit.suites import OPEN_SUITE, load_suite
 
+# `codigit generate`'s defaults, one definition for its parser and for in-process callers (the demo, benchmarks)
+SAMPLES = 1
+MAX_NEW_TOKENS = 256
+BATCH_SIZE = 16
+TEMPERATURE = 0.7
+TOP_P = 0.9
+BACKENDS = ("hf", "vllm")  # the first is the default: vllm needs a GPU
 COLUMNS = ("model", "suite", "prompt_id", "sample", "seed", "prompt", "text", "prompt_tokens", "new_tokens",
            "finished", "seconds", "meta")  # fmt: skip
 
@@ -211,10 +220,10 @@ def check_options(samples: int, max_new_tokens: int, batch_size: int, temperatur
         raise CodigitError(f"--top-p {top_p}: use a value above 0 and at most 1")
 
 
-def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0, greedy: bool = False,
-                 max_new_tokens: int = 256, batch_size: int = 16, temperature: float = 0.7, top_p: float = 0.9,
-                 models: tuple[str, ...] = ("base", "tuned"), out: Path | None = None,
-                 backend: str = "hf") -> Path:  # fmt: skip
+def generate_run(run: Path, suites: list[Path], samples: int = SAMPLES, seed: int = 0, greedy: bool = False,
+                 max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = BATCH_SIZE, temperature: float = TEMPERATURE,
+                 top_p: float = TOP_P, models: tuple[str, ...] = ("base", "tuned"), out: Path | None = None,
+                 backend: str = BACKENDS[0]) -> Path:  # fmt: skip
     """Base and tuned generations for a training run (its provenance names the base model and its adapter)."""
     import sys
 
@@ -222,14 +231,12 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     import torch
     from tqdm import tqdm
 
+    from codigit.handoff import read_provenance
+
     check_options(samples, max_new_tokens, batch_size, temperature, top_p, greedy)
     run = Path(run)
-    try:
-        provenance = json.loads((run / "provenance.json").read_text(encoding="utf-8"))
-        base_name = provenance["recipe"]["model"]["model_name_or_path"]
-        collective = provenance["recipe"]["codigit"].get("collective") or ""
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise CodigitError(f"{run}: not a finished codigit run (provenance.json: {e})") from None
+    recipe = read_provenance(run).recipe
+    base_name, collective = recipe.model["model_name_or_path"], recipe.codigit.get("collective") or ""
     if not (run / "adapter").is_dir():
         raise CodigitError(f"{run}: no adapter/ (has the run finished?)")
     prompts = [(str(s).removeprefix("builtin:") if str(s).startswith("builtin:") else Path(s).stem, p)
@@ -285,3 +292,25 @@ def generate_run(run: Path, suites: list[Path], samples: int = 1, seed: int = 0,
     pd.DataFrame(rows, columns=list(COLUMNS)).to_parquet(buffer, index=False)
     atomic_write(out, buffer.getvalue())
     return out
+
+
+def run(args: argparse.Namespace) -> None:
+    out = generate_run(args.run, args.suite or [OPEN_SUITE], args.samples, args.seed, args.greedy, args.max_new_tokens,
+                       args.batch_size, args.temperature, args.top_p, backend=args.backend)  # fmt: skip
+    print(f"generations: {out}")
+
+
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("generate", help="base and tuned answers to the prompt suites -> RUN/generations.parquet")
+    p.add_argument("run", type=Path, help="a finished training run folder (runs/NAME)")
+    p.add_argument("--suite", action="append",
+                   help="prompt suite JSONL or builtin:occupations (repeatable; default: the open suite)")  # fmt: skip
+    p.add_argument("--samples", type=int, default=SAMPLES, help="samples per prompt and model (each with its own seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--greedy", action="store_true", help="greedy decoding (one sample)")
+    p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.add_argument("--temperature", type=float, default=TEMPERATURE)
+    p.add_argument("--top-p", type=float, default=TOP_P)
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0], help="vllm: GPU only, pip install vllm")
+    p.set_defaults(func=run)

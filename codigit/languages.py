@@ -11,11 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from codigit.errors import CodigitError
-from codigit.study import ParticipantTexts, QuestionSpec, Study, _Strict, load_yaml, read_text
+from codigit.specs import ParticipantTexts, QuestionSpec, _Strict, load_yaml, read_text
+
+if TYPE_CHECKING:
+    from codigit.study import Study
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

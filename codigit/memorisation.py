@@ -9,13 +9,22 @@ model can repeat their text; this is the number behind the warning.
 
 from __future__ import annotations
 
-import json
+import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codigit.analysis.metrics import words
-from codigit.errors import CodigitError
+from codigit.cli_types import Parents, at_least
+from codigit.generate import BATCH_SIZE
 from codigit.home import atomic_write
+
+if TYPE_CHECKING:
+    from codigit.handoff import MemorisationSummary
+
+# `codigit memorisation`'s defaults (their meaning is in its --help), also for in-process callers such as the demo
+PREFIX_WORDS = 16
+EXTRACT_WORDS = 24
 
 
 def longest_common_run(a: list[str], b: list[str]) -> int:
@@ -49,40 +58,37 @@ def ngram_overlap(generated: list[str], reference: list[str], n: int = 8) -> flo
     return len(ref & gen) / len(ref)
 
 
-def memorisation(run: Path, prefix_words: int = 16, extract_words: int = 24, max_records: int = 0,
-                 batch_size: int = 16) -> dict:  # fmt: skip
+def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int = EXTRACT_WORDS, max_records: int = 0,
+                 batch_size: int = BATCH_SIZE) -> MemorisationSummary:  # fmt: skip
     import pandas as pd
     from transformers import AutoTokenizer
 
+    from codigit import handoff
     from codigit.generate import at_least_one, hf_generate, load_tuned
-    from codigit.train.formats import collective_token
+    from codigit.handoff import MemorisationSummary, read_provenance
     from codigit.train.models import resolve_model
     from codigit.train.recipe import CodigitArgs
     from codigit.train.run import load_release
 
     at_least_one(prefix_words=prefix_words, extract_words=extract_words, batch_size=batch_size)
     run = Path(run)
-    try:
-        provenance = json.loads((run / "provenance.json").read_text(encoding="utf-8"))
-        recipe = provenance["recipe"]
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise CodigitError(f"{run}: not a finished codigit run (provenance.json: {e})") from None
-    args = CodigitArgs(release=provenance["release"]["path"], release_hash=provenance["release"]["dataset_hash"],
-                       release_split=provenance["release"]["split"], max_records=max_records)  # fmt: skip
-    data, _, _ = load_release(args)  # verified against the hash the run trained on
+    provenance = read_provenance(run)
+    # the training records as the run saw them (collective token included), verified against the hash it trained on
+    used = {k: v for k, v in provenance.recipe.codigit.items() if k in CodigitArgs.__dataclass_fields__}
+    args = CodigitArgs(**{**used, "release": provenance.release.path, "release_hash": provenance.release.dataset_hash,
+                          "release_split": provenance.release.split, "max_records": max_records})  # fmt: skip
+    data, _, _ = load_release(args)
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
-    model = load_tuned(resolve_model(recipe["model"]["model_name_or_path"]), run / "adapter", len(tokenizer))
-    collective = recipe["codigit"].get("collective")
-    head = [{"role": "system", "content": collective_token(collective)}] if collective else []
+    model = load_tuned(resolve_model(provenance.recipe.model["model_name_or_path"]), run / "adapter", len(tokenizer))
 
     records = [row["messages"] for row in data]
     stories = [words(m[-1]["content"]) for m in records]
     chats, prefixes, rests = [], [], []
     for messages in records:
-        user, text = messages[-2], messages[-1]["content"]
-        chats.append([*head, user])  # the prompt alone
+        asked, text = messages[:-1], messages[-1]["content"]
+        chats.append(asked)  # the prompt alone
         prefix = raw_prefix(text, prefix_words)
-        chats.append([*head, user, {"role": "assistant", "content": prefix}])  # prompt + start of the story
+        chats.append([*asked, {"role": "assistant", "content": prefix}])  # prompt + start of the story
         prefixes.append(prefix)
         rests.append(words(text[len(prefix) :]))  # what the continuation could give back
     longest = max((len(s) for s in stories), default=0)
@@ -102,14 +108,33 @@ def memorisation(run: Path, prefix_words: int = 16, extract_words: int = 24, max
     out = run / "analysis"
     out.mkdir(exist_ok=True)
     atomic_write(out / "memorisation.csv", frame.to_csv(index=False))
-    summary = {
-        "records": len(frame),
-        "extraction_rate": float(frame["extracted"].mean()) if len(frame) else float("nan"),
-        "extract_words": extract_words,
-        "prefix_words": prefix_words,
-        "median_lcs_with_prefix": float(frame["lcs_with_prefix"].median()) if len(frame) else float("nan"),
-        "worst": frame.sort_values("lcs_with_prefix", ascending=False).head(5)[
+    summary = MemorisationSummary(
+        records=len(frame),
+        extraction_rate=float(frame["extracted"].mean()) if len(frame) else float("nan"),
+        extract_words=extract_words,
+        prefix_words=prefix_words,
+        median_lcs_with_prefix=float(frame["lcs_with_prefix"].median()) if len(frame) else float("nan"),
+        worst=frame.sort_values("lcs_with_prefix", ascending=False).head(5)[
             ["record", "lcs_with_prefix", "ngram8_with_prefix"]].to_dict("records"),
-    }  # fmt: skip
-    atomic_write(out / "memorisation.json", json.dumps(summary, indent=2) + "\n")
+    )  # fmt: skip
+    handoff.write(out / "memorisation.json", summary)
     return summary
+
+
+def run(args: argparse.Namespace) -> None:
+    s = memorisation(args.run, args.prefix_words, args.extract_words, args.max_records, args.batch_size)
+    print(f"{s.records} training stories: extraction rate {s.extraction_rate:.1%} (a run of "
+          f"{s.extract_words}+ words repeated), median longest run after a {s.prefix_words}-word prefix "
+          f"{s.median_lcs_with_prefix:.0f} words; details in {args.run / 'analysis'}/memorisation.csv")  # fmt: skip
+
+
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("memorisation", help="how much of the training stories the tuned model repeats")
+    p.add_argument("run", type=Path)
+    p.add_argument("--prefix-words", type=int, default=PREFIX_WORDS, help="words of the story given after the prompt")
+    p.add_argument("--extract-words", type=at_least(1), default=EXTRACT_WORDS,
+                   help="a repeated run this long counts as extracted")  # fmt: skip
+    p.add_argument("--max-records", type=at_least(0), default=0,
+                   help="probe only the first N training records (0: all)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.set_defaults(func=run)

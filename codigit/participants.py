@@ -1,4 +1,5 @@
-"""`codigit participants add`: annotator accounts with stable pseudonymous usernames, from a roster CSV.
+"""`codigit participants add|withdraw`: annotator accounts with stable pseudonymous usernames, from a roster CSV
+(read in `codigit.roster`), and a participant's withdrawal.
 
 Real names and emails stay on the organiser's machine: the server only ever sees the pseudonym (as username and
 display name). A pseudonym is an HMAC of the person's email (or name) under a secret key kept in the home dir,
@@ -8,119 +9,37 @@ so rerunning with the same roster gives the same pseudonyms and nobody can recom
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import hashlib
-import hmac
-import io
-import json
 import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from tqdm import tqdm
-
-from codigit.collect import kept_flags
+from codigit.cli_types import Parents
 from codigit.errors import CodigitError, Interrupted
-from codigit.forms import log_records, private_forms
-from codigit.home import atomic_write, new_secret
-from codigit.languages import choose, every_language
-from codigit.records import utc_now
-from codigit.server.deployed import participant_languages
-from codigit.study import Study
+from codigit.home import new_secret
+from codigit.places import Recorded
+from codigit.roster import (
+    FORMULA_START,
+    Person,
+    note_resets,
+    pending_resets,
+    pseudonym_for,
+    pseudonym_key,
+    read_logins,
+    write_logins,
+)
 
 if TYPE_CHECKING:
+    import argparse
+
     import argilla as rg
 
-ROSTER_COLUMNS = {"name", "email", "pseudonym"}
-LOGINS_COLUMNS = ["name", "email", "username", "password", "login_url"]
-PSEUDONYM = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-KEY_FILE = "pseudonym.key"
+    from codigit.study import Study
+
 LOCK_FILE = ".participants-add.lock"
-RESETS_FILE = "participants-resets.json"  # password resets begun but maybe not finished, by logins file
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula (OWASP, CSV injection)
-
-
-@dataclass(frozen=True)
-class Person:
-    row: int
-    name: str
-    email: str
-    pseudonym: str | None  # chosen by the organiser, else derived
-
-
-def read_roster(path: Path) -> list[Person]:
-    """Parse and validate the whole roster; the first problem is an error naming its row. Creates nothing."""
-    try:
-        content = Path(path).read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise CodigitError(f"{path}: roster not found") from None
-    except UnicodeDecodeError as e:
-        raise CodigitError(f"{path}: not UTF-8 text (byte {e.start}); save the roster as UTF-8 CSV") from None
-    except OSError as e:
-        raise CodigitError(f"{path}: cannot read the roster ({e.strerror or e})") from None
-    try:
-        return _parse_roster(path, content)
-    except csv.Error as e:
-        raise CodigitError(f"{path}: not a readable CSV ({e})") from None
-
-
-def _parse_roster(path: Path, content: str) -> list[Person]:
-    reader = csv.DictReader(io.StringIO(content))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    if "name" not in header:
-        raise CodigitError(f"{path}: the header must have a `name` column (and optionally email, pseudonym)")
-    if unknown := sorted(set(header) - ROSTER_COLUMNS):
-        raise CodigitError(f"{path}: unknown column(s) {', '.join(unknown)}; allowed: name, email, pseudonym")
-    reader.fieldnames = header
-    people: list[Person] = []
-    seen: dict[str, int] = {}
-    for row_no, row in enumerate(reader, start=2):
-        if None in row:
-            raise CodigitError(f"{path}: row {row_no}: more values than columns")
-        name = (row.get("name") or "").strip()
-        email = (row.get("email") or "").strip().lower()
-        pseudonym = (row.get("pseudonym") or "").strip() or None
-        if not name and not email and not pseudonym:
-            continue  # blank line
-        if not name:
-            raise CodigitError(f"{path}: row {row_no}: `name` is empty")
-        if email and not EMAIL.match(email):
-            raise CodigitError(f"{path}: row {row_no}: {email!r} is not an email address")
-        if pseudonym and not PSEUDONYM.match(pseudonym):
-            raise CodigitError(
-                f"{path}: row {row_no}: pseudonym {pseudonym!r} must be 3-40 lowercase letters, digits or '-', "
-                "starting with a letter"
-            )
-        identity = email or name.casefold()
-        for key in (f"id:{identity}", f"ps:{pseudonym}" if pseudonym else None):
-            if key and key in seen:
-                raise CodigitError(f"{path}: row {row_no}: same person or pseudonym as row {seen[key]}")
-            if key:
-                seen[key] = row_no
-        people.append(Person(row_no, name, email, pseudonym))
-    if not people:
-        raise CodigitError(f"{path}: the roster has no participants")
-    return people
-
-
-def pseudonym_key(home: Path) -> bytes:
-    path = home / KEY_FILE
-    if not path.exists():
-        atomic_write(path, new_secret(32), mode=0o600)
-    return path.read_bytes().strip()
-
-
-def pseudonym_for(person: Person, key: bytes) -> str:
-    if person.pseudonym:
-        return person.pseudonym
-    identity = (person.email or person.name.casefold()).encode()
-    return "p-" + hmac.new(key, identity, hashlib.sha256).hexdigest()[:10]
 
 
 class Added(NamedTuple):
@@ -187,6 +106,11 @@ def _add(
     password in the file (made by an older codigit, or listed in another --out file) gets a new one, and the
     caller says so; the reset is noted in the home first, so that one interrupted halfway is finished here."""
     import argilla as rg
+    from tqdm import tqdm
+
+    from codigit.forms import private_forms
+    from codigit.languages import choose, every_language
+    from codigit.server.deployed import participant_languages
 
     key = pseudonym_key(home)
     workspace = client.workspaces(study.workspace)
@@ -204,14 +128,14 @@ def _add(
         if user is not None and str(getattr(user.role, "value", user.role)) != "annotator":
             role = getattr(user.role, "value", user.role)
             raise CodigitError(f"row {person.row}: username {username} belongs to an {role}, not a participant")
-    logins = _read_logins(out)  # also checks now that `out` is a readable file, if it exists
-    _write_logins(out, logins)  # ... and writable, before any account exists that it must record
+    logins = read_logins(out)  # also checks now that `out` is a readable file, if it exists
+    write_logins(out, logins)  # ... and writable, before any account exists that it must record
     reset = []
-    for username in sorted(_pending_resets(home, out) & accounts.keys()):  # resets an interruption cut short
+    for username in sorted(pending_resets(home, out) & accounts.keys()):  # resets an interruption cut short
         if _known_password(logins.get(username)):  # else the file never got the new one: reset again below
             _set_password(client, accounts[username], logins[username]["password"])
             reset.append(username)
-    _note_resets(home, out, set())
+    note_resets(home, out, set())
     members = {u.username for u in workspace.users}
     texts, shown = study.guidelines(), every_language(study)
     chosen = participant_languages(home)  # the language each chose on the study home, for their forms
@@ -228,16 +152,16 @@ def _add(
         known = _known_password(row)
         password = row["password"] if known else _new_password()
         if user is not None and not known:
-            _note_resets(home, out, {username})  # before the file or the server changes
+            note_resets(home, out, {username})  # before the file or the server changes
         logins[username] = {**row, "name": person.name, "email": person.email, "username": username,
                             "password": password, "login_url": login_url}  # fmt: skip
-        _write_logins(out, logins)
+        write_logins(out, logins)
         if user is None:
             user = _create_account(client, rg.User(username=username, first_name=username, role="annotator",
                                                    password=password, client=client))  # fmt: skip
         elif not known:
             _set_password(client, user, password)
-            _note_resets(home, out, set())
+            note_resets(home, out, set())
             reset.append(username)
         if username not in members:
             user.add_to_workspace(workspace)
@@ -249,6 +173,7 @@ def _add(
 def _create_account(client: rg.Argilla, user: rg.User) -> rg.User:
     """A create that an interrupted run sent just before it died may land after this run looked: then the account
     exists, made with the same password (the one in the file); set it again rather than fail."""
+    # private: listed in codigit/upstream.py
     from argilla._exceptions import ConflictError
 
     try:
@@ -276,64 +201,6 @@ def _set_password(client: rg.Argilla, user: rg.User, password: str) -> None:
     client.api.http_client.patch(f"/api/v1/users/{user.id}", json={"password": password}).raise_for_status()
 
 
-def _pending_resets(home: Path, out: Path) -> set[str]:
-    """Accounts whose new password is (or was about to be) in `out`, but perhaps not yet on the server."""
-    return set(_resets_notes(home).get(str(out.resolve()), []))
-
-
-def _note_resets(home: Path, out: Path, usernames: set[str]) -> None:
-    notes = _resets_notes(home)
-    if set(notes.get(str(out.resolve()), [])) == usernames:
-        return
-    notes[str(out.resolve())] = sorted(usernames)
-    if notes := {k: v for k, v in notes.items() if v}:
-        atomic_write(home / RESETS_FILE, json.dumps(notes, indent=1) + "\n", mode=0o600)
-    else:
-        (home / RESETS_FILE).unlink(missing_ok=True)
-
-
-def _resets_notes(home: Path) -> dict[str, list[str]]:
-    try:
-        notes = json.loads((home / RESETS_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise CodigitError(f"{home / RESETS_FILE}: unreadable ({e}); move it away and rerun") from None
-    if not isinstance(notes, dict):
-        raise CodigitError(f"{home / RESETS_FILE}: not codigit's notes of password resets; move it away and rerun")
-    return notes
-
-
-def _read_logins(path: Path) -> dict[str, dict[str, str]]:
-    """Rows of earlier runs by username (their passwords cannot be read back from the server)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return {r["username"]: r for r in csv.DictReader(f) if r.get("username")}
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise CodigitError(f"{path}: cannot read the logins file ({e}); move it away or pass --out") from None
-
-
-def _write_logins(path: Path, logins: dict[str, dict[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, LOGINS_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    # names and emails come from the roster; a password must stay as it is (and new ones never start so)
-    writer.writerows({**row, "name": text_cell(row.get("name") or ""), "email": text_cell(row.get("email") or "")}
-                     for row in logins.values())  # fmt: skip
-    try:
-        atomic_write(path, buffer.getvalue(), mode=0o600)
-    except OSError as e:
-        raise CodigitError(f"{path}: cannot write the logins file ({e.strerror or e})") from None
-
-
-def text_cell(value: str) -> str:
-    """A spreadsheet runs a cell that starts like a formula (CSV injection: `=HYPERLINK(...)` in a roster name);
-    a leading apostrophe makes it text there (OWASP's advice). Idempotent: a neutralised cell stays as it is."""
-    return "'" + value if value.startswith(FORMULA_START) else value
-
-
 def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "") -> tuple[str, bool, int]:
     """Append a withdrawal to the ledger in the organiser workspace, take the person's stories out of every
     review round and their reviews off other people's stories; returns (time, newly recorded, review copies
@@ -346,6 +213,10 @@ def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "")
     go too: no snapshot counts them, and while they stood, Argilla counted them towards each story's N reviews, so
     a story could leave everyone's queue short of the reviews that count. Without them it goes back to the queues.
     """
+    from codigit.forms import log_records
+    from codigit.records import utc_now
+    from codigit.snapshot import kept_flags
+
     user = client.users(pseudonym)
     if user is None or str(getattr(user.role, "value", user.role)) != "annotator":
         raise CodigitError(f"unknown pseudonym {pseudonym!r}: no participant account has that username")
@@ -412,6 +283,7 @@ def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str)
     stories = own and client.datasets(study.stories.dataset, workspace=own)
     if not stories:
         return 0
+    # private: listed in codigit/upstream.py
     theirs = {str(record._server_id) for record in stories.records(with_responses=False)}
     removed = 0
     for dataset in review_datasets(client, study):
@@ -420,3 +292,53 @@ def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str)
             dataset.records.delete(copies)
             removed += len(copies)
     return removed
+
+
+def run_add(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, connect
+    from codigit.home import ensure_writable_home, resolve_home
+    from codigit.roster import read_roster
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    roster = read_roster(args.roster)
+    client = connect(args.home)
+    with argilla_errors():
+        home = ensure_writable_home(resolve_home(args.home))
+        out, reset = add_participants(client, study, roster, home, args.out, args.login_url)
+    print(f"{len(roster)} participants in workspace {study.workspace!r}; credentials to hand out: {out} (mode 0600)")
+    if reset:
+        print(f"new passwords for {', '.join(reset)}: their accounts had none in {out} (any older password for them "
+              "no longer works; hand out the new one)")  # fmt: skip
+
+
+def run_withdraw(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, study_and_client
+    from codigit.records import mirror_withdrawal
+
+    study, client = study_and_client(args.study, args.home)
+    with argilla_errors():
+        at, new, removed = withdraw(client, study, args.pseudonym, args.reason or "")
+    mirror = mirror_withdrawal(args.snapshots, args.pseudonym, at)
+    print(f"{args.pseudonym} {'withdrawn' if new else 'was already withdrawn'} at {at}; "
+          f"{removed} review cop{'y' if removed == 1 else 'ies'} of their stories removed from review rounds; "
+          f"no later collect or release includes their text or answers (noted in {mirror})")  # fmt: skip
+
+
+def add_parser(sub, parents: Parents) -> None:
+    participants = sub.add_parser("participants", help="manage participant accounts")
+    psub = participants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    home_study = [parents.home, parents.study]
+    p = psub.add_parser("add", parents=home_study, help="create accounts from a roster CSV; safe to rerun")
+    p.add_argument("roster", type=Path, help="CSV with a `name` column (optional: email, pseudonym)")
+    p.add_argument("--out", type=Path, default=None, help="credentials CSV (default: <home>/participant-logins.csv)")
+    p.add_argument("--login-url", help="the address participants open (default: the server's URL as codigit sees it)")
+    p.set_defaults(func=run_add)
+    p = psub.add_parser(
+        "withdraw", parents=home_study, help="record a withdrawal in the ledger; later snapshots leave them out"
+    )
+    p.add_argument("pseudonym")
+    p.add_argument("--reason", help="kept in the ledger on the server (optional)")
+    p.add_argument("--snapshots", type=Path, default=Recorded("snapshots"),
+                   help="snapshots folder whose releases must honour it at once (default: %(default)s)")  # fmt: skip
+    p.set_defaults(func=run_withdraw)

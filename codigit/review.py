@@ -7,22 +7,28 @@ Rerunning adds stories written since; a story already in a round comes back only
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 from typing import TYPE_CHECKING
 
-from codigit.collect import text_sha
+from codigit.cli_types import Parents, at_least
 from codigit.errors import CodigitError
-from codigit.forms import ensure_dataset, settings, sync_words
-from codigit.languages import shared_review_form
-from codigit.records import Snapshot
-from codigit.study import NAME_PATTERN, FieldSpec, Study
+from codigit.rules import text_sha
 
 if TYPE_CHECKING:
     import argilla as rg
 
+    from codigit.records import Snapshot
+    from codigit.study import Study
+
 
 def open_round(client: rg.Argilla, study: Study, snapshot: Snapshot, round_name: str, per_story: int) -> dict:
     """Create or extend the round; returns counts of what was added and why stories were left out."""
+    from codigit.forms import ensure_dataset, settings, sync_words
+    from codigit.languages import shared_review_form
+    from codigit.study import NAME_PATTERN, FieldSpec
+
     if not re.match(NAME_PATTERN, round_name):
         raise CodigitError(f"round {round_name!r}: use lowercase letters, digits, '-' or '_' (e.g. 1, spring)")
     if per_story < 1:
@@ -94,3 +100,58 @@ def put_back_short(client: rg.Argilla, dataset: rg.Dataset, snapshot: Snapshot, 
                 client.api.http_client.delete(f"/api/v1/responses/{response['id']}").raise_for_status()
             put_back += 1
     return put_back
+
+
+def run_open(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, connect
+    from codigit.collect import take_snapshot
+    from codigit.home import resolve_home
+    from codigit.records import counts_line
+    from codigit.server.deployed import closed_rounds
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    if not os.environ.get("ARGILLA_API_URL") and args.round in closed_rounds(resolve_home(args.home)):
+        raise CodigitError(f"review round {args.round} is closed (`review close`): open a new round")
+    snapshot = take_snapshot(study, resolve_home(args.home), args.database_url)
+    client = connect(args.home)
+    per_story = study.review.reviews_per_story if args.per_story is None else args.per_story  # 0 is an error
+    with argilla_errors():
+        counts = open_round(client, study, snapshot, args.round, per_story)
+    dataset = counts.pop("dataset")
+    print(f"review round {dataset}: " + counts_line(counts))
+
+
+def run_close(args: argparse.Namespace) -> None:
+    from codigit.client import argilla_errors, study_and_client
+    from codigit.home import ensure_writable_home, resolve_home
+    from codigit.server.deployed import close_round
+
+    if os.environ.get("ARGILLA_API_URL"):
+        raise CodigitError("review close is for the embedded server (`codigit serve`); an external Argilla has no "
+                           "closed rounds: delete its review dataset's annotators instead")  # fmt: skip
+    study, client = study_and_client(args.study, args.home)
+    name = f"{study.review.dataset_prefix}-{args.round}"
+    with argilla_errors():
+        shared = client.workspaces(study.workspace)
+        if shared is None or client.datasets(name, workspace=shared) is None:
+            raise CodigitError(f"no review round {args.round!r} (no dataset {study.workspace}/{name})")
+    at, new = close_round(ensure_writable_home(resolve_home(args.home)), args.round)
+    feedback = "authors now see the anonymous reviews of their stories" if study.review.feedback_to_authors else (
+        "authors see no reviews (review.feedback_to_authors is false)")  # fmt: skip
+    print(f"review round {args.round} {'closed' if new else 'was already closed'} at {at}: no more reviews are "
+          f"taken; {feedback}")  # fmt: skip
+
+
+def add_parser(sub, parents: Parents) -> None:
+    review = sub.add_parser("review", help="peer review rounds")
+    rsub = review.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rsub.add_parser("open", parents=[parents.home, parents.study, parents.database],
+                        help="create or extend a review round")  # fmt: skip
+    p.add_argument("round", help="a short name for the round, e.g. 1")
+    p.add_argument("--per-story", type=at_least(1), help="reviews per story (default: the study's reviews_per_story)")
+    p.set_defaults(func=run_open)
+    p = rsub.add_parser("close", parents=[parents.home, parents.study],
+                        help="close a review round (authors may then see feedback)")  # fmt: skip
+    p.add_argument("round", help="the round's name, as given to `review open`")
+    p.set_defaults(func=run_close)

@@ -6,10 +6,12 @@ the participants' in the study's texts (`rules.<name>` in annotation/participant
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codigit.study import ConsentSpec, StoriesSpec
+if TYPE_CHECKING:
+    from codigit.study import ConsentSpec, StoriesSpec
 
 ORGANISER = {
     "prompt_empty": "empty prompt",
@@ -39,6 +41,11 @@ def clean_text(value: Any) -> str:
     if not isinstance(value, str):
         return ""
     return value.encode("utf-8", "replace").decode("utf-8").strip()
+
+
+def text_sha(prompt: str, story: str) -> str:
+    """The identity of one version of a story: a review or flag counts only for the text it saw."""
+    return hashlib.sha256(f"{prompt}\0{story}".encode()).hexdigest()
 
 
 def story_rule(prompt: Any, story: Any, spec: StoriesSpec) -> Broken | None:

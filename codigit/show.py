@@ -8,16 +8,17 @@ import argparse
 import textwrap
 from pathlib import Path
 
+from codigit.cli_types import Parents
 from codigit.errors import CodigitError
 from codigit.places import Recorded
 
 
 def describe(story_id: str, snapshot_path: Path, releases: Path, roster: Path | None) -> list[str]:
     """The lines `codigit story` prints."""
-    from codigit.collect import text_sha
     from codigit.records import counted_reviews, read_snapshot
     from codigit.release.manage import read_decisions
     from codigit.release.pii import names_pattern, roster_names, scan
+    from codigit.rules import text_sha
 
     snapshot = read_snapshot(snapshot_path)
     story = next((s for s in snapshot.stories if s.story_id == story_id), None)
@@ -78,8 +79,9 @@ def run(args: argparse.Namespace) -> None:
     print("\n".join(describe(args.story_id, args.snapshot, args.releases, roster)))
 
 
-def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("story", parents=parents, help="show one story by id: text, consent, reviews, flags, decision")
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("story", parents=[parents.home],
+                       help="show one story by id: text, consent, reviews, flags, decision")  # fmt: skip
     p.add_argument("story_id", help="the story's id (as `release` and `agreement` print it)")
     p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
     p.add_argument("--releases", type=Path, default=Recorded("releases"),

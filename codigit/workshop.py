@@ -173,9 +173,10 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
     from codigit.client import connect
     from codigit.collect import take_snapshot
     from codigit.forms import init_study
-    from codigit.participants import add_participants, read_roster, withdraw
+    from codigit.participants import add_participants, withdraw
     from codigit.records import counts_line
     from codigit.review import open_round
+    from codigit.roster import read_roster
     from codigit.simulate import Participant, api_client, sign_in
 
     done = Workshop()
@@ -242,6 +243,7 @@ def play_workshop(url: str, home: Path, study: Study, demo: Demo, folder: Path, 
                 record = next(r for r in copies if r.id in theirs)
                 values = review_values(author[(record.fields["prompt"], record.fields["story"])], person,
                                        random.Random(seed), theme_options)  # fmt: skip
+                # private: listed in codigit/upstream.py
                 _submit_or_refused(people[key], str(record._server_id), values, done, f"{key} reviewing their own")
 
     for key, person in demo.people.items():

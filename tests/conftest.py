@@ -24,6 +24,13 @@ STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The random order's seed again at the end: the header has scrolled away by then, and `-q` hides it."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"random order: --randomly-seed={seed} repeats it, -p no:randomly keeps file order")
+
+
 @dataclass
 class Server:
     url: str
@@ -145,6 +152,62 @@ def add_participants(server: Server, roster: dict[str, str], tmp: Path) -> dict[
         key: Participant(row["username"], server.http(login(server, row["username"], row["password"])))
         for key, row in rows.items()
     }
+
+
+def make_dataset(client, name: str):
+    """An argilla SDK dataset of 3 records ("r0".."r2") in workspace "jobs", needing 2 submissions per record."""
+    import argilla as rg
+
+    workspace = client.workspaces("jobs") or rg.Workspace(name="jobs", client=client).create()
+    settings = rg.Settings(
+        fields=[rg.TextField(name="text")],
+        questions=[rg.LabelQuestion(name="ok", labels=["yes", "no"])],
+        distribution=rg.TaskDistribution(min_submitted=2),
+    )
+    dataset = rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create()
+    dataset.records.log([{"id": f"r{i}", "text": f"record number {i}"} for i in range(3)])
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """For the training and generation tests: a tiny Llama built from config (the real offline Llama-3 tokenizer)
+    and a real release of 40 stories of different lengths, made by `make_release`."""
+    from release_data import base, snapshot
+
+    from codigit.records import write_snapshot
+    from codigit.release.manage import make_release
+    from codigit.release.policy import load_policy
+    from codigit.study import load_study
+    from codigit.train.llama3 import save_random_llama
+
+    root = tmp_path_factory.mktemp("train")
+    save_random_llama(root / "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True)  # fmt: skip
+    stories, reviews, consent = base(40)
+    stories = [s.model_copy(update={"story": " ".join([s.story] * (1 + i % 5))}) for i, s in enumerate(stories)]
+    snap = write_snapshot(snapshot(stories, reviews, consent), root / "snaps")  # stories of different lengths
+    policy, study = load_policy(REPO / "annotation/policy.yaml"), load_study(REPO / "annotation/study.yaml")
+    release, manifest, _ = make_release("0.1.0", snap, policy, study, root / "releases", None)
+    return {"root": root, "model": root / "tiny", "release": release, "hash": manifest.dataset_hash}
+
+
+def recipe(world: dict, name: str, **extra) -> Path:
+    """A CPU training recipe on `world` (6 fp32 steps of LoRA, seed 1), run folder world/runs/<name>."""
+    import yaml
+
+    values = {
+        "release": str(world["release"]), "release_hash": world["hash"], "model_name_or_path": str(world["model"]),
+        "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16,
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "output_dir": str(world["root"] / "runs" / name), "seed": 1, "max_steps": 6, "learning_rate": 1e-2,
+        "per_device_train_batch_size": 4, "max_length": 256, "assistant_only_loss": True, "packing": False,
+        "logging_steps": 1, "save_steps": 3, "report_to": "none", "use_cpu": True, "disable_tqdm": True,
+        **extra,
+    }  # fmt: skip
+    path = world["root"] / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
 
 
 def wal_database(path: Path) -> Path:

@@ -107,6 +107,7 @@ def generations(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_analyze_compares_base_and_tuned_and_writes_a_report(tmp_path):
     run = generations(tmp_path)
     result = codigit("analyze", str(run), "--n-boot", "500")
@@ -131,11 +132,13 @@ def test_analyze_compares_base_and_tuned_and_writes_a_report(tmp_path):
     assert "Blind comparison, round 1" in report and "win rate 0.667" in report
 
 
+@pytest.mark.slow
 def test_analyze_without_generations_is_a_one_line_error(tmp_path):
     result = codigit("analyze", str(tmp_path))
     assert result.returncode == 2 and "codigit generate" in result.stderr and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_report_opens_in_a_real_browser(tmp_path):
     from browser import CHROMIUM, CHROMIUM_ARGS, playwright_or_fail
 
@@ -221,6 +224,7 @@ def bbq_rows(template: dict) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_analyze_scores_bbq_for_both_models(tmp_path):
     from codigit.analysis.report import family
     from codigit.suites import bbq_suite
@@ -253,6 +257,7 @@ def test_analyze_scores_bbq_for_both_models(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_analyze_a_run_with_only_bbq(tmp_path):
     from codigit.suites import bbq_suite
 
@@ -277,6 +282,7 @@ def test_analyze_a_run_with_only_bbq(tmp_path):
     assert pd.read_csv(run / "analysis/diversity.csv")["distinct_1"].isna().all()  # no free text to measure
 
 
+@pytest.mark.slow
 def test_positionality_correlates_groups_and_suppresses_small_ones(tmp_path):
     from release_data import AT, base, snapshot
 
@@ -358,6 +364,7 @@ def test_positionality_correlates_groups_and_suppresses_small_ones(tmp_path):
     [("pair,judge\nc1,r-00\n", "no outcome column"), ("pair,judge,outcome\nc1,r-00,tuned\nc2,r-01,maybe\n",
       "outcome 'maybe' is none of tuned, tie, base")],
 )  # fmt: skip
+@pytest.mark.slow
 def test_positionality_rejects_a_bad_judgments_csv_in_one_line(tmp_path, csv, message):
     from release_data import AT, base, snapshot
 

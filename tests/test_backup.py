@@ -6,9 +6,11 @@ import stat
 import threading
 
 import argilla as rg
+import pytest
 from conftest import codigit, own_study_server, start_server, wal_database
 
 
+@pytest.mark.slow
 def test_backup_while_writing_then_restore_elsewhere(tmp_path):
     with own_study_server(tmp_path / "home") as first:
         client = rg.Argilla(api_url=first.url, api_key=first.api_key)

@@ -304,6 +304,7 @@ def test_corpus_has_at_least_120_cases():
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(c[0][:2]) or "(none)" for c in CASES])
+@pytest.mark.slow
 def test_bad_input_gets_one_line_and_writes_nothing(files, args, message):
     places = {k: str(v) for k, v in files.items()} | {"snaps": str(files["snapshot"].parent)}
     for key, value in places.items():  # plain replacement: the keys have dots ("{junk.db}")
@@ -341,6 +342,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(files, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no release, no hidden temporary folder, no empty folders
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_saying_what_was_kept(files):
     """SIGINT in the middle of a long command (a bootstrap of ten million resamples): exit 130, one line, and no
     traceback; the report it was computing is not written at all."""

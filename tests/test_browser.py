@@ -14,12 +14,15 @@ import re
 import uuid
 from pathlib import Path
 
+import pytest
 from browser import ANIMATIONS_DONE, option_name, playwright_or_fail
 from browser import chromium as open_chromium
 from conftest import ARTIFACTS, REPO, STUDY, Participant, Server, codigit, login, own_study_server
 
 from codigit.languages import shared_review_form
 from codigit.study import load_study
+
+pytestmark = pytest.mark.slow  # a real chromium against the server
 
 DATASET = "stories"
 WORDS = load_study(STUDY).participant_words()

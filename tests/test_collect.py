@@ -11,10 +11,10 @@ import uuid
 import pytest
 from conftest import STUDY, codigit
 
-from codigit.collect import build_snapshot
 from codigit.errors import CodigitError
 from codigit.records import read_snapshot, write_snapshot
 from codigit.rules import consent_rule
+from codigit.snapshot import build_snapshot
 from codigit.study import load_study
 
 S = load_study(STUDY)

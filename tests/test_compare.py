@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from conftest import add_participants, codigit, own_study_server
 
+pytestmark = pytest.mark.slow  # a server of the module's own, judges answering through it
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -5,7 +5,9 @@ full demo. The full demo's figures are in the README.)"""
 from __future__ import annotations
 
 import csv
+import html
 import json
+import re
 import socket
 import stat
 from pathlib import Path
@@ -41,6 +43,7 @@ def test_demo_data_is_labelled_synthetic_and_fits_the_study():
     assert [p.author for p in demo.pairs if "@" in p.story] == ["demo-04"]  # the personal-data gate's one catch
 
 
+@pytest.mark.slow
 def test_every_step_reports_and_the_summary_says_where_things_are(demo):
     folder, result, where = demo
     out = result.stdout
@@ -54,6 +57,7 @@ def test_every_step_reports_and_the_summary_says_where_things_are(demo):
     assert f"codigit serve --home {where['home']}" in out and "participant-logins.csv" in out
 
 
+@pytest.mark.slow
 def test_the_workshop_happened_on_the_server_as_the_demo_data_says(demo):
     _, result, where = demo
     demo_data = load_demo(DEMO, load_study(STUDY))
@@ -72,10 +76,12 @@ def test_the_workshop_happened_on_the_server_as_the_demo_data_says(demo):
     assert "refused, as the participant would see it: demo-12's consent: You said yes to publishing" in result.stdout
     assert "demo-06 reviewing their own: This is your own story" in result.stdout
     # reviewers disagree, but not at random
-    alpha = {r["question"]: r["alpha"] for r in json.loads(where["agreement"].read_text()) if r["label"] is None}
+    questions = json.loads(where["agreement"].read_text())["questions"]  # the shape `codigit agreement` writes
+    alpha = {r["question"]: r["alpha"] for r in questions if r["label"] is None}
     assert 0.2 < alpha["rating"] < 0.95, alpha
 
 
+@pytest.mark.slow
 def test_release_honours_consent_withdrawal_and_the_personal_data_gate(demo):
     _, result, where = demo
     verified = codigit("release", "verify", str(where["release"]))
@@ -99,6 +105,7 @@ def test_release_honours_consent_withdrawal_and_the_personal_data_gate(demo):
     assert "r.okafor@example.com" not in " ".join(train["response"])
 
 
+@pytest.mark.slow
 def test_the_run_trained_on_that_release_and_the_report_compares_base_and_tuned(demo):
     _, _, where = demo
     provenance = json.loads((where["run"] / "provenance.json").read_text(encoding="utf-8"))
@@ -108,10 +115,21 @@ def test_the_run_trained_on_that_release_and_the_report_compares_base_and_tuned(
     assert set(generations["model"]) == {"base", "tuned"}
     assert (generations.groupby("model").size() == 31).all()  # every open prompt, once per model
     report = where["report"].read_text(encoding="utf-8")
-    assert "Memorisation" in report and "tuned" in report
+    assert f"<h1>Base vs tuned: {html.escape(where['run'].name)}</h1>" in report
+    assert f"<p>{len(generations)} generations over 31 prompts." in report
+    # the examples show, beside each prompt, what the tuned model itself answered to it (first sample)
+    first = generations[generations["sample"] == 0]
+    tuned = first[first["model"] == "tuned"].set_index("prompt_id")["text"]
+    pairs = re.findall(r"<section class='pair'><h4>(.*?): .*?<h5>tuned</h5><p>(.*?)</p></div></section>", report, re.S)
+    assert pairs and all(text == html.escape(tuned[html.unescape(prompt_id)]) for prompt_id, text in pairs), pairs
+    probe = json.loads((where["run"] / "analysis" / "memorisation.json").read_text(encoding="utf-8"))
+    memorisation = f"<h2>Memorisation</h2><p>{probe['records']} training stories probed with their prompt and with a "
+    memorisation += f"{probe['prefix_words']}-word start of the story: {probe['extraction_rate']:.1%} had a run of"
+    assert probe["records"] > 0 and memorisation in report  # the demo ran the probe; the report says what it found
     assert where["positionality"].is_file()
 
 
+@pytest.mark.slow
 def test_secrets_stay_private_and_out_of_the_server_log(demo):
     _, _, where = demo
     home = where["home"]
@@ -124,6 +142,7 @@ def test_secrets_stay_private_and_out_of_the_server_log(demo):
     assert len(secrets) == 14 and not [s for s in secrets if s in log]
 
 
+@pytest.mark.slow
 def test_the_demo_server_is_stopped_afterwards(demo):
     _, _, where = demo
     url = json.loads((where["home"] / "server.json").read_text())["url"]
@@ -133,6 +152,7 @@ def test_the_demo_server_is_stopped_afterwards(demo):
         assert s.connect_ex((host, int(port))) != 0
 
 
+@pytest.mark.slow
 def test_a_second_demo_into_the_same_folder_is_refused_and_changes_nothing(demo):
     folder, _, _ = demo
     before = sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())

@@ -8,14 +8,13 @@ import types
 
 import pandas as pd
 import pytest
-from conftest import REPO, codigit
-from test_train import recipe, world  # noqa: F401  (the module fixture: tiny Llama + release)
+from conftest import REPO, codigit, recipe
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def tiny(world):  # noqa: F811
+def tiny(world):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from codigit.train.formats import prepare_tokenizer
@@ -31,6 +30,7 @@ PROMPTS = ["Who can be a nurse?", "Write a story about a bridge.", "Hi", "Descri
 
 
 @pytest.mark.parametrize("sampled", [False, True])
+@pytest.mark.slow
 def test_batched_generation_equals_one_at_a_time(tiny, sampled):
     from codigit.generate import conversations, hf_generate, sample_seed
 
@@ -47,10 +47,17 @@ def test_batched_generation_equals_one_at_a_time(tiny, sampled):
         assert [r["text"] for r in other] != [r["text"] for r in batched]
 
 
-def test_generate_run_writes_base_and_tuned_generations(world, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def collective_run(world):
+    """A run trained with a collective token (its system turn carries it, for base and tuned alike)."""
     from codigit.train.run import train
 
-    run = train(recipe(world, "generate", collectives=["codigit"], collective="codigit"))
+    return train(recipe(world, "generate", collectives=["codigit"], collective="codigit"))
+
+
+@pytest.mark.slow
+def test_generate_run_writes_base_and_tuned_generations(collective_run):
+    run = collective_run
     result = codigit("generate", str(run), "--suite", str(REPO / "analysis/prompts/codigit-open.jsonl"),
                      "--samples", "2", "--max-new-tokens", "6", "--batch-size", "16")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -63,7 +70,7 @@ def test_generate_run_writes_base_and_tuned_generations(world, tmp_path):  # noq
 
 
 @pytest.fixture(scope="module")
-def plain(world):  # noqa: F811
+def plain(world):
     """A run without collective tokens: base and tuned see the very same prompt ids, only the adapter differs."""
     from codigit.train.run import train
 
@@ -76,6 +83,7 @@ def suite(tmp_path, prompts=PROMPTS):
     return path
 
 
+@pytest.mark.slow
 def test_trained_adapter_changes_answers_and_base_is_the_bare_model(plain, tiny, tmp_path):
     from codigit.generate import conversations, hf_generate
 
@@ -103,6 +111,7 @@ def test_bad_sampling_options_are_one_line_errors(tmp_path, options, message):
         generate_run(tmp_path, [tmp_path / "none.jsonl"], **options)
 
 
+@pytest.mark.slow
 def test_bad_temperature_through_the_cli_is_one_line(tmp_path):
     result = codigit("generate", str(tmp_path), "--temperature", "0")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
@@ -139,6 +148,7 @@ def fake_vllm(tokenizer, calls: dict) -> dict:
     return {"vllm": vllm, "vllm.lora": lora, "vllm.lora.request": request}
 
 
+@pytest.mark.slow
 def test_vllm_backend_one_engine_training_template_lora_only_for_tuned(plain, tmp_path, monkeypatch):
     """vLLM needs a GPU; a fake `vllm` module (a stand-in for the GPU-only library) checks what codigit sends:
     one engine with LoRA enabled at the adapter's rank, the training chat template's token ids, the adapter only
@@ -201,7 +211,8 @@ def test_builtin_occupation_suite_carries_typicality():
     assert 0.5 < admiral["typicality"] <= 1  # seen as male in Kennison & Trofe (2003)
 
 
-def test_memorisation_measures_repeated_runs_of_words(world):  # noqa: F811
+@pytest.mark.slow
+def test_memorisation_measures_repeated_runs_of_words(world, collective_run):
     from codigit.analysis.metrics import words
     from codigit.memorisation import longest_common_run, ngram_overlap, raw_prefix
 
@@ -215,7 +226,7 @@ def test_memorisation_measures_repeated_runs_of_words(world):  # noqa: F811
     assert raw_prefix("  Mara ran the lab,\nthe way she ran.", 5) == "  Mara ran the lab,\nthe"
     assert raw_prefix("Two words", 16) == "Two words" and raw_prefix("Two words", 0) == ""
 
-    run = world["root"] / "runs" / "generate"  # trained by the test above (module order)
+    run = collective_run
     result = codigit("memorisation", str(run), "--max-records", "5", "--extract-words", "3")
     assert result.returncode == 0, result.stderr
     frame = pd.read_csv(run / "analysis/memorisation.csv", keep_default_na=False)

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the dry run trains and generates (minutes); even the refusal imports torch
 
 
 def test_gpu_check_dry_run_runs_every_step(tmp_path):

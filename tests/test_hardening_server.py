@@ -195,6 +195,7 @@ def test_explicit_hosts_are_told_apart():
         check_host("")
 
 
+@pytest.mark.slow
 def test_a_home_made_with_open_modes_is_private_after_start(tmp_path):
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
@@ -216,6 +217,7 @@ def test_a_home_made_with_open_modes_is_private_after_start(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow
 def test_init_states_who_can_reach_what_and_refuses_a_participant_in_the_ledgers_workspace(tmp_path):
     import argilla as rg
     from conftest import STUDY, own_study_server

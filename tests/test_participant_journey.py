@@ -23,6 +23,8 @@ from conftest import ARTIFACTS, STUDY, Participant, codigit, feedback_study_serv
 from codigit.languages import shared_review_form
 from codigit.study import load_study
 
+pytestmark = pytest.mark.slow  # a browser, and a server of its own for each test
+
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 S = load_study(STUDY)

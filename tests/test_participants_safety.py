@@ -19,8 +19,11 @@ import httpx
 import pytest
 from conftest import REPO, STUDY, Server, codigit, login
 
-from codigit.participants import LOCK_FILE, RESETS_FILE, pseudonym_for, pseudonym_key, read_roster
+from codigit.participants import LOCK_FILE
+from codigit.roster import RESETS_FILE, pseudonym_for, pseudonym_key, read_roster
 from codigit.study import load_study
+
+pytestmark = pytest.mark.slow  # every test runs `participants add` processes against the server, some interrupted
 
 FORMS = load_study(STUDY)
 FORM_NAMES = {FORMS.stories.dataset, FORMS.consent.dataset, FORMS.positionality.dataset}

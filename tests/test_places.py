@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, STUDY, start_server
 
 
@@ -20,6 +21,7 @@ def run_in(folder, *args, home):
                           text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_commands_from_any_directory_use_the_study_and_data_folder_init_recorded(tmp_path):
     study = tmp_path / "our-study" / "study.yaml"
     shutil.copytree(STUDY.parent, study.parent)

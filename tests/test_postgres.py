@@ -18,6 +18,8 @@ import argilla as rg
 import pytest
 from conftest import STUDY, codigit, free_port, start_server
 
+pytestmark = pytest.mark.slow  # a PostgreSQL cluster of its own and a server on it
+
 
 def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))

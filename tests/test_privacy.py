@@ -128,6 +128,7 @@ def test_ui_does_not_make_participants_browsers_contact_google(server):
         assert css.status_code == 200 and "fonts.googleapis.com" not in css.text
 
 
+@pytest.mark.slow
 def test_ui_edits_reach_every_text_field_renderer(tmp_path):
     """Every chunk of the bundled UI that renders a text field gets the text-only version (the browser test shows
     one page of it); a UI without that code is refused, not served unsafe."""

@@ -42,6 +42,7 @@ def tmp(tmp_path: Path) -> Path:
     return with_roster(tmp_path)
 
 
+@pytest.mark.slow
 def test_same_inputs_give_byte_identical_parquet_and_hash(tmp: Path):
     snap = write_snapshot(snapshot(*base(60)), tmp / "snaps")
     ok(release(tmp, "0.1.0", snap))
@@ -59,6 +60,7 @@ def test_same_inputs_give_byte_identical_parquet_and_hash(tmp: Path):
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_release_loads_with_plain_datasets_without_codigit(tmp: Path):
     snap = write_snapshot(snapshot(*base()), tmp / "snaps")
     ok(release(tmp, "0.1.0", snap))
@@ -112,9 +114,9 @@ def test_card_is_valid_hub_yaml_and_suppresses_small_groups(tmp: Path):
 
 
 def test_suppression_hides_a_single_small_group_and_the_next_smallest():
-    assert suppress({"a": 10, "b": 6, "c": 2}) == {"a": "10", "b": "<5", "c": "<5"}
-    assert suppress({"a": 10, "b": 6}) == {"a": "10", "b": "6"}
-    assert suppress({"a": 10, "b": 3, "c": 1}) == {"a": "10", "b": "<5", "c": "<5"}
+    assert suppress({"a": 10, "b": 6, "c": 2}, 5) == {"a": "10", "b": "<5", "c": "<5"}
+    assert suppress({"a": 10, "b": 6}, 5) == {"a": "10", "b": "6"}
+    assert suppress({"a": 10, "b": 3, "c": 1}, 5) == {"a": "10", "b": "<5", "c": "<5"}
 
 
 @pytest.mark.parametrize(
@@ -130,6 +132,7 @@ def test_suppression_hides_a_single_small_group_and_the_next_smallest():
         ("public", "public/README.md was modified"),
     ],
 )
+@pytest.mark.slow
 def test_verify_detects_tampering(tmp: Path, change: str, message: str):
     ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps")))
     path = tmp / "releases" / "0.1.0"
@@ -161,15 +164,12 @@ def test_verify_detects_tampering(tmp: Path, change: str, message: str):
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_withdrawal_is_honoured_diffed_and_traced_to_runs(tmp: Path):
     stories, review_list, consents = base()
     first = write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")
     ok(release(tmp, "0.1.0", first))
-    runs = tmp / "runs"
-    (runs / "run-a").mkdir(parents=True)
-    m1 = json.loads((tmp / "releases/0.1.0/manifest.json").read_text())
-    provenance = {"release": {"version": "0.1.0", "dataset_hash": m1["dataset_hash"]}}  # the fields a run records
-    (runs / "run-a" / "provenance.json").write_text(json.dumps(provenance))
+    runs = tmp / "runs"  # none here: tests/test_handoff.py traces a real training run
     # p-003 withdraws; a newer snapshot knows it, and even a release from the old snapshot must honour it
     gone = {s.story_id for s in stories if s.author == "p-003"}
     later = [s for s in stories if s.author != "p-003"]
@@ -202,10 +202,11 @@ def test_withdrawal_is_honoured_diffed_and_traced_to_runs(tmp: Path):
     stale = codigit("release", "publish", "0.1.0", *out, "--dry-run-to", str(tmp / "pub"))
     assert stale.returncode == 2 and "have since withdrawn" in stale.stderr and not (tmp / "pub").exists()
     affected = ok(codigit("release", "affected", "p-003", "--out", str(tmp / "releases"), "--runs", str(runs))).stdout
-    assert "release 0.1.0" in affected and "run run-a trained on release 0.1.0" in affected
+    assert "release 0.1.0" in affected and "run " not in affected
     assert "0.2.0" not in affected and "0.1.1" not in affected
 
 
+@pytest.mark.slow
 def test_personal_data_gate_blocks_until_decided(tmp: Path):
     stories, review_list, consents = base(10)
     leaky = story(100, "p-001", "Write to me at zelda.q@example.org or call +44 20 7946 0958, says Quintero.")
@@ -285,6 +286,7 @@ def test_bad_release_input_is_one_line_and_writes_nothing(tmp: Path, monkeypatch
 
 
 def test_interrupted_release_leaves_no_folder(tmp: Path, monkeypatch):
+    from codigit.errors import CodigitError
     from codigit.release import build
     from codigit.release.manage import make_release
     from codigit.release.policy import load_policy
@@ -301,7 +303,7 @@ def test_interrupted_release_leaves_no_folder(tmp: Path, monkeypatch):
 
     real = build.write_parquet
     monkeypatch.setattr(build, "write_parquet", failing)
-    with pytest.raises(Exception, match="No space left"):
+    with pytest.raises(CodigitError, match=r"0\.1\.0: could not be written \(No space left on device\); nothing"):
         make_release("0.1.0", snap, load_policy(REPO / "annotation/policy.yaml"),
                      load_study(REPO / "annotation/study.yaml"), tmp / "releases", None)  # fmt: skip
     assert not (tmp / "releases").exists()  # no release, and not even the empty folder it made for one
@@ -334,6 +336,7 @@ def test_roster_is_required_for_the_scan_unless_turned_off(tmp: Path):
     ok(codigit("release", "--out", str(tmp / "releases"), "0.1.0", "--snapshot", str(snap), "--no-roster"))
 
 
+@pytest.mark.slow
 def test_damaged_side_files_and_strays_are_one_line_errors_or_ignored(tmp: Path):
     snap = write_snapshot(snapshot(*base()), tmp / "snaps")
     (tmp / "releases" / "public").mkdir(parents=True)  # a stray folder with a manifest must not block releases
@@ -352,6 +355,7 @@ def test_damaged_side_files_and_strays_are_one_line_errors_or_ignored(tmp: Path)
     assert none.returncode == 2 and "no story qualifies" in none.stderr and not (tmp / "releases/0.2.0").exists()
 
 
+@pytest.mark.slow
 def test_diff_of_two_public_views_matches_records_by_id(tmp: Path):
     stories, review_list, consents = base()
     ok(release(tmp, "0.1.0", write_snapshot(snapshot(stories, review_list, consents), tmp / "snaps")))
@@ -371,6 +375,7 @@ def test_diff_of_two_public_views_matches_records_by_id(tmp: Path):
     assert all(f"`{i}`" in out for i in added | removed) and "withdrawn" not in out and "authors:" not in out
 
 
+@pytest.mark.slow
 def test_release_after_one_without_a_public_view(tmp: Path):
     stories, review_list, consents = base()
     policy = ["--policy", str(board_policy(tmp, [], required=0))]

@@ -29,6 +29,7 @@ def tmp(tmp_path: Path) -> Path:
     return with_roster(tmp_path)
 
 
+@pytest.mark.slow
 def test_publish_needs_board_approvals_of_this_exact_release(tmp: Path):
     stories, review_list, consents = base()
     consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]
@@ -66,6 +67,7 @@ def test_publish_needs_board_approvals_of_this_exact_release(tmp: Path):
     assert len(public) == sum(s.author != "p-002" for s in stories)
 
 
+@pytest.mark.slow
 def test_policies_without_required_approvals_and_a_shipped_policy_without_a_board(tmp: Path):
     open_policy = board_policy(tmp, [], required=0)  # a study that asks for no approvals publishes without any
     ok(release(tmp, "0.1.0", write_snapshot(snapshot(*base()), tmp / "snaps"), "--policy", str(open_policy)))
@@ -81,6 +83,7 @@ def test_policies_without_required_approvals_and_a_shipped_policy_without_a_boar
                    "board: a name appears twice")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_publish_without_token_or_network_is_one_line(tmp: Path):
     from codigit.server.serve import free_port
 
@@ -96,6 +99,21 @@ def test_publish_without_token_or_network_is_one_line(tmp: Path):
     one_line_error(unreachable, "publishing release 0.1.0 to org/x failed")
 
 
+def provenance_on(version: str, dataset_hash: str) -> str:
+    """A run's provenance.json as `codigit train` writes it (tests/test_handoff.py checks that on a real run)."""
+    from codigit.handoff import Code, Hardware, Provenance, RecipeUsed, ReleaseUsed, Seeds
+
+    return Provenance(
+        release=ReleaseUsed(path=f"releases/{version}", version=version, dataset_hash=dataset_hash, split="train",
+                            records=20),
+        recipe=RecipeUsed(file="recipe.yaml", codigit={}, sft={}, model={}),
+        seeds=Seeds(seed=0),
+        code=Code(git_commit=None, git_dirty=False, versions={}),
+        hardware=Hardware(platform="linux", cpu_count=2, gpus=[]),
+    ).model_dump_json()  # fmt: skip
+
+
+@pytest.mark.slow
 def test_affected_finds_runs_on_the_public_view_and_reports_unreadable_provenance(tmp: Path):
     stories, review_list, consents = base()
     consents = [c.model_copy(update={"public": c.participant != "p-002"}) for c in consents]  # p-002: not public
@@ -105,9 +123,9 @@ def test_affected_finds_runs_on_the_public_view_and_reports_unreadable_provenanc
     assert hashes[""] != hashes["public"]  # training accepts either folder, and records the one it read
     runs = tmp / "runs"
     for run, content in {
-        "on-release": json.dumps({"release": {"version": "0.1.0", "dataset_hash": hashes[""]}}),
-        "on-public": json.dumps({"release": {"version": "0.1.0", "dataset_hash": hashes["public"]}}),
-        "other": json.dumps({"release": {"version": "9.0.0", "dataset_hash": "0" * 64}}),
+        "on-release": provenance_on("0.1.0", hashes[""]),
+        "on-public": provenance_on("0.1.0", hashes["public"]),
+        "other": provenance_on("9.0.0", "0" * 64),
         "truncated": '{"release": {"version": "0.1.0", "datas',
         "a-list": "[1, 2]",
         "no-hash": '{"release": {"version": "0.1.0"}}',

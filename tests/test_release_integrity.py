@@ -17,10 +17,11 @@ import pytest
 from conftest import REPO, STUDY, add_participants, codigit, own_study_server
 from release_data import AT, base, consent, ok, one_line_error, release, reviews, snapshot, story, with_roster
 
-from codigit.collect import KEPT_FLAGS, KeptFlags, build_snapshot, text_sha
 from codigit.errors import CodigitError
 from codigit.records import META_FILE, mirror_withdrawal, read_snapshot, write_snapshot
 from codigit.release.policy import check_policy, load_policy
+from codigit.rules import text_sha
+from codigit.snapshot import KEPT_FLAGS, KeptFlags, build_snapshot
 from codigit.study import load_study
 
 POLICY = REPO / "annotation" / "policy.yaml"
@@ -122,6 +123,7 @@ def withdrawn_flagger_snapshot():
     return stories, review_list, [consent("p-001")]
 
 
+@pytest.mark.slow
 def test_a_reviewer_who_withdraws_after_the_snapshot_still_flags(tmp: Path):
     """r-0 withdraws after the snapshot was taken (noted beside it): their reviews no longer count, their flags do."""
     stories, review_list, consents = withdrawn_flagger_snapshot()
@@ -175,6 +177,7 @@ def test_collect_keeps_withdrawn_reviewers_flags_as_counts_on_the_text_they_saw(
 REVIEWS = {"bea": (5, "include"), "cal": (4, "include"), "dan": (5, "include")}
 
 
+@pytest.mark.slow
 def test_a_flag_survives_its_reviewers_withdrawal_on_the_server(tmp_path: Path):
     """dan flags one story harmful and another personal data, then withdraws: `participants withdraw` deletes
     their reviews on the server, yet the next snapshot still stops both stories, and nothing of dan is released."""
@@ -231,6 +234,7 @@ def test_a_flag_survives_its_reviewers_withdrawal_on_the_server(tmp_path: Path):
 # 4. The public view's counts add up
 
 
+@pytest.mark.slow
 def test_public_view_counts_add_up(tmp: Path):
     stories, review_list, consents = base(30)
     consents = [c.model_copy(update={"public": False}) if c.participant == "p-002" else c for c in consents]

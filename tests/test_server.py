@@ -6,7 +6,8 @@ import signal
 import time
 
 import argilla as rg
-from conftest import STUDY, codigit, start_server
+import pytest
+from conftest import STUDY, codigit, make_dataset, start_server
 
 
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
@@ -16,18 +17,6 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met in {timeout}s")
-
-
-def make_dataset(client: rg.Argilla, name: str) -> rg.Dataset:
-    workspace = client.workspaces("jobs") or rg.Workspace(name="jobs", client=client).create()
-    settings = rg.Settings(
-        fields=[rg.TextField(name="text")],
-        questions=[rg.LabelQuestion(name="ok", labels=["yes", "no"])],
-        distribution=rg.TaskDistribution(min_submitted=2),
-    )
-    dataset = rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create()
-    dataset.records.log([{"id": f"r{i}", "text": f"record number {i}"} for i in range(3)])
-    return dataset
 
 
 def test_distribution_change_runs_the_status_job_in_process(server):
@@ -48,6 +37,7 @@ def test_distribution_change_runs_the_status_job_in_process(server):
     assert progress["total"] == 3 and progress["pending"] == 2
 
 
+@pytest.mark.slow
 def test_restart_keeps_everything(tmp_path):
     home = tmp_path / "home"
     first = start_server(home)
@@ -79,6 +69,7 @@ def test_restart_keeps_everything(tmp_path):
         assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_redis_url_uses_a_real_redis_and_an_rq_worker(tmp_path):
     """`--redis-url`: jobs go through a real Redis to the rq worker that serve starts beside itself."""
     import subprocess
@@ -123,6 +114,7 @@ def _pings(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_concurrent_submissions_all_land(server):
     """40 annotators submit at the same moment: every submission is acknowledged and stored, none refused."""
     from concurrent.futures import ThreadPoolExecutor

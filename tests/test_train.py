@@ -1,7 +1,7 @@
 """Fine-tuning on CPU with a tiny Llama built from config and the real (offline) Llama-3 tokenizer.
 
 Everything goes through `codigit.train.run.train` (the code behind `codigit train`) on a real release made by
-`make_release`; nothing is downloaded.
+`make_release` (the `world` fixture and `recipe` are in conftest); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -14,50 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
-from release_data import base, snapshot
+from conftest import REPO, recipe
 
 from codigit.errors import CodigitError
-from codigit.records import write_snapshot
-from codigit.release.manage import make_release
-from codigit.release.policy import load_policy
-from codigit.study import load_study
 
 torch = pytest.importorskip("torch")  # a dependency of codigit: present wherever the suite runs
 
 # The loss of the first 6 steps of RECIPE below on this tiny model (fp32, CPU, seed 1), pinned. A change in
 # tokenisation, masking, chat format, packing or optimiser settings moves these.
 PINNED = [11.7713, 11.7392, 11.7218, 11.7125, 11.6917, 11.6757]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict:
-    from codigit.train.llama3 import save_random_llama
-
-    root = tmp_path_factory.mktemp("train")
-    save_random_llama(root / "tiny", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True)  # fmt: skip
-    stories, reviews, consent = base(40)
-    stories = [s.model_copy(update={"story": " ".join([s.story] * (1 + i % 5))}) for i, s in enumerate(stories)]
-    snap = write_snapshot(snapshot(stories, reviews, consent), root / "snaps")  # stories of different lengths
-    policy, study = load_policy(REPO / "annotation/policy.yaml"), load_study(REPO / "annotation/study.yaml")
-    release, manifest, _ = make_release("0.1.0", snap, policy, study, root / "releases", None)
-    return {"root": root, "model": root / "tiny", "release": release, "hash": manifest["dataset_hash"]}
-
-
-def recipe(world: dict, name: str, **extra) -> Path:
-    values = {
-        "release": str(world["release"]), "release_hash": world["hash"], "model_name_or_path": str(world["model"]),
-        "dtype": "float32", "use_peft": True, "lora_r": 8, "lora_alpha": 16,
-        "lora_target_modules": ["q_proj", "v_proj"],
-        "output_dir": str(world["root"] / "runs" / name), "seed": 1, "max_steps": 6, "learning_rate": 1e-2,
-        "per_device_train_batch_size": 4, "max_length": 256, "assistant_only_loss": True, "packing": False,
-        "logging_steps": 1, "save_steps": 3, "report_to": "none", "use_cpu": True, "disable_tqdm": True,
-        **extra,
-    }  # fmt: skip
-    path = world["root"] / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return path
 
 
 def losses(run: Path) -> list[float]:
@@ -96,6 +61,7 @@ def test_loss_mask_is_exactly_the_story_and_its_end_of_turn(world):
         assert (ids[kept[-1] + 1 :] == tokenizer.pad_token_id).all()  # after the story only padding
 
 
+@pytest.mark.slow
 def test_loss_decreases_along_the_pinned_curve_and_runs_repeat(world):
     from codigit.train.run import train
 
@@ -133,6 +99,7 @@ def test_every_recipe_in_experiments_parses():
         assert sft.output_dir.startswith("runs/"), path
 
 
+@pytest.mark.slow
 def test_adapter_saves_reloads_merges_and_generates(world):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -156,6 +123,7 @@ def test_adapter_saves_reloads_merges_and_generates(world):
     assert provenance["global_step"] == 6 and provenance["code"]["versions"]["trl"]
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_checkpoint(world):
     from transformers import TrainerCallback
 
@@ -198,6 +166,7 @@ def test_label_only_loss_equals_the_models_own_loss(world):
                 assert label_only_loss(model, batch, chunk).item() == pytest.approx(reference, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_collective_token_is_added_trained_and_opens_each_conversation(world):
     from codigit.train.run import prepare, train
 
@@ -240,7 +209,7 @@ def test_collective_token_is_added_trained_and_opens_each_conversation(world):
 def test_parameter_count_is_the_unquantised_models():
     from transformers import BitsAndBytesConfig, LlamaConfig
 
-    from codigit.train.run import parameter_count
+    from codigit.train.runlog import parameter_count
 
     # Llama-3.1-8B's shapes, with the 4-bit config a QLoRA model carries: still its published 8.03B parameters,
     # not the ~half a count of its packed 4-bit tensors would give
@@ -253,7 +222,7 @@ def test_parameter_count_is_the_unquantised_models():
 def test_parameter_count_matches_a_loaded_model(world):
     from transformers import AutoModelForCausalLM
 
-    from codigit.train.run import parameter_count
+    from codigit.train.runlog import parameter_count
 
     model = AutoModelForCausalLM.from_pretrained(world["model"])
     model.resize_token_embeddings(model.config.vocab_size + 3)  # as collective tokens do; tied embeddings count once
@@ -273,6 +242,7 @@ def test_parameter_count_matches_a_loaded_model(world):
         ("model_name_or_path: x\nuse_cpu: true\n", ["--release=/nonexistent/rel"], "/nonexistent/rel: not a release"),
     ],
 )
+@pytest.mark.slow
 def test_bad_recipes_are_one_line_errors(tmp_path, content, extra, message):
     from conftest import codigit
 
@@ -282,6 +252,7 @@ def test_bad_recipes_are_one_line_errors(tmp_path, content, extra, message):
     assert result.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_rerun_with_a_changed_recipe_is_refused_and_the_same_recipe_resumes(world):
     from codigit.train.run import train
 
@@ -298,6 +269,7 @@ def test_rerun_with_a_changed_recipe_is_refused_and_the_same_recipe_resumes(worl
     assert json.loads((run / "provenance.json").read_text())["resumed_from"].endswith("checkpoint-1")
 
 
+@pytest.mark.slow
 def test_quantised_recipe_without_bitsandbytes_is_a_one_line_error(world, tmp_path):
     from conftest import codigit
 
@@ -374,6 +346,7 @@ train(sys.argv[1], callbacks=[Dump()])
 """
 
 
+@pytest.mark.slow
 def test_two_processes_average_their_gradients_and_end_with_the_same_weights(world, tmp_path):
     """A real 2-process DDP run (torch.distributed, gloo, CPU). Each process gets other examples, so weights stay
     equal only if the gradients are averaged: calling the decoder past DDP's forward (what the label-only loss
@@ -397,14 +370,37 @@ def test_two_processes_average_their_gradients_and_end_with_the_same_weights(wor
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_one_process_uses_the_label_only_loss(world):
+@pytest.mark.slow
+def test_one_process_uses_the_label_only_loss(world, monkeypatch):
+    """The step's loss is the label-only chunked one: the LM head sees only the label positions' hidden states, in
+    rows of at most the chunk size (TRL's loss would give it whole (batch, sequence, hidden) tensors), and TRL's own
+    compute_loss never runs."""
+    from trl import SFTTrainer
+
+    from codigit.train import loss
     from codigit.train.run import prepare
 
     p = prepare(recipe(world, "one-process", max_steps=1))
+    labels, trl_calls, head_rows = [], [], []
+    label_only_loss, trl_loss = loss.label_only_loss, SFTTrainer.compute_loss
+
+    def counted(model, inputs, chunk, num_items_in_batch=None):
+        labels.append(int((inputs["labels"][:, 1:] != -100).sum()))
+        return label_only_loss(model, inputs, chunk, num_items_in_batch)
+
+    monkeypatch.setattr(loss, "label_only_loss", counted)
+    monkeypatch.setattr(SFTTrainer, "compute_loss", lambda *a, **k: trl_calls.append(1) or trl_loss(*a, **k))
+    p.trainer.loss_chunk_tokens = 16
+    head = loss.causal_lm(p.trainer.model).get_output_embeddings()
+    head.register_forward_hook(lambda module, args, out: head_rows.append(tuple(args[0].shape)))
     p.trainer.train()
     assert type(p.trainer).__name__ == "LabelOnlyLossSFTTrainer" and p.trainer.label_only_off is None
+    assert len(labels) == 1 and trl_calls == []  # one step, one batch, through the label-only loss only
+    assert len(head_rows) == -(-labels[0] // 16) > 1 and all(len(shape) == 2 for shape in head_rows)
+    assert [rows for rows, _ in head_rows] == [16] * (len(head_rows) - 1) + [labels[0] - 16 * (len(head_rows) - 1)]
 
 
+@pytest.mark.slow
 def test_a_run_no_longer_than_its_warmup_is_refused(world):
     from codigit.train.run import prepare
 
@@ -413,4 +409,5 @@ def test_a_run_no_longer_than_its_warmup_is_refused(world):
         prepare(recipe(world, "warm", max_steps=1, warmup_steps=0.05))
     with pytest.raises(CodigitError, match=r"of a 3-step run"):  # counted from the data: 40 stories, batch 4
         prepare(recipe(world, "warm-epochs", max_steps=-1, num_train_epochs=0.3, warmup_steps=5))
-    assert prepare(recipe(world, "warm-ok", max_steps=2, warmup_steps=0.05)).trainer is not None  # 1 of 2 steps
+    accepted = prepare(recipe(world, "warm-ok", max_steps=2, warmup_steps=0.05)).trainer.args
+    assert accepted.get_warmup_steps(accepted.max_steps) == 1 and accepted.max_steps == 2  # the 2nd step learns

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from conftest import STUDY, add_participants, codigit, own_study_server
 
+pytestmark = pytest.mark.slow  # the whole scenario on a server of its own: about a minute before the first test
+
 ROSTER = {"ada": "Ada Lovelace", "bo": "Bo Svensson", "cy": "Cy Twombly", "di": "Di Prima", "ed": "Ed Wood",
           "fay": "Fay Weldon"}  # fmt: skip
 CONSENT = {
@@ -246,7 +248,11 @@ def test_agreement_matches_krippendorff_package(study, tmp_path):
 
     table = codigit("agreement", "--snapshot", str(out))
     assert table.returncode == 0, table.stderr
-    assert "rating" in table.stdout and "ordinal" in table.stdout and "most disputed by rating" in table.stdout
+    rating = rows[("rating", None)]  # the table says what the JSON report says
+    ci = f"[{rating['ci_low']:6.3f}, {rating['ci_high']:6.3f}]"
+    assert f"{'rating':<34} {'ordinal':<8} {rating['alpha']:6.3f}  {ci:<17} {rating['n_items']:>5}" in table.stdout
+    disputed = ", ".join(d["story_id"] for d in rating["disputed"])
+    assert rating["disputed"] and f"most disputed by rating: {disputed}\n" in table.stdout
 
 
 def test_withdraw_is_recorded_once_and_unknown_pseudonyms_are_refused(study):
@@ -271,7 +277,7 @@ def test_withdraw_is_recorded_once_and_unknown_pseudonyms_are_refused(study):
 def test_new_consent_version_is_asked_again_and_the_latest_answer_counts(study, tmp_path):
     import shutil
 
-    server, people, out, *_ = study
+    server, people, *_ = study
     annotation = tmp_path / "annotation"
     shutil.copytree(STUDY.parent, annotation)
     study_file = annotation / "study.yaml"
@@ -284,17 +290,19 @@ def test_new_consent_version_is_asked_again_and_the_latest_answer_counts(study, 
     pending = [r["external_id"] for r in ada.queue(ada.dataset_id("consent"))]
     assert pending == ["consent-1.1"]  # the new text waits for her; her 1.0 answer stays on record
     ada.answer("consent", {"training": "yes", "public": "no", "attribution": "none"}, external_id="consent-1.1")
-    collected = codigit("collect", "--study", str(study_file), "--out", str(out), home=server.home)
+    mine = tmp_path / "snapshots"  # not the scenario's folder: the other tests read its latest snapshot
+    collected = codigit("collect", "--study", str(study_file), "--out", str(mine), home=server.home)
     assert collected.returncode == 0, collected.stderr
-    consent = {c["participant"]: c for c in load(latest(out), "consent")}
+    consent = {c["participant"]: c for c in load(latest(mine), "consent")}
     assert consent[ada.username]["version"] == "1.1" and consent[ada.username]["public"] is False
     assert consent[ada.username]["attribution_name"] is None
     assert consent[people["bo"].username]["version"] == "1.0"  # not answered again yet: still their 1.0 answer
-    assert json.loads((latest(out) / "snapshot.json").read_text())["consent_version"] == "1.1"
+    assert json.loads((latest(mine) / "snapshot.json").read_text())["consent_version"] == "1.1"
 
 
 def test_review_rounds_refuse_a_changed_count_and_bring_back_only_edited_stories(study):
-    """Runs after the tests that read round 1 (it edits a story): new rounds skip what was reviewed unchanged."""
+    """New rounds skip what was reviewed unchanged. The story it edits keeps its old text in round 1 and in the
+    scenario's snapshots, which the other tests read: any order of the tests holds."""
     server, people, *_ = study
     for args, message in [(["1", "--per-story", "2"], "cannot change now"), (["2", "--per-story", "0"], "at least 1"),
                           (["Round Two"], "use lowercase letters")]:  # fmt: skip

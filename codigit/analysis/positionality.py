@@ -8,7 +8,7 @@ all groups. Story features (length, pronouns, coded words) are averaged by the a
 the tuned model's win rate in the blind comparison per group: judges are the units (each judge's share of
 "tuned", a tie counting half), bootstrap 95% CI over judges, sign-flip test against 0.5, Benjamini-Hochberg across
 groups. Only answers whose owners allowed their use are read (the snapshot keeps no others); any group with fewer
-than K people is left out of every output.
+than the policy's `min_group_size` people is left out of every output.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from codigit.analysis.report import figure_png, html_table, pyplot
 from codigit.compare import OUTCOME_SCORE
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
-
-K = 5
 
 
 def groups_of(snapshot, study) -> dict[tuple[str, str], set[str]]:
@@ -55,7 +53,8 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
         by_story[r.story_id].append(r)
     # Without the group, a story may lack the policy's minimum number of reviews; what the others decided counts.
     others_policy = policy.model_copy(update={"min_reviews": 0})
-    groups = {g: members for g, members in groups_of(snapshot, study).items() if len(members) >= K}
+    k = policy.min_group_size
+    groups = {g: members for g, members in groups_of(snapshot, study).items() if len(members) >= k}
 
     rating_rows = []
     for (question, answer), members in sorted(groups.items()):
@@ -67,7 +66,7 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
                 ratings[s] = np.mean(mine)
                 accepted[s] = float(judge(others, others_policy).rejected_because is None)
         reviewers = {r.reviewer for r in reviews if r.reviewer in members}
-        if len(reviewers) < K or len(ratings) < 3 or len({accepted[s] for s in ratings}) < 2:
+        if len(reviewers) < k or len(ratings) < 3 or len({accepted[s] for s in ratings}) < 2:
             continue  # too few of them reviewed, or nothing to correlate with
         x = np.array([ratings[s] for s in ratings])
         y = np.array([accepted[s] for s in ratings])
@@ -84,14 +83,14 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     story_rows = []
     for (question, answer), members in sorted(groups.items()):
         writers = [a for a in members if a in authors]
-        if len(writers) < K:
+        if len(writers) < k:
             continue
         values = pd.DataFrame([features[s] for a in writers for s in authors[a]])
         story_rows.append({"question": question, "group": answer, "authors": len(writers), "stories": len(values),
                            **values.mean().round(4).to_dict()})  # fmt: skip
     stories_frame = pd.DataFrame(story_rows)
 
-    model_frame = judged_by_group(judgments, groups) if judgments is not None else pd.DataFrame()
+    model_frame = judged_by_group(judgments, groups, k) if judgments is not None else pd.DataFrame()
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,14 +98,14 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     atomic_write(out / "positionality_stories.csv", stories_frame.to_csv(index=False))
     if judgments is not None:
         atomic_write(out / "positionality_model.csv", model_frame.to_csv(index=False))
-    png = _plot(ratings_frame)
+    png = _plot(ratings_frame, k)
     atomic_write(out / "positionality.png", png)
-    atomic_write(out / "positionality.html", _section(ratings_frame, stories_frame, png, model_frame))
+    atomic_write(out / "positionality.html", _section(ratings_frame, stories_frame, png, k, model_frame))
     return {"groups": len(groups), "rating_rows": len(ratings_frame), "story_rows": len(stories_frame),
             "model_rows": len(model_frame)}  # fmt: skip
 
 
-def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]]):
+def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]], k: int):
     """The tuned model's behaviour as each group judged it in the blind comparison (`compare results` CSV)."""
     import numpy as np
     import pandas as pd
@@ -127,7 +126,7 @@ def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]]):
     for (question, answer), members in sorted(groups.items()):
         theirs = judged[judged["judge"].isin(members)]
         per_judge = theirs.groupby("judge")["score"].mean().to_numpy()
-        if len(per_judge) < K:
+        if len(per_judge) < k:
             continue
         t = paired(np.full(len(per_judge), 0.5), per_judge, seed=0)  # each judge's share against an even split
         rows.append({"question": question, "group": answer, "judges": len(per_judge), "judgments": len(theirs),
@@ -139,19 +138,19 @@ def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]]):
     return frame
 
 
-def _plot(frame) -> bytes:
+def _plot(frame, k: int) -> bytes:
     fig, ax = pyplot().subplots(figsize=(7, 0.4 * max(len(frame), 2) + 1))
     labels = [f"{q} = {g}" for q, g in zip(frame["question"], frame["group"], strict=True)]
     ax.barh(range(len(frame)), frame["r"].fillna(0), color="#557")
     ax.set_yticks(range(len(frame)), labels)
     ax.axvline(0, color="#999", lw=1)
     ax.set_xlim(-1, 1)
-    ax.set_xlabel("Pearson r: group's mean rating vs accepted (groups of 5 or more)")
+    ax.set_xlabel(f"Pearson r: group's mean rating vs accepted (groups of {k} or more)")
     ax.invert_yaxis()
     return figure_png(fig)
 
 
-def _section(ratings, stories, png: bytes, model=None) -> str:
+def _section(ratings, stories, png: bytes, k: int, model=None) -> str:
     table = html_table
     image = base64.b64encode(png).decode()
     model_section = ""
@@ -163,7 +162,7 @@ def _section(ratings, stories, png: bytes, model=None) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Positionality</title></head><body>
 <h2>Positionality</h2>
 <p>Per group of reviewers (an answer to one positionality question, only from people who allowed its use, and
-only groups of {K} or more): Pearson r between the group's mean rating of each story and whether the release
+only groups of {k} or more): Pearson r between the group's mean rating of each story and whether the release
 policy accepts it on the other reviewers' reviews (the group's own left out, so that its ratings cannot make the
 outcome they are compared with; the minimum number of reviews is not applied to what is left); p adjusted with
 Benjamini-Hochberg across groups. Below: features of the stories written by each group's members.</p>

@@ -22,6 +22,7 @@ PER_WORD = ("masculine_coded", "feminine_coded", "agency", "communion")  # repor
 COLUMNS = ("model", "suite", "prompt_id", "sample", "prompt", "text", "meta")
 BUILTIN = ("occupations", "bbq")  # `builtin:` suites; the study's own open prompts come first in the report
 EXAMPLES_PER_SUITE = 4
+N_BOOT = 2000  # bootstrap resamples per metric (`codigit analyze --n-boot`)
 
 
 def family(metric: str) -> str:
@@ -58,7 +59,7 @@ def metric_frame(generations):
     return frame
 
 
-def analyze(run: Path, n_boot: int = 2000, seed: int = 0) -> Path:
+def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
     import pandas as pd
 
     from codigit.analysis import bbq
@@ -210,36 +211,34 @@ is the share of items answered right (one unit per item).</p>
 there is no per-prompt pairing and no test; read it as a description.</p>
 {table(diversity)}
 {bbq_section}
-{extra_sections(run / "analysis")}
+{extra_sections(run)}
 <h2>Examples (first sample, side by side, a few from each suite)</h2>
 {"".join(pairs)}
 </body></html>
 """
 
 
-def extra_sections(folder: Path) -> str:
+def extra_sections(run: Path) -> str:
     """The memorisation probe and blind comparisons of this run, when they have been run (their own commands)."""
+    from codigit.handoff import compare_results_of, read_memorisation
+
     parts = []
-    memo = folder / "memorisation.json"
-    if memo.is_file():
-        m = json.loads(memo.read_text(encoding="utf-8"))
-        worst = ", ".join(f"record {w['record']}: {w['lcs_with_prefix']} words" for w in m.get("worst", []))
+    if m := read_memorisation(run):
+        worst = ", ".join(f"record {w.record}: {w.lcs_with_prefix} words" for w in m.worst)
         parts.append(
-            f"<h2>Memorisation</h2><p>{m['records']} training stories probed with their prompt and with a "
-            f"{m['prefix_words']}-word start of the story: {m['extraction_rate']:.1%} had a run of "
-            f"{m['extract_words']} or more words repeated (median longest run after the prefix: "
-            f"{m['median_lcs_with_prefix']:.0f} words). Longest: {html.escape(worst) or 'none'}.</p>"
+            f"<h2>Memorisation</h2><p>{m.records} training stories probed with their prompt and with a "
+            f"{m.prefix_words}-word start of the story: {m.extraction_rate:.1%} had a run of "
+            f"{m.extract_words} or more words repeated (median longest run after the prefix: "
+            f"{m.median_lcs_with_prefix:.0f} words). Longest: {html.escape(worst) or 'none'}.</p>"
         )
-    for result in sorted(folder.glob("compare-*.json")):
-        r = json.loads(result.read_text(encoding="utf-8"))
-        if not r.get("judgments"):
+    for name, r in compare_results_of(run).items():
+        if not r.judgments:
             continue
-        name = html.escape(result.stem.removeprefix("compare-"))
         parts.append(
-            f"<h2>Blind comparison, round {name}</h2><p>{r['judgments']} judgments of {r['pairs']} pairs by "
-            f"{r['judges']} participants: tuned preferred {r['tuned']}, base {r['base']}, ties {r['tie']}. Tuned "
-            f"win rate {r['tuned_win_rate']:.3f} (95% CI {r['ci_low']:.3f}–{r['ci_high']:.3f}); Krippendorff's "
-            f"alpha {_fmt(r['alpha'])}.</p>"
+            f"<h2>Blind comparison, round {html.escape(name)}</h2><p>{r.judgments} judgments of {r.pairs} pairs by "
+            f"{r.judges} participants: tuned preferred {r.tuned}, base {r.base}, ties {r.tie}. Tuned "
+            f"win rate {r.tuned_win_rate:.3f} (95% CI {r.ci_low:.3f}–{r.ci_high:.3f}); Krippendorff's "
+            f"alpha {_fmt(r.alpha)}.</p>"
         )
     return "\n".join(parts)
 

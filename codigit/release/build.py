@@ -17,12 +17,13 @@ from pathlib import Path
 
 from codigit import __version__
 from codigit.errors import CodigitError
+from codigit.handoff import MANIFEST_SCHEMA, Manifest
 from codigit.home import atomic_dir
 from codigit.records import Snapshot, counted_reviews, utc_now
 from codigit.release.pii import names_pattern, scan
 from codigit.release.policy import Policy, judge
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = MANIFEST_SCHEMA
 SPLITS = ("train", "test")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
 # Why a story is not in a release; the manifest counts each.
@@ -86,7 +87,7 @@ def plan_release(
     snapshot: Snapshot, policy: Policy, decisions: dict[str, dict], names: list[str], withdrawn: set[str]
 ) -> Plan:
     """Which stories go in, and why the others do not. `decisions` maps story id -> the latest decision."""
-    from codigit.collect import text_sha
+    from codigit.rules import text_sha
 
     plan = Plan()
     names_rx = names_pattern(names)
@@ -204,40 +205,50 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def view_manifest(version: str, rows: list[dict], policy: Policy, **extra) -> dict:
-    """The hashed core of a manifest for these rows; `extra` adds what only the organisers' copy carries."""
+def view_manifest(
+    version: str, rows: list[dict], policy: Policy, story_ids: dict[str, str] | None = None, **extra
+) -> Manifest:
+    """The manifest of a view holding these rows (files and its own hash come when it is written); `story_ids`
+    and `extra` add what only the organisers' copy carries."""
     policy_dump = policy.hashed()
     hashes = [record_hash(r) for r in rows]
     splits = [split_of(r["id"], policy.test_fraction) for r in rows]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "version": version,
-        "dataset_hash": dataset_hash(hashes, policy_dump),
-        "policy": policy_dump,
-        "counts": {**{s: splits.count(s) for s in SPLITS}, "public": sum(r["public"] for r in rows)},
-        "records": [{"id": r["id"], "hash": h, "split": s} for r, h, s in zip(rows, hashes, splits, strict=True)],
+    records = []
+    for r, h, s in zip(rows, hashes, splits, strict=True):
+        records.append({"id": r["id"], "hash": h, "split": s} | ({"story_id": story_ids[r["id"]]} if story_ids else {}))
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        version=version,
+        dataset_hash=dataset_hash(hashes, policy_dump),
+        policy=policy_dump,
+        counts={**{s: splits.count(s) for s in SPLITS}, "public": sum(r["public"] for r in rows)},
+        records=records,
         **extra,
-        "codigit_version": __version__,
-    }
+        codigit_version=__version__,
+    )
 
 
-def write_view(folder: Path, manifest: dict, rows: list[dict], texts: dict[str, str]) -> None:
+def write_view(folder: Path, manifest: Manifest, rows: list[dict], texts: dict[str, str]) -> None:
     """Parquet per non-empty split, the texts, and manifest.json with every file's sha256 and its own hash."""
     (folder / "data").mkdir(parents=True)
     for split in SPLITS:
-        part = [r for r, rec in zip(rows, manifest["records"], strict=True) if rec["split"] == split]
+        part = [r for r, rec in zip(rows, manifest.records, strict=True) if rec.split == split]
         if part:  # `datasets` refuses to load a split declared with no data, so an empty one is not written
             write_parquet(part, split_file(folder, split))
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
-    manifest["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-    manifest["manifest_hash"] = manifest_hash(manifest)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest = manifest.model_copy(update={"files": files})
+    manifest = manifest.model_copy(update={"manifest_hash": manifest_hash(manifest)})
+    (folder / "manifest.json").write_text(manifest.text(), encoding="utf-8")
 
 
-def manifest_hash(manifest: dict) -> str:
+def manifest_hash(manifest: Manifest | dict) -> str:
     """Over everything in the manifest but this hash and the creation time, so an edited manifest is caught."""
-    core = {k: v for k, v in manifest.items() if k not in ("manifest_hash", "created_at")}
+    if isinstance(manifest, Manifest):
+        core = manifest.hashed()
+    else:  # as a file holds it
+        core = {k: v for k, v in manifest.items() if k not in ("manifest_hash", "created_at")}
     return hashlib.sha256(canonical(core)).hexdigest()
 
 
@@ -256,7 +267,7 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
         raise CodigitError(f"no story qualifies for release {version}: see `codigit collect` and the policy")
     consent_versions = Counter(c.version for c in snapshot.consent if c.participant in plan.authors)
     manifest = view_manifest(
-        version, plan.rows, policy,
+        version, plan.rows, policy, plan.story_ids,
         pseudonyms=sorted(plan.authors),
         public_pseudonyms=sorted(plan.public_authors),  # whose text the public view holds: `release affected`
         excluded={reason: plan.excluded.get(reason, 0) for reason in REASONS},
@@ -267,14 +278,12 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
                 "snapshot_created_at": snapshot.meta.created_at},
         created_at=utc_now(),
     )  # fmt: skip
-    for record in manifest["records"]:
-        record["story_id"] = plan.story_ids[record["id"]]
     public_rows = [r for r in plan.rows if r["public"]]
     # the reasons a story is in neither view, and those the organisers' view holds but the public one may not
-    excluded = {**manifest["excluded"], NOT_PUBLIC: len(plan.rows) - len(public_rows)}
+    excluded = {**manifest.excluded, NOT_PUBLIC: len(plan.rows) - len(public_rows)}
     public = view_manifest(
         version, public_rows, policy, scope="public", excluded=excluded,
-        source={"snapshot_id": snapshot.meta.snapshot_id}, created_at=manifest["created_at"],
+        source={"snapshot_id": snapshot.meta.snapshot_id}, created_at=manifest.created_at,
     )  # fmt: skip
     with atomic_dir(final) as tmp:
         write_view(tmp / "public", public, public_rows, texts(public, True))

@@ -1,8 +1,9 @@
 """The human-readable files of a release: dataset card (README.md), CHANGELOG.md and CONTRIBUTORS.md.
 
 Demographics appear only in aggregate over the release's authors who allowed their use, and any group smaller
-than K (and, when exactly one group of a question is suppressed, the next smallest too, so it cannot be
-recovered by subtraction) is shown as "<K".
+than the policy's `min_group_size` k (and, when exactly one group of a question is suppressed, the next smallest
+too, so it cannot be recovered by subtraction) is shown as "<k". What the card says about the study itself (its
+motivation, uses, the texts) is the policy's `card`: study data, not code.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections import Counter
 
 import yaml
 
+from codigit.handoff import Manifest
 from codigit.records import Snapshot
 from codigit.release.build import DATASETS_MIN
 from codigit.release.policy import Policy
 from codigit.study import Study
 
-K = 5
 REASON_TEXT = {"not_public": "the author did not allow public release"}  # the public view's own reason
 
 
@@ -27,7 +28,7 @@ def size_category(n: int) -> str:
     return "n>1M"
 
 
-def suppress(counts: dict[str, int], k: int = K) -> dict[str, str]:
+def suppress(counts: dict[str, int], k: int) -> dict[str, str]:
     """Counts as text with every group under k hidden, plus the next smallest if only one would be."""
     small = {g for g, n in counts.items() if n < k}
     if len(small) == 1 and len(counts) > 1:
@@ -35,14 +36,14 @@ def suppress(counts: dict[str, int], k: int = K) -> dict[str, str]:
     return {g: (f"<{k}" if g in small else str(n)) for g, n in counts.items()}
 
 
-def demographics(snapshot: Snapshot, authors: set[str], study: Study) -> str:
+def demographics(snapshot: Snapshot, authors: set[str], study: Study, k: int) -> str:
     rows = [p for p in snapshot.positionality if p.participant in authors]
     lines = [
         f"{len(authors)} people wrote the stories in this release; {len(rows)} of them allowed their answers to "
-        f'the optional questionnaire to be used in aggregate. Groups smaller than {K} are shown as "<{K}".',
+        f'the optional questionnaire to be used in aggregate. Groups smaller than {k} are shown as "<{k}".',
     ]
-    if len(rows) < K:
-        return lines[0] + f"\n\nFewer than {K} answered, so no breakdown is shown."
+    if len(rows) < k:
+        return lines[0] + f"\n\nFewer than {k} answered, so no breakdown is shown."
     for q in study.positionality.questions:
         if q.type not in ("label", "multi_label"):
             continue  # free text is never aggregated into a card
@@ -53,7 +54,7 @@ def demographics(snapshot: Snapshot, authors: set[str], study: Study) -> str:
                 counts[(q.labels or {}).get(v, v)] += 1
         if not counts:
             continue
-        shown = suppress(dict(counts))
+        shown = suppress(dict(counts), k)
         lines.append(f"\n**{q.title or q.name}**" + (" (several answers possible)" if q.type == "multi_label" else ""))
         lines.append("\n| group | people |\n| --- | --- |")
         lines.extend(f"| {g} | {n} |" for g, n in sorted(shown.items(), key=lambda x: (-counts[x[0]], x[0])))
@@ -66,37 +67,37 @@ def configs(counts: dict[str, int]) -> list[dict]:
     return [{"config_name": "default", "data_files": files}]
 
 
-def dataset_card(manifest: dict, policy: Policy, snapshot: Snapshot, authors: set[str], study: Study) -> str:
-    total = manifest["counts"]["train"] + manifest["counts"]["test"]
+def dataset_card(manifest: Manifest, policy: Policy, snapshot: Snapshot, authors: set[str], study: Study) -> str:
+    total = manifest.counts["train"] + manifest.counts["test"]
     meta = {
         "license": policy.license,
         "language": [policy.language],
         "pretty_name": policy.card.title,
         "task_categories": ["text-generation"],
-        "tags": ["instruction-tuning", "participatory", "gender", "codigit"],
+        "tags": list(dict.fromkeys(["instruction-tuning", "participatory", *policy.card.tags, "codigit"])),
         "size_categories": [size_category(total)],
-        "configs": configs(manifest["counts"]),
+        "configs": configs(manifest.counts),
     }
     blocking = ", ".join(policy.blocking_flags) or "none"
     majority = ", more than half saying include" if policy.include_majority else ""
     excluded = "\n".join(f"| {REASON_TEXT.get(reason, reason.replace('_', ' '))} | {n} |"
-                         for reason, n in manifest["excluded"].items())  # fmt: skip
-    considered = total + sum(manifest["excluded"].values())
+                         for reason, n in manifest.excluded.items())  # fmt: skip
+    considered = total + sum(manifest.excluded.values())
     p = policy
     return f"""---
 {yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()}
 ---
 
-# {p.card.title} — release {manifest["version"]}
+# {p.card.title} — release {manifest.version}
 
 {p.card.summary}
 
 | | |
 | --- | --- |
-| records | {total} (train {manifest["counts"]["train"]}, test {manifest["counts"]["test"]}) |
-| of which the authors allowed public release | {manifest["counts"]["public"]} |
-| dataset hash | `{manifest["dataset_hash"]}` |
-| built from snapshot | `{manifest["source"]["snapshot_id"]}` by codigit {manifest["codigit_version"]} |
+| records | {total} (train {manifest.counts["train"]}, test {manifest.counts["test"]}) |
+| of which the authors allowed public release | {manifest.counts["public"]} |
+| dataset hash | `{manifest.dataset_hash}` |
+| built from snapshot | `{manifest.source["snapshot_id"]}` by codigit {manifest.codigit_version} |
 
 Load it with plain `datasets` {DATASETS_MIN} or later (older versions cannot read its `List` features):
 `load_dataset("parquet", data_dir="<this folder>/data")` or `load_dataset("<this folder>")`. Check it with
@@ -105,8 +106,7 @@ Load it with plain `datasets` {DATASETS_MIN} or later (older versions cannot rea
 ## Datasheet
 
 ### Motivation
-Built for a participatory instruction-tuning study: a community decides, by writing and reviewing, what a
-language model should say about gender, and researchers study what fine-tuning on it changes.
+{p.card.motivation.strip()}
 
 ### Composition
 Each record is one prompt (what someone might ask a model) and one response written as a short story, as a
@@ -136,8 +136,7 @@ Of {considered} stories considered, {total} are in this release; the others were
 {excluded}
 
 ### Uses
-Instruction tuning and evaluation of language models on questions about gender, and the study of participatory
-dataset construction. Not for identifying or profiling anyone. The stories are fiction written for the study.
+{p.card.uses.strip()}
 
 ### Distribution and maintenance
 Licence: {p.license}. Each release is immutable and content-addressed (`manifest.json`); later releases honour
@@ -152,51 +151,46 @@ See *Preprocessing and selection*: community review and the authors' consent dec
 {p.language} (as written by the participants; no normalisation of dialect or spelling).
 
 ### Author demographics
-{demographics(snapshot, authors, study)}
+{demographics(snapshot, authors, study, p.min_group_size)}
 
 ### Text characteristics
-Short stories (roughly 150–600 words) answering prompts about work, care, identity, safety and other topics
-related to gender, written to show what an aligned model should answer.
+{p.card.text_characteristics.strip()}
 """
 
 
-def contributors(manifest: dict, snapshot: Snapshot, authors: set[str]) -> str:
+def contributors(manifest: Manifest, snapshot: Snapshot, authors: set[str]) -> str:
     names = sorted(
         {c.attribution_name for c in snapshot.consent if c.participant in authors and c.public and c.attribution_name},
         key=str.casefold,
     )
     body = "\n".join(f"- {n}" for n in names) if names else "_Nobody in this release asked to be credited._"
     return (
-        f"# Contributors to release {manifest['version']}\n\n"
+        f"# Contributors to release {manifest.version}\n\n"
         "People whose stories are in this release and who asked to be credited, under the name they chose. "
         f"Everyone else contributed anonymously.\n\n{body}\n"
     )
 
 
-def changelog(manifest: dict, previous: dict | None, reasons: bool = True) -> str:
+def changelog(manifest: Manifest, previous: Manifest | None, reasons: bool = True) -> str:
     """What changed since `previous`. Without `reasons` (the public view) removals are listed without why: a
     reason such as "withdrawn" next to a record the public has seen would say something about its author."""
-    head = f"# Changelog: release {manifest['version']}\n\n"
+    head = f"# Changelog: release {manifest.version}\n\n"
     if previous is None:
-        return head + f"First release: {len(manifest['records'])} records.\n"
+        return head + f"First release: {len(manifest.records)} records.\n"
     key = "story_id" if reasons else "id"  # the public view has no story ids: an edited story is remove + add
-    old = {r[key]: r for r in previous["records"]}
-    new = {r[key]: r for r in manifest["records"]}
-    added = sorted(new[s]["id"] for s in new.keys() - old.keys())
-    why = manifest.get("excluded_stories", {}) if reasons else {}
+    old = {getattr(r, key): r for r in previous.records}
+    new = {getattr(r, key): r for r in manifest.records}
+    added = sorted(new[s].id for s in new.keys() - old.keys())
+    why = manifest.excluded_stories if reasons else {}
     removed = sorted(
-        (old[s]["id"], why.get(s, "no longer in the snapshot" if reasons else "")) for s in old.keys() - new.keys()
+        (old[s].id, why.get(s, "no longer in the snapshot" if reasons else "")) for s in old.keys() - new.keys()
     )
     changed = sorted(
-        (
-            old[s]["id"],
-            new[s]["id"],
-            "text changed" if old[s]["id"] != new[s]["id"] else "reviews, themes or credit changed",
-        )
+        (old[s].id, new[s].id, "text changed" if old[s].id != new[s].id else "reviews, themes or credit changed")
         for s in old.keys() & new.keys()
-        if old[s]["hash"] != new[s]["hash"]
+        if old[s].hash != new[s].hash
     )
-    lines = [head + f"Since {previous['version']} (`{previous['dataset_hash'][:12]}`): {len(added)} added, "
+    lines = [head + f"Since {previous.version} (`{previous.dataset_hash[:12]}`): {len(added)} added, "
              f"{len(removed)} removed, {len(changed)} changed.\n"]  # fmt: skip
     if added:
         lines += ["## Added", *(f"- `{i}`" for i in added), ""]

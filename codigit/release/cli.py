@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from codigit.cli_types import Parents
 from codigit.errors import CodigitError
 from codigit.places import Recorded
 
@@ -30,10 +31,10 @@ def _release_make(args: argparse.Namespace) -> None:
             f"{len(plan.blocked)} stories need an organiser's decision before release {args.version}: "
             "`codigit release decide STORY_ID keep|exclude --by NAME [--note TEXT]`"
         )
-    counts = manifest["counts"]
+    counts = manifest.counts
     print(f"release {args.version} at {path}: {counts['train']} train, {counts['test']} test "
-          f"({counts['public']} public), dataset hash {manifest['dataset_hash']}")  # fmt: skip
-    left = {k: n for k, n in manifest["excluded"].items() if n}
+          f"({counts['public']} public), dataset hash {manifest.dataset_hash}")  # fmt: skip
+    left = {k: n for k, n in manifest.excluded.items() if n}
     if left:
         print("left out: " + counts_line(left))
 
@@ -42,7 +43,7 @@ def _release_verify(args: argparse.Namespace) -> None:
     from codigit.release.manage import verify
 
     manifest = verify(args.path)
-    print(f"{args.path}: release {manifest['version']} verified, dataset hash {manifest['dataset_hash']}")
+    print(f"{args.path}: release {manifest.version} verified, dataset hash {manifest.dataset_hash}")
 
 
 def _release_diff(args: argparse.Namespace) -> None:
@@ -95,7 +96,8 @@ def _release_affected(args: argparse.Namespace) -> None:
         print(f"run {r['run']} trained on release {r['release']}: {r['path']}")
 
 
-def add_release_parsers(sub, home: argparse.ArgumentParser, study: argparse.ArgumentParser) -> None:
+def add_parser(sub, parents: Parents) -> None:
+    home, study = parents.home, parents.study
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", type=Path, default=Recorded("releases"), help="releases (default: %(default)s)")
     policy = argparse.ArgumentParser(add_help=False)

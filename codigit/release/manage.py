@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 from codigit.errors import CodigitError
+from codigit.handoff import Manifest, read_manifest, read_provenance
 from codigit.home import append_jsonl, locked
 from codigit.records import read_snapshot, require_hashes, resolve_snapshot, utc_now
 from codigit.release import card
 from codigit.release.build import (
-    SCHEMA_VERSION,
     SEMVER,
     SPLITS,
     Plan,
@@ -39,22 +39,6 @@ def releases(root: Path) -> dict[str, Path]:
         if SEMVER.match(p.name) and (p / "manifest.json").is_file():
             found[p.name] = p
     return {v: found[v] for v in sorted(found, key=semver_key)}
-
-
-def read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CodigitError(f"{path}: not a release (no manifest.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CodigitError(f"{path}/manifest.json: unreadable ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        got = manifest.get("schema_version") if isinstance(manifest, dict) else None
-        raise CodigitError(f"{path}: not a release manifest of schema {SCHEMA_VERSION} (found {got})")
-    missing = [k for k in ("version", "dataset_hash", "policy", "counts", "records", "files") if k not in manifest]
-    if missing:
-        raise CodigitError(f"{path}/manifest.json: malformed, missing {', '.join(missing)}")
-    return manifest
 
 
 def read_jsonl(path: Path, what: str, keys: tuple[str, ...]) -> list[dict]:
@@ -91,7 +75,7 @@ def all_withdrawn(snapshots_root: Path) -> set[str]:
 
 def make_release(
     version: str, snapshot_path: Path, policy: Policy, study: Study, out: Path, names_from: Path | None
-) -> tuple[Path, dict, Plan]:
+) -> tuple[Path, Manifest | None, Plan]:
     """Plan and write a release. With stories awaiting a personal-data decision nothing is written and the plan
     (with `blocked`) is returned. `names_from` None means the roster scan was turned off on purpose. The policy
     must name only what the study has, and the snapshot must be as `collect` wrote it."""
@@ -105,12 +89,12 @@ def make_release(
     names = roster_names(names_from) if names_from is not None else []
     p = plan_release(snapshot, policy, read_decisions(out), names, withdrawn)
     if p.blocked:
-        return Path(out) / version, {}, p
+        return Path(out) / version, None, p
     earlier = [path for v, path in releases(out).items() if semver_key(v) < semver_key(version)]
     # a release made before codigit wrote public views has none: the public changelog compares with the latest one
     earlier_public = [e / "public" for e in earlier if (e / "public" / "manifest.json").is_file()]
 
-    def texts(manifest: dict, public: bool) -> dict[str, str]:
+    def texts(manifest: Manifest, public: bool) -> dict[str, str]:
         authors = p.public_authors if public else p.authors
         previous = (earlier_public if public else earlier)[-1:]
         before = read_manifest(previous[0]) if previous else None
@@ -124,17 +108,17 @@ def make_release(
     return path, read_manifest(path), p
 
 
-def verify(path: Path) -> dict:
+def verify(path: Path) -> Manifest:
     """Recompute every hash of a release folder (and of its public/ view); the first mismatch is a CodigitError."""
     import pyarrow.parquet as pq
 
     path = Path(path)
     manifest = read_manifest(path)
     try:
-        if manifest_hash(manifest) != manifest.get("manifest_hash"):
+        if manifest_hash(manifest) != manifest.manifest_hash:
             raise CodigitError(f"{path}: manifest.json was edited after the release was made")
-        listed_files = set(manifest["files"])
-        for name, digest in manifest["files"].items():
+        listed_files = set(manifest.files)
+        for name, digest in manifest.files.items():
             file = path / name
             if not file.is_file():
                 raise CodigitError(f"{path}: {name} is missing")
@@ -144,27 +128,27 @@ def verify(path: Path) -> dict:
             name = str(file.relative_to(path))
             if file.is_file() and name not in listed_files and name not in ("manifest.json", APPROVALS_FILE):
                 raise CodigitError(f"{path}: {name} is not part of the release (added later?)")
-        listed = {r["id"]: r for r in manifest["records"]}
+        listed = {r.id: r for r in manifest.records}
         seen = set()
         for split in SPLITS:
-            if not manifest["counts"][split]:
+            if not manifest.counts.get(split):
                 continue
             for row in pq.read_table(split_file(path, split)).to_pylist():
                 rid = row["id"]
-                if rid not in listed or listed[rid]["split"] != split:
+                if rid not in listed or listed[rid].split != split:
                     raise CodigitError(f"{path}: record {rid} is not in the manifest's {split} split")
                 if record_id(row["prompt"], row["response"]) != rid:
                     raise CodigitError(f"{path}: record {rid}: its text does not hash to its id")
-                if record_hash(row) != listed[rid]["hash"]:
+                if record_hash(row) != listed[rid].hash:
                     raise CodigitError(f"{path}: record {rid} differs from the manifest")
                 seen.add(rid)
         if missing := sorted(listed.keys() - seen):
             raise CodigitError(f"{path}: {len(missing)} records of the manifest are missing (first: {missing[0]})")
-        if dataset_hash([r["hash"] for r in manifest["records"]], manifest["policy"]) != manifest["dataset_hash"]:
+        if dataset_hash([r.hash for r in manifest.records], manifest.policy) != manifest.dataset_hash:
             raise CodigitError(f"{path}: the dataset hash does not match the records and policy in the manifest")
     except (KeyError, TypeError, AttributeError) as e:
         raise CodigitError(f"{path}/manifest.json: malformed ({type(e).__name__}: {e})") from None
-    if manifest.get("scope") != "public" and (path / "public").is_dir():
+    if not manifest.public and (path / "public").is_dir():
         verify(path / "public")
     return manifest
 
@@ -173,17 +157,17 @@ def diff(a: Path, b: Path) -> dict:
     """What changed from release a to b. With a public view on either side records are matched by id (a public
     view has no story ids, so an edited story is a removal and an addition) and authors are not counted."""
     old, new = read_manifest(a), read_manifest(b)
-    organisers = "public" not in (old.get("scope"), new.get("scope"))
-    out = {"from": old["version"], "to": new["version"], "changelog": card.changelog(new, old, reasons=organisers)}
+    organisers = not (old.public or new.public)
+    out = {"from": old.version, "to": new.version, "changelog": card.changelog(new, old, reasons=organisers)}
     if organisers:
-        before, after = set(old["pseudonyms"]), set(new["pseudonyms"])
+        before, after = set(old.pseudonyms), set(new.pseudonyms)
         out |= {"pseudonyms_added": len(after - before), "pseudonyms_removed": len(before - after)}
     return out
 
 
 def decide(out: Path, snapshot_path: Path, story_id: str, decision: str, by: str, note: str) -> dict:
     """Record an organiser's decision on a story the personal-data gate stopped; bound to its current text."""
-    from codigit.collect import text_sha
+    from codigit.rules import text_sha
 
     if decision not in ("keep", "exclude"):
         raise CodigitError(f"decision must be keep or exclude, not {decision!r}")
@@ -205,18 +189,18 @@ def approvals(path: Path) -> list[dict]:
     return read_jsonl(Path(path) / APPROVALS_FILE, "approvals file", ("by", "dataset_hash"))
 
 
-def approval_status(path: Path, manifest: dict, policy: Policy) -> tuple[list[str], int]:
+def approval_status(path: Path, manifest: Manifest, policy: Policy) -> tuple[list[str], int]:
     """Who on the current board has approved this exact release (its dataset hash), and how many approvals
     publishing needs: the stricter of the release's own policy and the current one. Approve and publish both
     count this way, so what approve reports is what publish will find."""
-    needed = max(policy.required_approvals, manifest["policy"].get("required_approvals", 0))
+    needed = max(policy.required_approvals, manifest.policy.get("required_approvals", 0))
     if needed > len(policy.board):
         raise CodigitError(
-            f"publishing release {manifest['version']} needs {needed} board approvals but the release policy's "
+            f"publishing release {manifest.version} needs {needed} board approvals but the release policy's "
             f"board lists {len(policy.board)} names: add the members under `board:`"
         )
     spelled = {n.casefold(): n for n in policy.board}
-    mine = [a["by"].casefold() for a in approvals(path) if a["dataset_hash"] == manifest["dataset_hash"]]
+    mine = [a["by"].casefold() for a in approvals(path) if a["dataset_hash"] == manifest.dataset_hash]
     return sorted({spelled[n] for n in mine if n in spelled}), needed
 
 
@@ -231,7 +215,7 @@ def approve(path: Path, by: str, policy: Policy) -> tuple[list[str], bool, int]:
         have, needed = approval_status(path, manifest, policy)
         if name in have:
             return have, False, needed
-        entry = {"by": name, "at": utc_now(), "dataset_hash": manifest["dataset_hash"]}
+        entry = {"by": name, "at": utc_now(), "dataset_hash": manifest.dataset_hash}
         append_jsonl(Path(path) / APPROVALS_FILE, entry)
     return sorted([*have, name]), True, needed
 
@@ -246,19 +230,19 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
     have, needed = approval_status(path, manifest, policy)
     if len(have) < needed:
         raise CodigitError(
-            f"release {manifest['version']} has {len(have)} of the {needed} board approvals the policy requires: "
-            f"`codigit release approve {manifest['version']} --by NAME`"
+            f"release {manifest.version} has {len(have)} of the {needed} board approvals the policy requires: "
+            f"`codigit release approve {manifest.version} --by NAME`"
         )
-    if gone := set(manifest.get("pseudonyms", [])) & all_withdrawn(snapshots):
+    if gone := set(manifest.pseudonyms) & all_withdrawn(snapshots):
         raise CodigitError(
-            f"release {manifest['version']} contains text by {len(gone)} participant(s) who have since withdrawn: "
+            f"release {manifest.version} contains text by {len(gone)} participant(s) who have since withdrawn: "
             "make a new release and publish that"
         )
     public = path / "public"
     if not (public / "manifest.json").is_file():
-        raise CodigitError(f"release {manifest['version']} has no public view (public/): make a new release")
-    if not read_manifest(public)["records"]:
-        raise CodigitError(f"release {manifest['version']} has no records whose authors allowed public release")
+        raise CodigitError(f"release {manifest.version} has no public view (public/): make a new release")
+    if not read_manifest(public).records:
+        raise CodigitError(f"release {manifest.version} has no records whose authors allowed public release")
     if dry_run_to is not None:
         if Path(dry_run_to).exists() and any(Path(dry_run_to).iterdir()):
             raise CodigitError(f"{dry_run_to} is not empty; give a new folder")
@@ -270,7 +254,7 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
     if get_token() is None:
         raise CodigitError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
     api = HfApi()
-    message = f"codigit release {manifest['version']} ({manifest['dataset_hash'][:12]})"
+    message = f"codigit release {manifest.version} ({manifest.dataset_hash[:12]})"
     try:
         api.create_repo(repo, repo_type="dataset", exist_ok=True, private=False)
         # delete_patterns: files of an earlier release that this one no longer has must not stay on the Hub
@@ -278,7 +262,7 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
                           delete_patterns="*")  # fmt: skip
     except (HTTPError, OSError, ValueError) as e:  # the hub's errors derive from these; a Hub commit is all or none
         why = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CodigitError(f"publishing release {manifest['version']} to {repo} failed: {why}") from None
+        raise CodigitError(f"publishing release {manifest.version} to {repo} failed: {why}") from None
     return f"{api.endpoint}/datasets/{repo}"
 
 
@@ -290,27 +274,25 @@ def affected(pseudonym: str, releases_root: Path, runs_root: Path) -> tuple[list
     trained_on: dict[str, tuple[str, str]] = {}  # dataset hash -> (version, view)
     for version, path in releases(releases_root).items():
         manifest = verify(path)  # an edited manifest must not hide anyone; verify checks public/ too
-        if pseudonym not in manifest["pseudonyms"]:
+        if pseudonym not in manifest.pseudonyms:
             continue
-        hit.append({"version": version, "dataset_hash": manifest["dataset_hash"], "path": str(path)})
-        trained_on[manifest["dataset_hash"]] = (version, "")
+        hit.append({"version": version, "dataset_hash": manifest.dataset_hash, "path": str(path)})
+        trained_on[manifest.dataset_hash] = (version, "")
         public = path / "public"
         # releases older than `public_pseudonyms` are assumed to hold everyone in public/: over-report, never miss
-        if (public / "manifest.json").is_file() and pseudonym in manifest.get("public_pseudonyms", [pseudonym]):
+        everyone = manifest.public_pseudonyms is None
+        if (public / "manifest.json").is_file() and (everyone or pseudonym in manifest.public_pseudonyms):
             view = read_manifest(public)
-            if view["records"]:
-                trained_on[view["dataset_hash"]] = (version, " (public view)")
+            if view.records:  # when everyone allowed public release both views hold the same data, one hash
+                trained_on.setdefault(view.dataset_hash, (version, " (public view)"))
     runs, unreadable = [], []
     for prov in sorted(Path(runs_root).glob("*/provenance.json")):
         try:
-            data = json.loads(prov.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            unreadable.append(f"{prov}: unreadable ({e}); check that run by hand")
+            used = read_provenance(prov.parent).release
+        except CodigitError as e:
+            unreadable.append(f"{e}; check that run by hand")
             continue
-        release = data.get("release") if isinstance(data, dict) else None
-        if not isinstance(release, dict) or not isinstance(release.get("dataset_hash"), str):
-            unreadable.append(f"{prov}: no release.dataset_hash; check that run by hand")
-        elif release["dataset_hash"] in trained_on:
-            version, view = trained_on[release["dataset_hash"]]
+        if used.dataset_hash in trained_on:
+            version, view = trained_on[used.dataset_hash]
             runs.append({"run": prov.parent.name, "path": str(prov.parent), "release": version + view})
     return hit, runs, unreadable

@@ -16,11 +16,17 @@ from codigit.study import Study, load_yaml
 
 
 class Card(BaseModel):
+    """What the dataset card says that belongs to the study, not to codigit (markdown allowed)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: str = Field(min_length=1)
     summary: str = Field(min_length=1)
     contact: str = Field(min_length=1)
+    tags: list[str] = Field(min_length=1)  # the Hub's dataset tags
+    motivation: str = Field(min_length=1)  # why the dataset was built
+    uses: str = Field(min_length=1)  # what it is for, and not for
+    text_characteristics: str = Field(min_length=1)  # what the texts are like
 
 
 class Policy(BaseModel):
@@ -38,6 +44,8 @@ class Policy(BaseModel):
     language: str = Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
     license: str = Field(min_length=1)
     required_approvals: int = Field(default=0, ge=0)
+    # the smallest group of people any output counts or compares (card demographics, positionality)
+    min_group_size: int = Field(ge=2)
     board: list[str] = []  # who may approve; governance, not selection: kept out of the release's hash (`hashed`)
     card: Card
 

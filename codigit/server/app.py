@@ -45,6 +45,7 @@ def check_database_url(database_url: str) -> None:
 
 def configure(home: Path, database_url: str | None = None, redis_url: str | None = None) -> str:
     """Set argilla-server's environment; returns the database URL in use."""
+    # private: listed in codigit/upstream.py
     if "argilla_server.settings" in sys.modules:
         raise RuntimeError("argilla_server was imported before codigit configured it")
     if database_url:
@@ -95,6 +96,7 @@ def prepare_database(database_url: str) -> None:
     path = sqlite_path(database_url)
     if path is not None:
         check_sqlite(path)
+    # private: listed in codigit/upstream.py
     config = Config()  # no ini file: alembic would otherwise reconfigure our logging
     config.set_main_option("script_location", str(Path(argilla_server.__file__).parent / "alembic"))
     try:
@@ -124,6 +126,7 @@ def ensure_owner(home: Path) -> dict[str, Any]:
         creds = read_credentials(home)
     except CodigitError:
         creds = {}
+    # private: listed in codigit/upstream.py
     with SyncSessionLocal() as db:
         user = db.query(User).filter(User.username == OWNER_USERNAME).one_or_none()
         valid = (
@@ -155,6 +158,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     from codigit.server import jobs, privacy, sqlite_writes, study_pages, submit_rules
     from codigit.server import ui as ui_edits
 
+    # private: listed in codigit/upstream.py
     if in_process_jobs:  # before argilla_server._app imports the queues' Redis connection
         jobs.install_in_process(queues)
     from argilla_server._app import app  # built on import; a second build would copy the UI again
@@ -189,6 +193,7 @@ def close_docs(app, api) -> None:
     """Remove the docs pages (and argilla-server's redirects to them); the OpenAPI schema stays."""
     from fastapi.routing import APIRoute
 
+    # private: listed in codigit/upstream.py
     api.router.routes[:] = [r for r in api.router.routes if getattr(r, "path", None) not in DOCS_PATHS]
     api.docs_url = api.redoc_url = None
     app.router.routes[:] = [r for r in app.router.routes if not (isinstance(r, APIRoute) and r.path in DOCS_REDIRECTS)]
@@ -208,6 +213,7 @@ def quiet_validation_errors(api) -> None:
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
 
+    # private: listed in codigit/upstream.py
     async def handler(request, error: RequestValidationError):
         argilla_error = ValidationError(error)
         set_request_error(request, argilla_error)
@@ -218,6 +224,7 @@ def quiet_validation_errors(api) -> None:
 
 def ui_directory(app) -> Path | None:
     """The per-start copy of the web UI that argilla-server serves (it makes one in the temp dir at import)."""
+    # private: listed in codigit/upstream.py
     for route in app.routes:
         directory = getattr(getattr(route, "app", None), "directory", None)
         if getattr(route, "name", None) == "static" and directory is not None:

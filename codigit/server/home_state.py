@@ -32,6 +32,7 @@ async def _own_forms(db: AsyncSession, user) -> list[tuple]:
     record in the participant's own workspace, with their response to it if any."""
     from argilla_server.models import Dataset, Record, Response, Workspace
 
+    # private: listed in codigit/upstream.py
     mine = select(Response).where(Response.user_id == user.id).subquery()
     rows = await db.execute(
         select(Dataset.id, Dataset.name, Record.id, Record.external_id, Record.fields, mine.c.id, mine.c.status,

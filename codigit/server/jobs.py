@@ -27,6 +27,7 @@ def install_in_process(queues: ModuleType) -> None:
     """Point argilla-server's queues at an in-process Redis and run what they receive on the current loop."""
     import fakeredis
 
+    # private: listed in codigit/upstream.py
     connection = fakeredis.FakeStrictRedis()
     # modules that did `from argilla_server.jobs.queues import REDIS_CONNECTION` hold their own reference
     for name, module in list(sys.modules.items()):
@@ -38,6 +39,7 @@ def install_in_process(queues: ModuleType) -> None:
 
 
 def _run_what_is_enqueued(queue: Any) -> None:
+    # private: listed in codigit/upstream.py
     enqueue = queue._enqueue_job
 
     def _enqueue_job(job, pipeline=None, at_front=False):
@@ -67,6 +69,7 @@ async def _perform(queue: Any, job: Any, delay: float = 0.0) -> None:
     connection = queue.connection
     queue.remove(job.id)
     pipe = connection.pipeline()
+    # private: listed in codigit/upstream.py
     job.prepare_for_execution(WORKER_NAME, pipe)
     pipe.execute()
     try:
@@ -92,6 +95,7 @@ async def _perform(queue: Any, job: Any, delay: float = 0.0) -> None:
 
 def finish_jobs_on_shutdown(app: Any, timeout: float = 30.0) -> None:
     """At a clean shutdown, let running jobs finish (bounded) before the loop closes and would drop them."""
+    # private: listed in codigit/upstream.py
     lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -70,6 +70,7 @@ def install(api: FastAPI) -> None:
             }
         )
 
+    # private: listed in codigit/upstream.py
     filter_metadata = records_handlers._filter_record_metadata_for_user
 
     async def filter_metadata_of_detached(record, user):
@@ -129,6 +130,7 @@ def _install_progress(api: FastAPI) -> None:
 
 def _replace_get(api: FastAPI, path: str, endpoint, response_model) -> None:
     """Swap argilla-server's GET route at `path` for `endpoint`, in place (same position, tags and options)."""
+    # private: listed in codigit/upstream.py
     for i, route in enumerate(api.router.routes):
         if isinstance(route, APIRoute) and route.path == path and "GET" in route.methods:
             api.router.routes.pop(i)

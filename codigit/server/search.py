@@ -93,10 +93,12 @@ def _read_engine() -> AsyncEngine:
     N+1th: the pool deadlocks until its timeout (seen at 20 concurrent annotators). Engine connections are only
     ever held for one query, and (WAL mode) SQLite readers do not wait on writers, so this pool cannot deadlock.
     """
+    # private: listed in codigit/upstream.py
     pool = {"pool_size": 8, "max_overflow": 8, **settings.database_engine_args}  # PostgreSQL: its own settings
     return create_async_engine(settings.database_url, **pool)
 
 
+# private: listed in codigit/upstream.py
 @SearchEngine.register(ENGINE_NAME)
 class SQLSearchEngine(SearchEngine):
     """Answers argilla-server's searches from its own SQL database (SQLite with FTS5, or PostgreSQL)."""

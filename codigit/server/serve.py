@@ -95,6 +95,7 @@ def spawn(home: Path, port: int, log: Path, extra: tuple[str, ...] = (), wait: f
     raise CodigitError(f"the server stopped: {last} (log: {log})")
 
 
+# private: listed in codigit/upstream.py
 class _Server(uvicorn.Server):
     """uvicorn's server, but a graceful shutdown on SIGINT/SIGTERM ends the process with status 0.
 
@@ -114,14 +115,14 @@ class _Server(uvicorn.Server):
 
 def serve(
     home: Path,
-    host: str = "127.0.0.1",
-    port: int = 6900,
-    database_url: str | None = None,
-    redis_url: str | None = None,
-    log_level: str = "info",
-    snapshots: Path | None = None,
+    host: str,
+    port: int,
+    database_url: str | None,
+    redis_url: str | None,
+    log_level: str,
+    snapshots: Path | None,
 ) -> None:
-    """Start the embedded server and block until SIGINT/SIGTERM."""
+    """Start the embedded server and block until SIGINT/SIGTERM (the defaults are `codigit serve`'s options)."""
     every_interface = check_host(host)
     # Files this process creates (the database and the -wal/-shm files SQLite adds later, logs, exports) are the
     # owner's alone, whatever the shell's umask.

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+# private: listed in codigit/upstream.py
 from argilla_server.enums import ResponseStatusFilter, SortOrder
 from argilla_server.models import Dataset, Question, Record, Response, Suggestion
 from argilla_server.search_engine.base import (

@@ -75,6 +75,7 @@ def _trigger(name: str, when: str, body: list[str]) -> str:
     return f"CREATE TRIGGER {name} {when} BEGIN\n" + ";\n".join(body) + ";\nEND"
 
 
+# private: listed in codigit/upstream.py
 SQLITE_TRIGGERS = {
     "codigit_records_ai": _trigger(
         "codigit_records_ai",

@@ -30,6 +30,7 @@ _may_write: ContextVar[bool] = ContextVar("codigit_may_write", default=False)
 
 
 def install(app: FastAPI, engine: AsyncEngine) -> None:
+    # private: listed in codigit/upstream.py
     @event.listens_for(engine.sync_engine, "connect")
     def _manual_transactions(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own: we do, below

@@ -150,6 +150,7 @@ def _varint(h: str, start: int) -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
+# private: listed in codigit/upstream.py
 def fts5_ranked_sql(per_field: bool, n_terms: int, negative: bool) -> str:
     """SELECT docid, score of one dataset's rows that match. Binds :dataset, :q and :t0… (the whole positive
     expression and each positive term) when n_terms, :neg when negative, :field when per_field. Without positive

@@ -40,6 +40,7 @@ def _markdown(text: str) -> str:
 
 
 def install(api: FastAPI, home: Path, snapshots: Path | None) -> None:
+    # private: listed in codigit/upstream.py
     from argilla_server.database import get_async_db
     from argilla_server.security import auth
 

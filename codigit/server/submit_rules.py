@@ -33,6 +33,7 @@ UNAVAILABLE = (
 )
 
 
+# private: listed in codigit/upstream.py
 class Refused(UnprocessableEntityError):
     """A 422 whose detail is the participant's message (also as str(), which bulk mode reports per item)."""
 
@@ -44,6 +45,7 @@ class Refused(UnprocessableEntityError):
 def install(home: Path) -> None:
     from argilla_server.contexts import datasets
 
+    # private: listed in codigit/upstream.py
     originals = {name: getattr(datasets, name) for name in WRAPPED}
 
     async def create_response(db, search_engine, record, user, response_create):

@@ -86,6 +86,7 @@ def replace_words(scripts: list[Path]) -> int:
 def patch_ui(ui_directory: Path) -> dict[str, int]:
     """Make every edit; returns how many places each changed. Fails if the text-field code or a word is not found,
     so that a different argilla-server cannot quietly bring the unsafe rendering or the old words back."""
+    # private: listed in codigit/upstream.py
     scripts = sorted(ui_directory.rglob("*.js"))
     pages = sorted(ui_directory.rglob("*.html"))
     counts = {

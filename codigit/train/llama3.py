@@ -64,6 +64,7 @@ def build_tokenizer(save_to: Path | None = None):
         raise RuntimeError("quicktok's llama3 special tokens are not the 256 ids after the base vocabulary")
     specials = _names_31(ids[0])
 
+    # private: listed in codigit/upstream.py
     class _Converter(TikTokenConverter):
         @staticmethod
         def load_tiktoken_bpe(_: str) -> dict[bytes, int]:

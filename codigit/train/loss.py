@@ -60,6 +60,7 @@ class LabelOnlyLossSFTTrainer(SFTTrainer):
         # mixed-precision context here (bf16 matmuls are ~8x fp32 on a CPU with AMX)
         with self.accelerator.autocast():
             loss = label_only_loss(model, inputs, self.loss_chunk_tokens, num_items_in_batch)
+        # private: listed in codigit/upstream.py
         if model.training:  # the input-token count TRL's own compute_loss keeps for its `num_tokens` log
             if "attention_mask" in inputs:
                 self._total_train_tokens += int(inputs["attention_mask"].sum())

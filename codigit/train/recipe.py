@@ -1,7 +1,8 @@
-"""Recipes: TRL's own `SFTConfig` and `ModelConfig` plus a few codigit keys, from YAML with `--key value` overrides.
+"""Recipes: TRL's own `SFTConfig` and `ModelConfig` plus a few codigit keys (`CodigitArgs`): a `Recipe`.
 
-Parsing goes through TRL's `TrlParser` (the parser behind `trl sft --config`), so every SFTConfig / ModelConfig
-field keeps its name, type and default; codigit adds only what a release-bound, reproducible run needs.
+A recipe file (YAML, with `--key value` overrides) is one way to make one: parsing goes through TRL's `TrlParser`
+(the parser behind `trl sft --config`), so every SFTConfig / ModelConfig field keeps its name, type and default.
+Code can also build a `Recipe` from the three config objects and hand it to `codigit.train.run.train`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from codigit.errors import CodigitError
+
+if TYPE_CHECKING:
+    from trl import ModelConfig, SFTConfig
 
 
 @dataclass
@@ -18,6 +23,10 @@ class CodigitArgs:
     release: str = field(default="", metadata={"help": "release folder, e.g. data/releases/0.1.0"})
     release_hash: str = field(default="", metadata={"help": "the release's dataset hash; a mismatch is an error"})
     release_split: str = field(default="train", metadata={"help": "split to train on"})
+    eval_split: str = field(
+        default="",
+        metadata={"help": "release split to compute the eval loss on (e.g. test), at SFTConfig's eval_strategy"},
+    )
     max_records: int = field(default=0, metadata={"help": "train on the first N records only (0: all)"})
     collectives: list[str] = field(
         default_factory=list,
@@ -35,6 +44,33 @@ class CodigitArgs:
     )
 
 
+class Recipe(NamedTuple):
+    """A training run's whole configuration; unpacks as (codigit, sft, model)."""
+
+    codigit: CodigitArgs
+    sft: SFTConfig
+    model: ModelConfig
+
+
+def check_recipe(recipe: Recipe, where: str = "recipe") -> None:
+    """What TRL's own checks cannot know: codigit's keys and how they go with TRL's."""
+    args, sft, _ = recipe
+    if not args.release:
+        raise CodigitError(f"{where}: `release` is required (a release folder, e.g. data/releases/0.1.0)")
+    if args.collective and args.collective not in args.collectives:
+        raise CodigitError(f"{where}: collective {args.collective!r} is not among collectives")
+    evaluating = str(getattr(sft.eval_strategy, "value", sft.eval_strategy)) != "no"
+    if args.eval_split and not evaluating:
+        raise CodigitError(f"{where}: eval_split {args.eval_split!r} needs eval_strategy steps (with eval_steps) or "
+                           "epoch")  # fmt: skip
+    if evaluating and not args.eval_split:
+        raise CodigitError(f"{where}: eval_strategy {sft.eval_strategy.value} needs eval_split (e.g. test): the "
+                           "release split to evaluate on")  # fmt: skip
+    if args.eval_split and args.eval_split == args.release_split:
+        raise CodigitError(f"{where}: eval_split and release_split are both {args.eval_split!r}: evaluate on "
+                           "records the run does not train on")  # fmt: skip
+
+
 def _parser():
     from trl import ModelConfig, SFTConfig, TrlParser
 
@@ -45,8 +81,8 @@ def _parser():
     return Parser((CodigitArgs, SFTConfig, ModelConfig))
 
 
-def parse_recipe(recipe: Path, overrides: list[str] | None = None):
-    """(CodigitArgs, SFTConfig, ModelConfig) from a recipe file and `--key value` overrides."""
+def parse_recipe(recipe: Path, overrides: list[str] | None = None) -> Recipe:
+    """The `Recipe` in a recipe file, with `--key value` overrides."""
     import yaml
 
     recipe = Path(recipe)
@@ -74,8 +110,6 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None):
     except (ValueError, TypeError) as e:
         hint = " (no GPU here: add `use_cpu: true` to the recipe)" if "use_cpu" in str(e) else ""
         raise CodigitError(f"{recipe}: {str(e).splitlines()[0]}{hint}") from None
-    if not codigit_args.release:  # e.g. `--release ""`
-        raise CodigitError(missing)
-    if codigit_args.collective and codigit_args.collective not in codigit_args.collectives:
-        raise CodigitError(f"{recipe}: collective {codigit_args.collective!r} is not among collectives")
-    return codigit_args, sft, model
+    parsed = Recipe(codigit_args, sft, model)
+    check_recipe(parsed, str(recipe))
+    return parsed

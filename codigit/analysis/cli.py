@@ -1,0 +1,51 @@
+"""`codigit analyze` and `codigit positionality`: parsers and thin handlers (pandas and matplotlib load only when
+one runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from codigit.analysis.report import N_BOOT
+from codigit.cli_types import Parents, at_least
+from codigit.places import Recorded
+
+
+def run_analyze(args: argparse.Namespace) -> None:
+    from codigit.analysis.report import analyze
+
+    out = analyze(args.run, args.n_boot, args.seed)
+    print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, bbq.csv, differences.png)")
+
+
+def run_positionality(args: argparse.Namespace) -> None:
+    from codigit.analysis.positionality import positionality
+    from codigit.records import read_snapshot
+    from codigit.release.policy import load_policy
+    from codigit.study import load_study
+
+    study = load_study(args.study)
+    policy = load_policy(args.policy, study)  # checked against the study, as for a release
+    result = positionality(read_snapshot(args.snapshot), study, policy, args.out, args.judgments)
+    print(
+        f"{result['groups']} groups of {policy.min_group_size} or more; {result['rating_rows']} rating correlations, "
+        f"{result['story_rows']} author-group rows; in {args.out} (CSV, PNG, positionality.html)"
+    )
+
+
+def add_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("analyze", help="metrics, paired statistics, plot and report.html for a run's generations")
+    p.add_argument("run", type=Path, help="a run folder with generations.parquet")
+    p.add_argument("--n-boot", type=at_least(1), default=N_BOOT, help="bootstrap resamples per metric")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_analyze)
+
+
+def add_positionality_parser(sub, parents: Parents) -> None:
+    p = sub.add_parser("positionality", parents=[parents.study],
+                       help="reviews and stories by (consented) positionality group")  # fmt: skip
+    p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
+    p.add_argument("--policy", type=Path, default=Recorded("policy"), help="release policy (acceptance)")
+    p.add_argument("--out", type=Path, default=Recorded("positionality"), help="report folder (default: %(default)s)")
+    p.add_argument("--judgments", type=Path, help="RUN/analysis/compare-ROUND-judgments.csv: the tuned model by group")
+    p.set_defaults(func=run_positionality)

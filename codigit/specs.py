@@ -1,0 +1,112 @@
+"""What every study file is made of: strict models, the question and field shapes, the participants' texts, and
+reading a YAML file into a model with one-line errors. `study` (the study configuration) and `languages` (its
+translations) are both built from these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
+
+from codigit.errors import CodigitError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"  # BCP 47, lowercase: en, es, pt-br
+PREFER_NOT = "prefer_not_to_say"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str | None = None
+    use_markdown: bool = False
+
+
+class QuestionSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["text", "label", "multi_label", "rating"]
+    title: str | None = None
+    description: str | None = None
+    required: bool = False
+    use_markdown: bool = False
+    labels: dict[str, str] | None = None  # value -> text shown; label and multi_label only
+    values: list[int] | None = None  # rating only
+
+    @model_validator(mode="after")
+    def _options_match_type(self) -> QuestionSpec:
+        if (self.labels is not None) != (self.type in ("label", "multi_label")):
+            raise ValueError(f"question {self.name}: `labels` is for label and multi_label questions, and needed there")
+        if (self.values is not None) != (self.type == "rating"):
+            raise ValueError(f"question {self.name}: `values` is for rating questions, and needed there")
+        return self
+
+    def options(self) -> list[str]:
+        return list(self.labels or {}) or [str(v) for v in self.values or []]
+
+
+class ParticipantTexts(RootModel[dict[str, str]]):
+    """Every text codigit's own pages and refusals show: each key must be there; none may be unknown."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParticipantTexts:
+        from codigit.rules import ORGANISER
+
+        wanted = set(PAGE_KEYS) | {f"rules.{rule}" for rule in ORGANISER} | set(REVIEW_RULE_KEYS)
+        if missing := sorted(wanted - set(self.root)):
+            raise ValueError(f"missing text(s) {missing}")
+        if unknown := sorted(set(self.root) - wanted):
+            raise ValueError(f"unknown text(s) {unknown}")
+        return self
+
+
+REVIEW_RULE_KEYS = ("rules.own_story", "rules.round_closed", "rules.withdrawn")
+PAGE_KEYS = (
+    "signed_in_as", "sign_out", "steps_title", "step_consent", "step_about", "step_stories", "step_reviews",
+    "consent_none", "consent_given", "consent_invalid", "consent_again", "consent_save", "consent_saved",
+    "consent_read", "about_done", "about_todo", "about_open", "stories_counts", "stories_write", "story_counts",
+    "story_draft", "story_discarded", "story_no_consent", "story_broken", "reviews_none", "reviews_round",
+    "reviews_closed", "reviews_open", "feedback_title", "feedback_none", "guidelines", "contact", "withdraw_title",
+    "withdraw_text", "withdraw_button", "withdraw_confirm_title", "withdraw_confirm_text", "withdraw_reason",
+    "withdraw_yes", "cancel", "withdrawn_text", "error", "home_link", "discard_title", "discard_text",
+    "discard_yes", "draft_note", "limit_note", "language",
+)  # fmt: skip
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 file the user named; any problem reading it is a CodigitError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CodigitError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError:
+        raise CodigitError(f"{path}: not UTF-8 text") from None
+    except OSError as e:
+        raise CodigitError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+
+
+def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
+    """Read a YAML file into a pydantic model; any problem is one CodigitError naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(read_text(path, what))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise CodigitError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise CodigitError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return model.model_validate({**raw, **extra})
+    except ValidationError as e:
+        # an unknown key is most often a misspelt known one: report it before the "missing" that follows from it,
+        # and a wrong value before a missing key
+        err = sorted(e.errors(), key=lambda x: (x["type"] != "extra_forbidden", x["type"] == "missing"))[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise CodigitError(f"{path}: {key}: {msg}") from None

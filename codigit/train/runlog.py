@@ -1,0 +1,93 @@
+"""What a run logs as it trains: metrics.jsonl (loss, tokens/s, MFU, peak memory, eval loss) and the figures
+behind it (parameters, the device's peak FLOP/s)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+from codigit.records import utc_now
+
+# Dense bf16 peak FLOP/s per device, for MFU. CPUs have no useful single figure: MFU is left empty there.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+              "A10G": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}  # fmt: skip
+
+
+def parameter_count(config) -> int:
+    """Parameters of the model `config` describes, built on the meta device (no memory, no weights). A 4-bit
+    model's own tensors pack two weights per byte, so counting them would halve N and with it the MFU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+
+
+def peak_flops() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((f for key, f in sorted(PEAK_FLOPS.items(), key=lambda kv: -len(kv[0])) if key in name), None)
+
+
+def mfu(n_params: int, tokens_per_s: float, peak: float | None, devices: int = 1) -> float | None:
+    """Model FLOPs utilisation: 6·N FLOPs per trained token (forward + backward) over the devices' dense peak."""
+    return round(6 * n_params * tokens_per_s / (peak * devices), 4) if peak else None
+
+
+def run_log_callback(path: Path, n_params: int):
+    """metrics.jsonl: loss, tokens/s since the last log (all processes together, as TRL counts them), MFU
+    (6·N·tokens/s over the peak of all the devices), peak memory (of this process's device)."""
+    import resource
+
+    import torch
+    from transformers import TrainerCallback
+
+    class RunLog(TrainerCallback):
+        def __init__(self):
+            self.last = (time.perf_counter(), 0)
+            self.peak = peak_flops()
+
+        def on_train_begin(self, args, state, control, **kwargs):  # a resumed run counts from where it is
+            self.last = (time.perf_counter(), state.num_input_tokens_seen or 0)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            if "eval_loss" in logs:  # an evaluation on the release's eval_split
+                self._write({"step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                             "eval_loss": logs["eval_loss"], "time": utc_now()})  # fmt: skip
+            if "loss" not in logs:
+                return
+            now, tokens = time.perf_counter(), logs.get("num_tokens", state.num_input_tokens_seen or 0)
+            rate = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
+            self.last = (now, tokens)
+            if torch.cuda.is_available():
+                memory = torch.cuda.max_memory_allocated() / 2**30
+            else:
+                memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+            entry = {
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0, 4),
+                "loss": logs["loss"],
+                "learning_rate": logs.get("learning_rate"),
+                "tokens": tokens,
+                "tokens_per_s": round(rate, 1),
+                "mfu": mfu(n_params, rate, self.peak, args.world_size),
+                "peak_memory_gib": round(memory, 3),
+                "time": utc_now(),
+            }
+            self._write(entry)
+
+        def _write(self, entry: dict) -> None:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    return RunLog()
