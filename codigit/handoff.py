@@ -173,7 +173,7 @@ def read(model: type[_M], path: Path, complaint: str) -> _M:
         return model.model_validate_json(Path(path).read_bytes())
     except (OSError, ValidationError, UnicodeDecodeError) as e:
         why = _first_error(e) if isinstance(e, ValidationError) else (getattr(e, "strerror", None) or e)
-        raise CodigitError(complaint.format(why=why)) from None
+        raise CodigitError(complaint.replace("{why}", str(why))) from None  # not format(): a path may hold braces
 
 
 def _first_error(e: ValidationError) -> str:

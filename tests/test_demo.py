@@ -1,6 +1,6 @@
 """`codigit demo --quick` through the real CLI: its own server, the simulated workshop, every stage after it, and
 what it leaves behind. (`--quick` trains 2 steps and generates 12 tokens; every step is the same code as in the
-full demo. The full demo's figures are in the README.)"""
+full demo. The full demo's figures are in benchmarks/results.jsonl, shown in the docs' benchmarks page.)"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Faults: the server is killed with SIGKILL while annotators submit; after a restart every acknowledged
 submission is still there (a SQLite commit has reached the WAL file before the 201 goes out, so a process crash
-cannot lose it; power loss is another matter, see README)."""
+cannot lose it; power loss is another matter, see docs/organisers.md)."""
 
 from __future__ import annotations
 

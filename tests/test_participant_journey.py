@@ -5,7 +5,7 @@ accessibility audit (axe-core) of codigit's own pages and of the sign-in page.
 
 Each test has a server of its own (so its snapshot holds only what it did), started with `--snapshots` in its temp
 folder, and the study file copied with `review.feedback_to_authors: true`. Screenshots go to tests/artifacts/; the
-README's are copied from there (README-*.png).
+docs' (docs/screenshots/) are copied from there.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def test_review_round_in_the_browser_is_fair_and_feedback_reaches_only_the_autho
 
 def test_codigit_pages_and_sign_in_pass_an_accessibility_audit(study, tmp_path):
     """No serious or critical axe-core violation on the sign-in page, the study home and its dialog; what axe finds
-    in Argilla's own forms is written to tests/artifacts/axe-argilla-forms.json (listed in the README)."""
+    in Argilla's own forms is written to tests/artifacts/axe-argilla-forms.json (listed in docs/organisers.md)."""
     from axe_playwright_python.sync_playwright import Axe
 
     server, *_ = study

@@ -13,9 +13,9 @@ every user's counts, for any member: here annotators get their own entry only (t
 the dataset's, not a person's). Text search scores come from each dataset's own records (`search.py`), so a
 search in one's own dataset says nothing about another dataset's text.
 
-Known and left to the study design (documented in the README): an annotator can still filter their own search by
-a metadata property hidden from annotators (an oracle for its values). codigit's review records carry no author
-identity in metadata.
+Known and left to the study design (documented in docs/organisers.md, "Privacy and security"): an annotator
+can still filter their own search by a metadata property hidden from annotators (an oracle for its values).
+codigit's review records carry no author identity in metadata.
 """
 
 from __future__ import annotations
