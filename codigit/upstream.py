@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Packages whose internals codigit patches or reads, pinned with == in pyproject.toml.
-PINNED = ("argilla", "argilla-server", "rq", "uvicorn", "trl", "transformers")
+PINNED = ("argilla", "argilla-server", "rq", "uvicorn", "starlette", "trl", "transformers")
 # Packages that appear in HOOKS without an exact pin, and why that is enough.
 NOT_PINNED = {
     "fakeredis": "its public API only (FakeStrictRedis), in a range",
-    "starlette": "fixed within a minor series by argilla-server 2.8.0's own fastapi~=0.115.0 pin",
 }
 
 # argilla-server's tables and columns that codigit reads or indexes with raw SQL (not through its ORM models):
