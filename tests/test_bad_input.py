@@ -354,7 +354,12 @@ def test_ctrl_c_is_one_line_saying_what_was_kept(files):
     report = files["root"] / "interrupted-report.json"
     args = ["agreement", "--snapshot", str(files["snapshot"].parent), "--n-boot", "10000000", "--out", str(report)]
     proc = subprocess.Popen([sys.executable, "-m", "codigit.cli", *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # past start-up, inside the bootstrap
+    # inside the bootstrap, not in start-up: agreement imports numpy only once it computes (`codigit --help` must
+    # not pay for it), so numpy mapped into the process says the command has begun its work
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and "numpy" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert proc.poll() is None, "the command ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
