@@ -30,6 +30,7 @@ from codigit import (
 )
 from codigit.analysis import cli as analysis_cli
 from codigit.cli_types import Parents
+from codigit.coding import cli as coding_cli
 from codigit.errors import CodigitError, Interrupted
 from codigit.places import Recorded, resolve_defaults
 from codigit.release import cli as release_cli
@@ -45,6 +46,7 @@ STAGES: list[Callable[..., None]] = [
     collect.add_parser,
     review.add_parser,  # review open|close
     agreement.add_parser,
+    coding_cli.add_parser,  # coding open|agreement|reconcile|export|codebook
     release_cli.add_parser,  # release make|verify|diff|decide|approve|publish|affected
     show.add_parser,  # story
     train_cli.add_parser,  # train

@@ -135,7 +135,8 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
 
     study = load_study(study_path)
     demo = load_demo(study_path.parent / "demo", study)
-    policy = load_policy(policy_path).model_copy(update={"card": demo.card})  # the card says: synthetic
+    # the card says: synthetic; and k is the demo's (12 invented people are too few for the study's 5)
+    policy = load_policy(policy_path).model_copy(update={"card": demo.card, "min_group_size": demo.min_group_size})
     if not recipe.is_file() or not suite.is_file():
         raise CodigitError(f"{recipe if not recipe.is_file() else suite}: not found (run the demo from the repo)")
     folder = folder.expanduser().resolve()
@@ -156,7 +157,7 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the server is stopped on SIGTERM too
     settings = QUICK if quick else FULL
     where = {"folder": folder, "home": home, "server log": folder / "server.log", "demo log": folder / "demo.log"}
-    steps = Steps(10 + sum(p.withdraws for p in demo.people.values()))
+    steps = Steps(11 + sum(p.withdraws for p in demo.people.values()))
     try:
         with contextlib.ExitStack() as stack:  # the server stops however the demo ends
             stack.enter_context(library_output_to(where["demo log"]))
@@ -166,6 +167,8 @@ def run_demo(folder: Path, study_path: Path, policy_path: Path, recipe: Path, su
             with argilla_errors():  # the server failing under the demo is one line, as in every command
                 workshop = play_workshop(url, home, study, demo, folder, steps, seed)
             snapshot_path, release = _data_steps(home, folder, study, policy, steps, settings, seed, where)
+            with steps.step("coding round 1: two researchers code the stories with the codebook; an adjudicator"):
+                _coding_step(url, home, folder, study, snapshot_path, seed, where)
             _model_steps(folder, recipe, suite, snapshot_path, study, policy, release, steps, settings, seed, where)
             atomic_write(folder / "demo.json", json.dumps({k: str(v) for k, v in where.items()}, indent=2) + "\n")
             _summary(url, where, workshop, steps, keep_serving)
@@ -221,6 +224,25 @@ def _data_steps(home: Path, folder: Path, study: Study, policy, steps: Steps, se
     return snapshot_path, path
 
 
+def _coding_step(url: str, home: Path, folder: Path, study: Study, snapshot_path: Path, seed: int,
+                 where: dict[str, Path]) -> None:  # fmt: skip
+    """The STS researchers' side: a coding round played by simulated researchers (`codigit coding`)."""
+    from codigit.agreement import format_table
+    from codigit.client import argilla_errors
+    from codigit.coding.play import play_coding_round
+    from codigit.records import read_snapshot
+
+    where["coding"] = folder / "data" / "coding"
+    with argilla_errors():
+        result = play_coding_round(url, home, study, read_snapshot(snapshot_path), where["coding"],
+                                   study.root / "demo" / "coding.yaml", seed)  # fmt: skip
+    print("      " + format_table(result["rows"]).replace("\n", "\n      "))
+    how = ", ".join(f"{k} {v}" for k, v in result["how"].items())
+    print(
+        f"      {result['disputed']} disputed stories went to the adjudicator; {result['stories']} reconciled ({how})"
+    )
+
+
 def _model_steps(folder: Path, recipe: Path, suite: Path, snapshot_path: Path, study: Study, policy, release: Path,
                  steps: Steps, settings: Settings, seed: int, where: dict[str, Path]) -> None:  # fmt: skip
     """LoRA on the CPU demo model, base-vs-tuned generation, memorisation, analysis and positionality."""
@@ -254,8 +276,12 @@ def _model_steps(folder: Path, recipe: Path, suite: Path, snapshot_path: Path, s
         out = folder / "data" / "analysis" / "positionality"
         try:
             with to_log:
-                result = positionality(read_snapshot(snapshot_path), study, policy, out)
-            print(f"      positionality: {result['groups']} groups of {policy.min_group_size} or more, in {out}")
+                result = positionality(read_snapshot(snapshot_path), study, policy, out, coding_folder=where["coding"],
+                                       coding_round="1")  # fmt: skip
+            print(
+                f"      positionality: {result['groups']} reviewer groups of {policy.min_group_size} or more, "
+                f"{result['code_rows']} code-by-group rows, {result['term_rows']} distinctive terms, in {out}"
+            )
             where["positionality"] = out / "positionality.html"
         except CodigitError as e:  # too few answers for any group is a finding, not a failure
             print(f"      positionality: {e}")

@@ -132,12 +132,17 @@ def init_study(client: rg.Argilla, study: Study, chosen: dict[str, str] | None =
 def privacy_check(client: rg.Argilla, study: Study) -> list[str]:
     """What `init` states about who can reach what, read back from the server; a participant who can reach
     another's forms or the organisers' ledger is an error naming them (a hand-made membership, say)."""
-    people = {u.username for u in participants(client)}
+    people = participant_names(client, study)
     organisers = client.workspaces(study.organiser_workspace)
     inside = sorted(people & {u.username for u in organisers.users})
     if inside:
         raise CodigitError(f"participant(s) {', '.join(inside)} are members of {study.organiser_workspace}, where "
                            "the withdrawal ledger is: remove them from that workspace, then rerun `init`")  # fmt: skip
+    research = client.workspaces(study.research_workspace)
+    researchers = {u.username for u in research.users} if research is not None else set()
+    if inside := sorted(people & researchers):
+        raise CodigitError(f"participant(s) {', '.join(inside)} are members of {study.research_workspace}, where "
+                           "researchers code stories: remove them from that workspace, then rerun `init`")  # fmt: skip
     shared = client.workspaces(study.workspace)
     others = sorted(d.name for d in shared.datasets if not d.name.startswith(study.review.dataset_prefix + "-"))
     crossing = sorted(
@@ -152,11 +157,22 @@ def privacy_check(client: rg.Argilla, study: Study) -> list[str]:
         "about-you answers)",
         f"privacy: the shared workspace {study.workspace} holds review rounds"
         + (f" and also {', '.join(others)}: every participant can read those" if others else " only"),
+        f"privacy: {len(researchers)} researcher(s) code stories in {study.research_workspace}, which no participant "
+        "joins; they see no positionality answers",
     ]
 
 
 def participants(client: rg.Argilla) -> list[rg.User]:
     return [u for u in client.users if str(getattr(u.role, "value", u.role)) == "annotator"]
+
+
+def participant_names(client: rg.Argilla, study: Study) -> set[str]:
+    """Annotators who are participants: members of the shared study workspace, or with a workspace of their own
+    (researchers who code stories are annotators too, in the research workspace only)."""
+    shared = client.workspaces(study.workspace)
+    members = {u.username for u in shared.users} if shared is not None else set()
+    workspaces = {w.name for w in client.workspaces}
+    return {u.username for u in participants(client) if u.username in members or u.username in workspaces}
 
 
 def private_forms(

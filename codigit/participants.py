@@ -150,7 +150,7 @@ def _add(
     for person, username in progress:
         user, row = accounts.get(username), logins.get(username, {})
         known = _known_password(row)
-        password = row["password"] if known else _new_password()
+        password = row["password"] if known else new_password()
         if user is not None and not known:
             note_resets(home, out, {username})  # before the file or the server changes
         logins[username] = {**row, "name": person.name, "email": person.email, "username": username,
@@ -190,7 +190,7 @@ def _known_password(row: dict[str, str] | None) -> bool:
     return bool(password) and not password.startswith("(")
 
 
-def _new_password() -> str:
+def new_password() -> str:
     """A generated password that no spreadsheet takes for a formula ('-' is in the url-safe alphabet)."""
     while (password := new_secret(12)).startswith(FORMULA_START):
         pass
@@ -275,7 +275,7 @@ def _remove_reviews_by(client: rg.Argilla, study: Study, user: rg.User) -> int:
 
 
 def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str) -> int:
-    """Delete the review copies of a person's stories; safe to rerun (a second withdrawal finishes the job).
+    """Delete the review and coding copies of a person's stories; safe to rerun (a second withdrawal finishes the job).
 
     A review record's id is its story's id, which is the server id of the authoring record in the person's own
     workspace, so no author identity is needed in the review rounds to find them."""
@@ -286,7 +286,9 @@ def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str)
     # private: listed in codigit/upstream.py
     theirs = {str(record._server_id) for record in stories.records(with_responses=False)}
     removed = 0
-    for dataset in review_datasets(client, study):
+    research = client.workspaces(study.research_workspace)  # researchers' coding rounds hold copies too
+    coding = [client.datasets(d.name, workspace=research) for d in research.datasets] if research else []
+    for dataset in [*review_datasets(client, study), *coding]:
         copies = [r for r in dataset.records(with_responses=False) if r.id in theirs]
         if copies:
             dataset.records.delete(copies)
@@ -321,7 +323,7 @@ def run_withdraw(args: argparse.Namespace) -> None:
         at, new, removed = withdraw(client, study, args.pseudonym, args.reason or "")
     mirror = mirror_withdrawal(args.snapshots, args.pseudonym, at)
     print(f"{args.pseudonym} {'withdrawn' if new else 'was already withdrawn'} at {at}; "
-          f"{removed} review cop{'y' if removed == 1 else 'ies'} of their stories removed from review rounds; "
+          f"{removed} cop{'y' if removed == 1 else 'ies'} of their stories removed from review and coding rounds; "
           f"no later collect or release includes their text or answers (noted in {mirror})")  # fmt: skip
 
 

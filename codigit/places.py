@@ -20,14 +20,14 @@ from codigit.errors import CodigitError
 PLACES_FILE = "places.json"
 # under the data folder; `study` and `policy` are files beside each other in the study folder
 LAYOUT = {"snapshots": "snapshots", "releases": "releases", "backups": "backups",
-          "positionality": "analysis/positionality"}  # fmt: skip
+          "positionality": "analysis/positionality", "coding": "coding"}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Recorded:
     """A parser default read from the home's recorded places after parsing (see `resolve_defaults`)."""
 
-    key: str  # "study", "policy" or a LAYOUT key
+    key: str  # "study", "policy", "codebook" or a LAYOUT key
 
     def __str__(self) -> str:  # what `--help` shows for %(default)s
         return f"{self.key} as recorded by `codigit init`, else {_fallback(self.key)}"
@@ -36,8 +36,8 @@ class Recorded:
 def _fallback(key: str) -> Path:
     if key == "study":
         return Path("annotation/study.yaml")
-    if key == "policy":
-        return Path("annotation/policy.yaml")
+    if key in ("policy", "codebook"):
+        return Path(f"annotation/{key}.yaml")
     return Path("data") / LAYOUT[key]
 
 
@@ -63,8 +63,8 @@ def place(home: Path, key: str) -> Path:
     study = Path(places["study"])
     if key == "study":
         return study
-    if key == "policy":
-        return study.parent / "policy.yaml"
+    if key in ("policy", "codebook"):
+        return study.parent / f"{key}.yaml"
     return Path(places["data"]) / LAYOUT[key]
 
 

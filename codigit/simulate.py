@@ -64,3 +64,18 @@ class Participant:
         record = next(r for r in records if external_id is None or r["external_id"] == external_id)
         self.submit(record["id"], values).raise_for_status()
         return record["id"]
+
+
+def code_as_a_reader(text: str, cues: dict[str, list[str]], attention: float, rng) -> list[str]:
+    """A simulated researcher's codes for a story: each code whose cue words the story uses, noticed with
+    probability `attention`, and now and then (rate (1 - attention) / 4) a code the story gives no cue for.
+    Two readers with different attention disagree as real coders do: mostly on codes at the margin."""
+    from codigit.analysis.language import tokens
+
+    words = set(tokens(text))
+    codes = []
+    for code, words_for_it in cues.items():
+        cued = bool(words & set(words_for_it))
+        if (cued and rng.random() < attention) or (not cued and rng.random() < (1 - attention) / 4):
+            codes.append(code)
+    return sorted(codes) or ["none"]

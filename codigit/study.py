@@ -158,6 +158,8 @@ class Study(_Strict):
     workspace: str = Field(pattern=NAME_PATTERN)  # shared by everyone: review rounds
     organiser_workspace: str = Field(pattern=NAME_PATTERN)  # no participant is a member: the withdrawal ledger
     ledger_dataset: str = Field(pattern=NAME_PATTERN)
+    # researchers' coding rounds (`codigit coding`): no participant is a member, and no coder is a participant
+    research_workspace: str = Field(default="codigit-researchers", pattern=NAME_PATTERN)
     stories: StoriesSpec
     consent: ConsentSpec
     positionality: PositionalitySpec
@@ -168,6 +170,9 @@ class Study(_Strict):
     def _apart(self) -> Study:
         # names decide who can reach what: the ledger's workspace must never be the one every participant is in,
         # and each participant's own workspace holds the three private datasets side by side
+        if self.research_workspace in (self.workspace, self.organiser_workspace):
+            raise ValueError(f"research_workspace is {self.research_workspace!r}, the name of another study "
+                             "workspace: researchers' coding rounds need a workspace of their own")  # fmt: skip
         if self.organiser_workspace == self.workspace:
             raise ValueError(
                 f"organiser_workspace and workspace are both {self.workspace!r}: the withdrawal ledger would be "

@@ -52,6 +52,7 @@ class DemoPeople(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     card: Card
+    min_group_size: int = Field(ge=2)  # the demo's k (see demo.yaml)
     people: list[DemoPerson] = Field(min_length=2)
 
 
@@ -64,6 +65,7 @@ class DemoPairs(BaseModel):
 @dataclass
 class Demo:
     card: Card
+    min_group_size: int
     people: dict[str, DemoPerson]
     pairs: list[DemoPair]
 
@@ -100,7 +102,7 @@ def load_demo(folder: Path, study: Study) -> Demo:
         seen.add((pair.author, pair.invitation))
     if len({p.prompt for p in pairs}) != len(pairs):  # the simulated reviewers know a story by its prompt
         raise CodigitError(f"{folder / 'pairs.yaml'}: two pairs have the same prompt")
-    return Demo(people.card, by_key, pairs)
+    return Demo(people.card, people.min_group_size, by_key, pairs)
 
 
 def _check_answers(where: str, answers: dict, questions: list) -> None:

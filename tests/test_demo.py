@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, STUDY, codigit
 
+from codigit.analysis.language import tokens
 from codigit.study import load_study
 from codigit.workshop import load_demo
 
@@ -48,10 +49,10 @@ def test_every_step_reports_and_the_summary_says_where_things_are(demo):
     folder, result, where = demo
     out = result.stdout
     steps = [line for line in out.splitlines() if line.startswith("[")]
-    assert [s.split("]")[0] for s in steps] == [f"[{n}/11" for n in range(1, 12)], steps
-    assert out.count("      done in ") == 11
+    assert [s.split("]")[0] for s in steps] == [f"[{n}/12" for n in range(1, 13)], steps
+    assert out.count("      done in ") == 12
     assert "Traceback" not in result.stderr
-    for name in ("home", "snapshot", "release", "run", "report", "agreement", "positionality"):
+    for name in ("home", "snapshot", "release", "run", "report", "agreement", "coding", "positionality"):
         assert where[name].exists() and str(where[name]) in out, name
         assert where[name].is_relative_to(folder), name  # nothing outside the demo's folder
     assert f"codigit serve --home {where['home']}" in out and "participant-logins.csv" in out
@@ -160,3 +161,34 @@ def test_a_second_demo_into_the_same_folder_is_refused_and_changes_nothing(demo)
     assert again.returncode == 2 and again.stderr.count("\n") == 1
     assert "already exists and is not empty" in again.stderr
     assert sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()) == before
+
+
+@pytest.mark.slow
+def test_researchers_coded_the_stories_and_the_page_reads_them_by_group(demo):
+    _, result, where = demo
+    snapshot = where["snapshot"]
+    consented = {json.loads(line)["participant"] for line in (snapshot / "consent.jsonl").read_text().splitlines()}
+    stories = [json.loads(line) for line in (snapshot / "stories.jsonl").read_text().splitlines()]
+    expected = {s["story_id"] for s in stories if s["author"] in consented}
+    round_ = where["coding"] / "1"
+    reconciled = [json.loads(line) for line in (round_ / "reconciled.jsonl").read_text().splitlines()]
+    assert {r["story_id"] for r in reconciled} == expected  # every consented story, and no other
+    agreement = json.loads((round_ / "agreement.json").read_text())
+    assert agreement["coders"] == ["demo-coder-a", "demo-coder-b"] and agreement["disputed"]
+    alphas = [r["alpha"] for r in agreement["codes"] if r["alpha"] is not None]
+    assert len(alphas) >= 5 and 0 < sorted(alphas)[len(alphas) // 2] < 1  # coders agree, but not perfectly
+    how = json.loads((round_ / "reconciliation.json").read_text())["how"]
+    assert how.get("adjudicator") == len(agreement["disputed"]) and "unresolved" not in how
+    assert "disputed stories went to the adjudicator" in result.stdout
+    page = where["positionality"].read_text(encoding="utf-8")
+    for heading in ("Coding and agreement", "Codes by group", "Distinctive language by group", "References"):
+        assert heading in page, heading
+    k = load_demo(DEMO, load_study(STUDY)).min_group_size
+    codes = pd.read_csv(where["positionality"].parent / "positionality_codes.csv")
+    assert len(codes) and (codes["authors"] >= k).all() and codes["p"].notna().any()  # groups of k or more only
+    terms = pd.read_csv(where["positionality"].parent / "positionality_language.csv")
+    excerpts = pd.read_csv(where["positionality"].parent / "positionality_excerpts.csv")
+    assert len(terms) and (terms["authors"] >= k).all() and len(excerpts)
+    for term, quote in zip(excerpts["term"], excerpts["excerpt"], strict=True):  # the term, in context
+        assert f" {term} " in f" {' '.join(tokens(quote))} ", (term, quote)
+    assert not any(s["story_id"] in page or s["author"] in page for s in stories)  # no ids on the page

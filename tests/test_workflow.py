@@ -90,7 +90,7 @@ def study(tmp_path_factory):
         withdrawn = codigit("participants", "withdraw", people["fay"].username, "--reason", "moved on",
                             "--snapshots", str(out), home=server.home)  # fmt: skip
         assert withdrawn.returncode == 0, withdrawn.stderr
-        assert "1 review copy of their stories removed" in withdrawn.stdout
+        assert "1 copy of their stories removed" in withdrawn.stdout
         collected = codigit("collect", "--out", str(out), home=server.home)
         assert collected.returncode == 0, collected.stderr
         yield server, people, out, opened, collected, refusals, queues

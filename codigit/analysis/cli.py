@@ -19,17 +19,21 @@ def run_analyze(args: argparse.Namespace) -> None:
 
 
 def run_positionality(args: argparse.Namespace) -> None:
-    from codigit.analysis.positionality import positionality
+    from codigit.analysis.positionality import latest_reconciled, positionality
     from codigit.records import read_snapshot
     from codigit.release.policy import load_policy
     from codigit.study import load_study
 
     study = load_study(args.study)
     policy = load_policy(args.policy, study)  # checked against the study, as for a release
-    result = positionality(read_snapshot(args.snapshot), study, policy, args.out, args.judgments)
+    coding_round = args.coding_round or latest_reconciled(args.coding)
+    result = positionality(read_snapshot(args.snapshot), study, policy, args.out, args.judgments, args.coding,
+                           coding_round)  # fmt: skip
+    codes = f"codes of coding round {coding_round}" if coding_round else "no reconciled coding round (`codigit coding`)"
     print(
-        f"{result['groups']} groups of {policy.min_group_size} or more; {result['rating_rows']} rating correlations, "
-        f"{result['story_rows']} author-group rows; in {args.out} (CSV, PNG, positionality.html)"
+        f"{result['groups']} reviewer groups of {policy.min_group_size} or more; {result['rating_rows']} rating "
+        f"correlations, {result['story_rows']} author-group rows, {result['term_rows']} distinctive terms, {codes}; "
+        f"in {args.out} (positionality.html and its tables as CSV)"
     )
 
 
@@ -48,4 +52,6 @@ def add_positionality_parser(sub, parents: Parents) -> None:
     p.add_argument("--policy", type=Path, default=Recorded("policy"), help="release policy (acceptance)")
     p.add_argument("--out", type=Path, default=Recorded("positionality"), help="report folder (default: %(default)s)")
     p.add_argument("--judgments", type=Path, help="RUN/analysis/compare-ROUND-judgments.csv: the tuned model by group")
+    p.add_argument("--coding", type=Path, default=Recorded("coding"), help="coding rounds (default: %(default)s)")
+    p.add_argument("--coding-round", help="the reconciled coding round to read (default: the latest reconciled)")
     p.set_defaults(func=run_positionality)

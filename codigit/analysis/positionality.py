@@ -1,6 +1,13 @@
-"""`codigit positionality`: whose reviews the accepted dataset agrees with, and what each group wrote.
+"""`codigit positionality`: how participants' positionality shows in the stories they wrote and in their reviews.
 
-NLPositionality-style (Santy et al. 2023): for each answer to each positionality question, the reviewers who
+Stories (consented authors only) are read by author group: for each positionality question, the authors who gave
+an answer form a group; an answer fewer than the policy's `min_group_size` (k) authors gave is pooled into
+"other/suppressed", and that pool is left out too if it has fewer than k (`analysis.groups`). Per group: the codes
+of the latest reconciled coding round (`codigit coding`), with cluster-bootstrap CIs and permutation tests over
+authors; distinctive words and phrases (`analysis.language`, log-odds with an informative Dirichlet prior) with
+excerpts; and text features. The page (`analysis.positionality_page`) says how each number was computed.
+
+Reviewers, NLPositionality-style (Santy et al. 2023): for each answer to each positionality question, the reviewers who
 gave it form a group; per group, Pearson's r between the group's mean rating of a story and whether the policy
 accepts the story on the other reviewers' reviews alone (leave-group-out: with the group's own reviews in, the
 acceptance would partly be the group's ratings and r would be inflated), with a p-value, Benjamini-Hochberg across
@@ -13,11 +20,9 @@ than the policy's `min_group_size` people is left out of every output.
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from pathlib import Path
 
-from codigit.analysis.report import figure_png, html_table, pyplot
 from codigit.compare import OUTCOME_SCORE
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
@@ -35,13 +40,18 @@ def groups_of(snapshot, study) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def positionality(snapshot, study, policy, out: Path, judgments: Path | None = None) -> dict:
+def positionality(snapshot, study, policy, out: Path, judgments: Path | None = None, coding_folder: Path | None = None,
+                  coding_round: str | None = None) -> dict:  # fmt: skip
     import numpy as np
     import pandas as pd
     from scipy import stats
 
+    from codigit.analysis.groups import author_groups, code_frequencies
+    from codigit.analysis.language import distinctive
     from codigit.analysis.metrics import text_metrics
+    from codigit.analysis.positionality_page import render
     from codigit.analysis.stats import benjamini_hochberg
+    from codigit.coding.export import group_questions
     from codigit.records import counted_reviews
     from codigit.release.policy import judge
 
@@ -76,33 +86,88 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     ratings_frame = pd.DataFrame(rating_rows, columns=["question", "group", "reviewers", "stories", "r", "p"])
     ratings_frame["p_adjusted"] = benjamini_hochberg(ratings_frame["p"].tolist()) if len(ratings_frame) else []
 
-    features = {s.story_id: text_metrics(s.story) for s in snapshot.stories}
-    authors = defaultdict(list)
-    for s in snapshot.stories:
-        authors[s.author].append(s.story_id)
+    # the stories read from here on: consented authors only (a snapshot holds no withdrawn participant's)
+    consented = {c.participant for c in snapshot.consent}
+    stories = [s for s in snapshot.stories if s.author in consented]
+    answers = {p.participant: p.answers for p in snapshot.positionality}
+    suppressed: list[str] = []
+    authors = {s.author for s in stories}
+    by_author = author_groups(answers, group_questions(study), authors, k, suppressed)
+    # a group is compared with everyone else who wrote: those without a usable answer (or whose answer was
+    # pooled out) belong to the rest, with no group of their own
+    compared = {q: {a: members.get(a, []) for a in authors} for q, members in by_author.items()}
+
+    features = {s.story_id: text_metrics(s.story) for s in stories}
     story_rows = []
-    for (question, answer), members in sorted(groups.items()):
-        writers = [a for a in members if a in authors]
-        if len(writers) < k:
-            continue
-        values = pd.DataFrame([features[s] for a in writers for s in authors[a]])
-        story_rows.append({"question": question, "group": answer, "authors": len(writers), "stories": len(values),
-                           **values.mean().round(4).to_dict()})  # fmt: skip
+    for question, members in by_author.items():
+        for group in sorted({g for gs in members.values() for g in gs}):
+            writers = [a for a, gs in members.items() if group in gs]
+            values = pd.DataFrame([features[s.story_id] for s in stories if s.author in writers])
+            story_rows.append({"question": question, "group": group, "authors": len(writers),
+                               "stories": len(values), **values.mean().round(4).to_dict()})  # fmt: skip
     stories_frame = pd.DataFrame(story_rows)
+
+    coding, codes_frame = None, pd.DataFrame()
+    if coding_round is not None:
+        coding, reconciled, names = read_coding(coding_folder, coding_round)
+        coded = [(s.story_id, s.author, frozenset(reconciled[s.story_id])) for s in stories if s.story_id in reconciled]
+        codes_frame = code_frequencies(coded, compared, names, k=k)
+        coding["stories"] = len(coded)
+    terms, excerpts = distinctive([(s.story_id, s.author, s.story) for s in stories], compared, k=k)
 
     model_frame = judged_by_group(judgments, groups, k) if judgments is not None else pd.DataFrame()
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "positionality_ratings.csv", ratings_frame.to_csv(index=False))
-    atomic_write(out / "positionality_stories.csv", stories_frame.to_csv(index=False))
-    if judgments is not None:
-        atomic_write(out / "positionality_model.csv", model_frame.to_csv(index=False))
-    png = _plot(ratings_frame, k)
-    atomic_write(out / "positionality.png", png)
-    atomic_write(out / "positionality.html", _section(ratings_frame, stories_frame, png, k, model_frame))
+    tables = {"ratings": ratings_frame, "stories": stories_frame, "codes": codes_frame, "language": terms,
+              "excerpts": excerpts, **({"model": model_frame} if judgments is not None else {})}  # fmt: skip
+    for name, frame in tables.items():
+        atomic_write(out / f"positionality_{name}.csv", frame.to_csv(index=False))
+    summary = {"snapshot": snapshot.meta.snapshot_id, "authors": len({s.author for s in stories}),
+               "stories": len(stories), "people_with_positionality": len(answers),
+               "questions": group_questions(study),
+               "excluded": {"stories of people without a valid consent": len(snapshot.stories) - len(stories),
+                            "stories of people who withdrew": snapshot.meta.excluded.get("stories_withdrawn", 0),
+                            "about-you answers their owners did not allow to be used":
+                                snapshot.meta.excluded.get("positionality_not_for_use", 0)}}  # fmt: skip
+    page = render(k, summary, ratings_frame, stories_frame, codes_frame, terms, excerpts,
+                  model_frame if judgments is not None else None, coding, suppressed)  # fmt: skip
+    atomic_write(out / "positionality.html", page)
     return {"groups": len(groups), "rating_rows": len(ratings_frame), "story_rows": len(stories_frame),
-            "model_rows": len(model_frame)}  # fmt: skip
+            "code_rows": len(codes_frame), "term_rows": len(terms), "model_rows": len(model_frame)}  # fmt: skip
+
+
+def read_coding(folder: Path, round_name: str) -> tuple[dict, dict[str, list[str]], list[str]]:
+    """(what the page says about the round, story id -> reconciled codes, the codebook's code names)."""
+    import json
+
+    from codigit.coding.codebook import NONE
+    from codigit.coding.export import read_reconciled
+    from codigit.coding.reconcile import kept_codebook
+    from codigit.coding.rounds import read_round, round_dir
+
+    info = read_round(folder, round_name)
+    codebook = kept_codebook(folder, info)
+    reconciled = {r.story_id: [c for c in r.codes if c != NONE] for r in read_reconciled(folder, round_name)}
+    how: dict[str, int] = {}
+    for path in [round_dir(folder, round_name) / "reconciliation.json"]:
+        if path.exists():
+            how = json.loads(path.read_text(encoding="utf-8")).get("how", {})
+    alpha = []
+    agreement = round_dir(folder, round_name) / "agreement.json"
+    if agreement.exists():
+        rows = json.loads(agreement.read_text(encoding="utf-8"))["codes"]
+        alpha = [{"code": r["label"], "alpha": r["alpha"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                  "n_items": r["n_items"]} for r in rows if r["label"] != NONE]  # fmt: skip
+    coding = {"round": round_name, "codebook_version": codebook.version, "coders": len(info.coders),
+              "alpha": alpha, "reconciled": how}  # fmt: skip
+    return coding, reconciled, codebook.names
+
+
+def latest_reconciled(folder: Path) -> str | None:
+    """The round reconciled most recently in `folder`, if any."""
+    done = sorted(Path(folder).glob("*/reconciliation.json"), key=lambda p: p.stat().st_mtime)
+    return done[-1].parent.name if done else None
 
 
 def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]], k: int):
@@ -136,40 +201,3 @@ def judged_by_group(judgments: Path, groups: dict[tuple[str, str], set[str]], k:
     frame = pd.DataFrame(rows, columns=columns)
     frame["p_adjusted"] = benjamini_hochberg(frame["p"].tolist())
     return frame
-
-
-def _plot(frame, k: int) -> bytes:
-    fig, ax = pyplot().subplots(figsize=(7, 0.4 * max(len(frame), 2) + 1))
-    labels = [f"{q} = {g}" for q, g in zip(frame["question"], frame["group"], strict=True)]
-    ax.barh(range(len(frame)), frame["r"].fillna(0), color="#557")
-    ax.set_yticks(range(len(frame)), labels)
-    ax.axvline(0, color="#999", lw=1)
-    ax.set_xlim(-1, 1)
-    ax.set_xlabel(f"Pearson r: group's mean rating vs accepted (groups of {k} or more)")
-    ax.invert_yaxis()
-    return figure_png(fig)
-
-
-def _section(ratings, stories, png: bytes, k: int, model=None) -> str:
-    table = html_table
-    image = base64.b64encode(png).decode()
-    model_section = ""
-    if model is not None and len(model):
-        model_section = ("<h3>The tuned model as each group judged it (blind comparison)</h3><p>Win rate: the mean "
-                         "over the group's judges of each judge's share of judgments for the tuned model (a tie "
-                         "counts half); 95% CI by bootstrap over judges; p: sign-flip test of each judge's share "
-                         "against 0.5, adjusted with Benjamini-Hochberg across groups.</p>" + table(model))  # fmt: skip
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Positionality</title></head><body>
-<h2>Positionality</h2>
-<p>Per group of reviewers (an answer to one positionality question, only from people who allowed its use, and
-only groups of {k} or more): Pearson r between the group's mean rating of each story and whether the release
-policy accepts it on the other reviewers' reviews (the group's own left out, so that its ratings cannot make the
-outcome they are compared with; the minimum number of reviews is not applied to what is left); p adjusted with
-Benjamini-Hochberg across groups. Below: features of the stories written by each group's members.</p>
-<img alt="correlation per group" src="data:image/png;base64,{image}">
-{table(ratings)}
-<h3>Stories by author group</h3>
-{table(stories)}
-{model_section}
-</body></html>
-"""

@@ -23,6 +23,26 @@ COLUMNS = ("model", "suite", "prompt_id", "sample", "prompt", "text", "meta")
 BUILTIN = ("occupations", "bbq")  # `builtin:` suites; the study's own open prompts come first in the report
 EXAMPLES_PER_SUITE = 4
 N_BOOT = 2000  # bootstrap resamples per metric (`codigit analyze --n-boot`)
+# One stylesheet for every analysis page (this report, `positionality_page`), inlined so a page is one file.
+REPORT_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+td, th { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; border-top: 1px solid #ddd; }
+.pair h4 { grid-column: 1 / 3; font-size: 1rem; } .pair p { white-space: pre-wrap; }
+img { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+figure { margin: 1rem 0; } figcaption { font-size: 0.9rem; color: #555; margin-top: 0.3rem; }
+nav.contents { background: #f7f7f7; border: 1px solid #ddd; padding: 0.5rem 1rem; display: inline-block; }
+nav.contents ol { margin: 0.3rem 0; padding-left: 1.3rem; }
+p.methods { font-size: 0.9rem; background: #f7f7fa; border-left: 3px solid #99a; padding: 0.4rem 0.8rem; }
+blockquote.excerpt { margin: 0.4rem 0 0.4rem 1rem; padding-left: 0.8rem; border-left: 3px solid #ccc;
+  font-style: italic; color: #333; }
+mark { background: #fde68a; padding: 0 0.1em; }
+ul.excerpts { list-style: none; padding-left: 0; } .scroll table { font-size: 0.85rem; }
+ol.references li { margin-bottom: 0.4rem; font-size: 0.9rem; }
+"""
 
 
 def family(metric: str) -> str:
@@ -190,14 +210,7 @@ def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=
     n_prompts = generations["prompt_id"].nunique()
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>codigit report: {html.escape(run.name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }}
-th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
-.pair {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; border-top: 1px solid #ddd; }}
-.pair h4 {{ grid-column: 1 / 3; font-size: 1rem; }} .pair p {{ white-space: pre-wrap; }}
-</style></head><body>
+<style>{REPORT_CSS}</style></head><body>
 <h1>Base vs tuned: {html.escape(run.name)}</h1>
 <p>{len(generations)} generations over {n_prompts} prompts. Each prompt is one unit: its samples are averaged,
 then tuned minus base is compared with a bootstrap 95% CI and a sign-flip permutation test;

@@ -59,6 +59,7 @@ def install(api: FastAPI, home: Path, snapshots: Path | None) -> None:
             "title": words.title, "description": words.description, "contact": words.contact, "texts": words.texts,
             "language": words.language, "languages": {code: each.name for code, each in shown.items()},
             "limits": study.stories.limits,
+            "research_workspace": study.research_workspace,  # its members are researchers, not participants
         }  # fmt: skip
 
     @api.get("/codigit/study", include_in_schema=False)

@@ -33,6 +33,12 @@
     if (!response.ok) return null;
     const body = await response.json();
     const value = { role: body.role, username: body.username };
+    if (value.role === "annotator" && study && study.research_workspace) {
+      // researchers coding stories are annotators too, in the research workspace: Argilla's own UI is theirs
+      const spaces = await session.api("/me/workspaces");
+      const names = spaces.ok ? (await spaces.json()).items.map((w) => w.name) : [];
+      if (names.includes(study.research_workspace)) value.role = "researcher";
+    }
     sessionStorage.setItem("codigit.me", JSON.stringify({ token: session.token(), me: value }));
     return value;
   }
