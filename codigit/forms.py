@@ -242,3 +242,16 @@ def sync_words(
             http.patch(f"/api/v1/records/{record._server_id}", json={"fields": want}).raise_for_status()
             changed += 1
     return f", {changed} texts updated" if changed else ""
+
+
+def responses_in(client: rg.Argilla, dataset: rg.Dataset) -> list[dict]:
+    """Every response in a dataset, with its id, record (and its external id) and user: the owner's view."""
+    http, found, offset = client.api.http_client, [], 0
+    while True:
+        page = http.get(f"/api/v1/datasets/{dataset.id}/records", params={"include": "responses", "offset": offset,
+                        "limit": 1000}).raise_for_status().json()  # fmt: skip
+        for record in page["items"]:
+            found += [{**r, "external_id": record["external_id"]} for r in record.get("responses") or []]
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return found

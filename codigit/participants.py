@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from codigit.cli_types import Parents
 from codigit.errors import CodigitError, Interrupted
-from codigit.home import new_secret
 from codigit.places import Recorded
 from codigit.roster import (
-    FORMULA_START,
     Person,
+    new_password,
     note_resets,
     pending_resets,
     pseudonym_for,
@@ -190,13 +189,6 @@ def _known_password(row: dict[str, str] | None) -> bool:
     return bool(password) and not password.startswith("(")
 
 
-def new_password() -> str:
-    """A generated password that no spreadsheet takes for a formula ('-' is in the url-safe alphabet)."""
-    while (password := new_secret(12)).startswith(FORMULA_START):
-        pass
-    return password
-
-
 def _set_password(client: rg.Argilla, user: rg.User, password: str) -> None:
     client.api.http_client.patch(f"/api/v1/users/{user.id}", json={"password": password}).raise_for_status()
 
@@ -250,21 +242,10 @@ def review_datasets(client: rg.Argilla, study: Study) -> list[rg.Dataset]:
     return [client.datasets(d.name, workspace=shared) for d in shared.datasets if d.name.startswith(prefix)]
 
 
-def responses_in(client: rg.Argilla, dataset: rg.Dataset) -> list[dict]:
-    """Every response in a dataset, with its id, record (and its external id) and user: the owner's view."""
-    http, found, offset = client.api.http_client, [], 0
-    while True:
-        page = http.get(f"/api/v1/datasets/{dataset.id}/records", params={"include": "responses", "offset": offset,
-                        "limit": 1000}).raise_for_status().json()  # fmt: skip
-        for record in page["items"]:
-            found += [{**r, "external_id": record["external_id"]} for r in record.get("responses") or []]
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
-            return found
-
-
 def _remove_reviews_by(client: rg.Argilla, study: Study, user: rg.User) -> int:
     """Delete a withdrawn participant's responses in every review round; safe to rerun."""
+    from codigit.forms import responses_in
+
     removed = 0
     for dataset in review_datasets(client, study):
         for response in responses_in(client, dataset):
@@ -274,17 +255,22 @@ def _remove_reviews_by(client: rg.Argilla, study: Study, user: rg.User) -> int:
     return removed
 
 
+def story_ids_of(client: rg.Argilla, study: Study, pseudonym: str) -> set[str]:
+    """The ids of a person's stories: a story's id is the server id of its authoring record in their workspace."""
+    own = client.workspaces(pseudonym)
+    stories = own and client.datasets(study.stories.dataset, workspace=own)
+    # private: listed in codigit/upstream.py
+    return {str(record._server_id) for record in stories.records(with_responses=False)} if stories else set()
+
+
 def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str) -> int:
     """Delete the review and coding copies of a person's stories; safe to rerun (a second withdrawal finishes the job).
 
     A review record's id is its story's id, which is the server id of the authoring record in the person's own
     workspace, so no author identity is needed in the review rounds to find them."""
-    own = client.workspaces(pseudonym)
-    stories = own and client.datasets(study.stories.dataset, workspace=own)
-    if not stories:
+    theirs = story_ids_of(client, study, pseudonym)
+    if not theirs:
         return 0
-    # private: listed in codigit/upstream.py
-    theirs = {str(record._server_id) for record in stories.records(with_responses=False)}
     removed = 0
     research = client.workspaces(study.research_workspace)  # researchers' coding rounds hold copies too
     coding = [client.datasets(d.name, workspace=research) for d in research.datasets] if research else []
@@ -316,12 +302,16 @@ def run_add(args: argparse.Namespace) -> None:
 
 def run_withdraw(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors, study_and_client
+    from codigit.coding.rounds import forget_stories
     from codigit.records import mirror_withdrawal
 
     study, client = study_and_client(args.study, args.home)
     with argilla_errors():
         at, new, removed = withdraw(client, study, args.pseudonym, args.reason or "")
+        theirs = story_ids_of(client, study, args.pseudonym)
     mirror = mirror_withdrawal(args.snapshots, args.pseudonym, at)
+    for line in forget_stories(args.coding, theirs):
+        print(line)
     print(f"{args.pseudonym} {'withdrawn' if new else 'was already withdrawn'} at {at}; "
           f"{removed} cop{'y' if removed == 1 else 'ies'} of their stories removed from review and coding rounds; "
           f"no later collect or release includes their text or answers (noted in {mirror})")  # fmt: skip
@@ -343,4 +333,6 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--reason", help="kept in the ledger on the server (optional)")
     p.add_argument("--snapshots", type=Path, default=Recorded("snapshots"),
                    help="snapshots folder whose releases must honour it at once (default: %(default)s)")  # fmt: skip
+    p.add_argument("--coding", type=Path, default=Recorded("coding"),
+                   help="coding rounds whose files must forget their stories (default: %(default)s)")  # fmt: skip
     p.set_defaults(func=run_withdraw)

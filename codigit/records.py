@@ -79,6 +79,22 @@ class Positionality(_Record):
     given_at: str
 
 
+class Contribution(_Record):
+    """A whole text a contributor gave for continued pretraining: through their own form, or imported by an organiser
+    from a file (`codigit contributions import`) and attributed to them."""
+
+    contribution_id: str  # the server id of their form's record, or "import-" + the file's sha256 prefix
+    author: str
+    title: str
+    text: str
+    licence: str  # a value of the study's `contributions.licences` (own work, or a named open licence)
+    licence_name: str = ""  # the licence's own name, when the value is "other_open"
+    attribution_name: str | None = None  # only when they asked to be credited, and by that name
+    keep: bool  # they confirmed the text may be kept for future events; otherwise `retention` deletes it
+    source: Literal["form", "import"]
+    submitted_at: str
+
+
 class Withdrawal(_Record):
     participant: str
     at: str
@@ -114,6 +130,7 @@ class Snapshot(_Record):
     consent: list[Consent]
     positionality: list[Positionality]
     withdrawals: list[Withdrawal]
+    contributions: list[Contribution] = []  # snapshots written before contributions existed have none
 
 
 PARTS: dict[str, type[_Record]] = {
@@ -122,7 +139,9 @@ PARTS: dict[str, type[_Record]] = {
     "consent": Consent,
     "positionality": Positionality,
     "withdrawals": Withdrawal,
+    "contributions": Contribution,
 }
+OPTIONAL_PARTS = {"contributions"}  # absent from snapshots written before they existed
 META_FILE = "snapshot.json"
 LATEST_FILE = "LATEST"
 
@@ -209,6 +228,9 @@ def read_snapshot(path: Path) -> Snapshot:
             raise CodigitError(f"{path}: snapshot schema {meta.schema_version}, this codigit reads {SCHEMA_VERSION}")
         parts = {}
         for name, model in PARTS.items():
+            if name in OPTIONAL_PARTS and not (path / f"{name}.jsonl").exists() and f"{name}.jsonl" not in meta.files:
+                parts[name] = []
+                continue
             data = (path / f"{name}.jsonl").read_bytes()  # hashed and parsed from the same bytes
             parts[name] = [model.model_validate_json(line) for line in data.split(b"\n") if line.strip()]
             if meta.files and meta.files.get(f"{name}.jsonl") != hashlib.sha256(data).hexdigest():

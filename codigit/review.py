@@ -83,7 +83,7 @@ def put_back_short(client: rg.Argilla, dataset: rg.Dataset, snapshot: Snapshot, 
     submitted review, and a self-review (possible on an external Argilla) or the review of a participant who
     withdrew (before withdrawals removed them) does not count. Deleting those puts the story back in the queues;
     returns how many stories went back."""
-    from codigit.participants import responses_in
+    from codigit.forms import responses_in
 
     authors = {s.story_id: s.author for s in snapshot.stories}
     withdrawn = {w.participant for w in snapshot.withdrawals}

@@ -160,3 +160,10 @@ def _resets_notes(home: Path) -> dict[str, list[str]]:
     if not isinstance(notes, dict):
         raise CodigitError(f"{home / RESETS_FILE}: not codigit's notes of password resets; move it away and rerun")
     return notes
+
+
+def new_password() -> str:
+    """A generated password that no spreadsheet takes for a formula ('-' is in the url-safe alphabet)."""
+    while (password := new_secret(12)).startswith(FORMULA_START):
+        pass
+    return password

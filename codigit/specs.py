@@ -65,7 +65,7 @@ class ParticipantTexts(RootModel[dict[str, str]]):
         return self
 
 
-REVIEW_RULE_KEYS = ("rules.own_story", "rules.round_closed", "rules.withdrawn")
+REVIEW_RULE_KEYS = ("rules.own_story", "rules.round_closed", "rules.withdrawn", "rules.not_a_coder")
 PAGE_KEYS = (
     "signed_in_as", "sign_out", "steps_title", "step_consent", "step_about", "step_stories", "step_reviews",
     "consent_none", "consent_given", "consent_invalid", "consent_again", "consent_save", "consent_saved",

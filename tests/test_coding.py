@@ -53,6 +53,8 @@ def scenario(tmp_path_factory):
             p.answer("stories", {"prompt": f"A prompt by {who}", "story": story_of(who)}, external_id="invitation-open")
         refused = codigit("coding", "open", "1", "--coders", f"ana-r,{people['ada'].username}", "--coding",
                           str(folder), home=server.home)  # fmt: skip
+        bad_name = codigit("coding", "open", "Pilot", "--coders", "zed-r,yan-r", "--coding", str(folder),
+                           home=server.home)  # fmt: skip
         opened = codigit("coding", "open", "1", "--coders", "ana-r,ben-r", "--coding", str(folder), home=server.home)
         assert opened.returncode == 0, opened.stderr
         with (server.home / "researcher-logins.csv").open(newline="") as f:
@@ -66,6 +68,7 @@ def scenario(tmp_path_factory):
                 values = {"codes": codes_for(name, position)} | ({"memo": "hard one"} if position == 1 else {})
                 coder.submit(record["id"], values).raise_for_status()
         agreement = codigit("coding", "agreement", "1", "--coding", str(folder), "--n-boot", "200", home=server.home)
+        codings_then = (folder / "1" / "codings.jsonl").read_text()  # what agreement read (a withdrawal edits it)
         majority = codigit("coding", "reconcile", "1", "--coding", str(folder), home=server.home)
         asked = codigit("coding", "reconcile", "1", "--coding", str(folder), "--adjudicator", "cleo-r",
                         home=server.home)  # fmt: skip
@@ -73,18 +76,27 @@ def scenario(tmp_path_factory):
             cleo_password = {r["username"]: r["password"] for r in csv.DictReader(f)}["cleo-r"]
         cleo = Participant("cleo-r", server.http(login(server, "cleo-r", cleo_password)))
         adjudication = cleo.queue(cleo.dataset_id("coding-1-adjudication", RESEARCH))
+        coded = server.http().get(f"/datasets/{cleo.dataset_id('coding-1', RESEARCH)}/records").json()["items"]
+        not_a_coder = cleo.submit(coded[0]["id"], {"codes": ["none"]})  # straight to the route, as any client can
         for record in adjudication:
             cleo.submit(record["id"], {"codes": ["work_and_careers"]}).raise_for_status()
         adjudicated = codigit("coding", "reconcile", "1", "--coding", str(folder), "--adjudicator", "cleo-r",
                               home=server.home)  # fmt: skip
+        before = codigit("coding", "export", "1", "--coding", str(folder), "--policy", str(policy), home=server.home)
+        assert before.returncode == 0, before.stderr
         withdrawn = codigit("participants", "withdraw", people[WITHDRAWS].username, "--snapshots",
-                            str(tmp / "snapshots"), home=server.home)  # fmt: skip
+                            str(tmp / "snapshots"), "--coding", str(folder), home=server.home)  # fmt: skip
         assert withdrawn.returncode == 0, withdrawn.stderr
         exported = codigit("coding", "export", "1", "--coding", str(folder), "--policy", str(policy), "--out",
                            str(tmp / "export"), home=server.home)  # fmt: skip
+        (tmp / "notes").mkdir()
+        (tmp / "notes" / "mine.txt").write_text("a researcher's own notes")
+        onto_notes = codigit("coding", "export", "1", "--coding", str(folder), "--policy", str(policy), "--out",
+                             str(tmp / "notes"), home=server.home)  # fmt: skip
         yield {"server": server, "people": people, "coders": coders, "cleo": cleo, "folder": folder, "tmp": tmp,
-               "refused": refused, "opened": opened, "agreement": agreement, "majority": majority, "asked": asked,
-               "adjudication": adjudication, "adjudicated": adjudicated, "withdrawn": withdrawn,
+               "refused": refused, "bad_name": bad_name, "not_a_coder": not_a_coder, "onto_notes": onto_notes,
+               "opened": opened, "codings_then": codings_then, "agreement": agreement, "majority": majority,
+               "asked": asked, "adjudication": adjudication, "adjudicated": adjudicated, "withdrawn": withdrawn,
                "exported": exported}  # fmt: skip
 
 
@@ -123,6 +135,9 @@ def test_coders_are_researchers_only(scenario):
     for person in people.values():
         spaces = [w["name"] for w in person.http.get("/me/workspaces").json()["items"]]
         assert RESEARCH not in spaces
+    bad = scenario["bad_name"]  # checked before any account was made
+    assert bad.returncode == 2 and "round 'Pilot'" in bad.stderr and bad.stderr.count("\n") == 1
+    assert not {"zed-r", "yan-r"} & {u["username"] for u in server.http().get("/users").json()["items"]}
     init = codigit("init", home=server.home)
     assert init.returncode == 0 and f"researcher(s) code stories in {RESEARCH}" in init.stdout, init.stderr
 
@@ -141,7 +156,7 @@ def test_each_coder_reads_only_their_own_codes(scenario):
 def test_agreement_per_code_matches_the_krippendorff_package(scenario):
     assert scenario["agreement"].returncode == 0, scenario["agreement"].stderr
     report = json.loads((scenario["folder"] / "1" / "agreement.json").read_text())
-    codings = [json.loads(line) for line in (scenario["folder"] / "1" / "codings.jsonl").read_text().splitlines()]
+    codings = [json.loads(line) for line in scenario["codings_then"].splitlines()]
     stories = sorted({c["story_id"] for c in codings})
     assert report["stories_coded"] == len(stories) == 7 and report["coders"] == ["ana-r", "ben-r"]
     checked = 0
@@ -168,6 +183,9 @@ def test_reconcile_takes_the_majority_then_the_adjudicators_answer(scenario):
     assert all("Coder 1" in r["fields"]["answers"] for r in scenario["adjudication"])
     assert "hard one" in "".join(r["fields"]["answers"] for r in scenario["adjudication"])
     assert "adjudicator 2" in scenario["adjudicated"].stdout, scenario["adjudicated"].stdout
+    assert "new researcher accounts cleo-r" in scenario["asked"].stdout  # an adjudicator's account is announced
+    refused = scenario["not_a_coder"]  # the adjudicator is not a coder of the round: the server refuses
+    assert refused.status_code == 422 and "not one of this coding round's coders" in refused.text, refused.text
     rows = [json.loads(line) for line in (scenario["folder"] / "1" / "reconciled.jsonl").read_text().splitlines()]
     decided = [r for r in rows if r["how"] == "adjudicator"]
     assert len(decided) == 2 and all(r["codes"] == ["work_and_careers"] and r["adjudicator"] == "cleo-r"
@@ -176,8 +194,17 @@ def test_reconcile_takes_the_majority_then_the_adjudicators_answer(scenario):
     assert summary["how"] == {"adjudicator": 2, "unanimous": 5} and summary["codebook"]["version"] == "2"
 
 
-def test_a_withdrawal_takes_the_story_out_of_every_coding_dataset(scenario):
-    assert "1 copy of their stories removed from review and coding rounds" in scenario["withdrawn"].stdout
+def test_a_withdrawal_takes_the_story_out_of_every_coding_dataset_and_file(scenario):
+    withdrawn = scenario["withdrawn"].stdout
+    assert "1 copy of their stories removed from review and coding rounds" in withdrawn
+    assert "its export held their stories and was deleted" in withdrawn, withdrawn
+    assert not (scenario["folder"] / "1" / "export").exists()
+    for name in ("codings.jsonl", "reconciled.jsonl"):
+        lines = (scenario["folder"] / "1" / name).read_text().splitlines()
+        assert len(lines) >= 6 and story_of(WITHDRAWS) not in "".join(lines)
+    left = {json.loads(line)["story_id"] for line in (scenario["folder"] / "1" / "reconciled.jsonl").read_text()
+            .splitlines()}  # fmt: skip
+    assert len(left) == 6  # 7 coded, less gil's
     client = owner_client(scenario["server"])
     for name in ("coding-1", "coding-1-adjudication"):
         texts = {r.fields["story"] for r in client.datasets(name, workspace=RESEARCH).records(with_responses=False)}
@@ -204,3 +231,6 @@ def test_the_export_is_pseudonymous_k_anonymous_and_explained(scenario):
     assert frame["code_work_and_careers"].sum() >= 2 and set(frame["how"]) <= {"unanimous", "adjudicator"}
     statement = (out / "DATA_STATEMENT.md").read_text()
     assert "k = 3" in statement and "stereotypes" in statement and "none and are left out" in statement
+    onto_notes = scenario["onto_notes"]  # an export never replaces a folder that holds something else
+    assert onto_notes.returncode == 2 and "is not an earlier export" in onto_notes.stderr
+    assert (scenario["tmp"] / "notes" / "mine.txt").read_text() == "a researcher's own notes"

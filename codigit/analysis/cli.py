@@ -19,16 +19,17 @@ def run_analyze(args: argparse.Namespace) -> None:
 
 
 def run_positionality(args: argparse.Namespace) -> None:
-    from codigit.analysis.positionality import latest_reconciled, positionality
-    from codigit.records import read_snapshot
+    from codigit.analysis.positionality import latest_reconciled, positionality, without
+    from codigit.records import read_snapshot, resolve_snapshot
+    from codigit.release.manage import all_withdrawn
     from codigit.release.policy import load_policy
     from codigit.study import load_study
 
     study = load_study(args.study)
     policy = load_policy(args.policy, study)  # checked against the study, as for a release
     coding_round = args.coding_round or latest_reconciled(args.coding)
-    result = positionality(read_snapshot(args.snapshot), study, policy, args.out, args.judgments, args.coding,
-                           coding_round)  # fmt: skip
+    snapshot = without(read_snapshot(args.snapshot), all_withdrawn(resolve_snapshot(args.snapshot).parent))
+    result = positionality(snapshot, study, policy, args.out, args.judgments, args.coding, coding_round)
     codes = f"codes of coding round {coding_round}" if coding_round else "no reconciled coding round (`codigit coding`)"
     print(
         f"{result['groups']} reviewer groups of {policy.min_group_size} or more; {result['rating_rows']} rating "

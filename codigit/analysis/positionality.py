@@ -28,6 +28,20 @@ from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
 
+def without(snapshot, withdrawn: set[str]):
+    """The snapshot without anything of people who withdrew after it was taken (the withdrawals noted beside the
+    snapshots, as releases honour them)."""
+    if not withdrawn:
+        return snapshot
+    keep = {"stories": [s for s in snapshot.stories if s.author not in withdrawn],
+            "reviews": [r for r in snapshot.reviews if r.reviewer not in withdrawn],
+            "consent": [c for c in snapshot.consent if c.participant not in withdrawn],
+            "positionality": [p for p in snapshot.positionality if p.participant not in withdrawn]}  # fmt: skip
+    gone = {s.story_id for s in snapshot.stories if s.author in withdrawn}
+    keep["reviews"] = [r for r in keep["reviews"] if r.story_id not in gone]
+    return snapshot.model_copy(update=keep)
+
+
 def groups_of(snapshot, study) -> dict[tuple[str, str], set[str]]:
     """(question, answer) -> participants, for label and multi-label questions."""
     out: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -46,7 +60,7 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     import pandas as pd
     from scipy import stats
 
-    from codigit.analysis.groups import author_groups, code_frequencies
+    from codigit.analysis.groups import FREQUENCY_COLUMNS, author_groups, code_frequencies
     from codigit.analysis.language import distinctive
     from codigit.analysis.metrics import text_metrics
     from codigit.analysis.positionality_page import render
@@ -93,9 +107,13 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     suppressed: list[str] = []
     authors = {s.author for s in stories}
     by_author = author_groups(answers, group_questions(study), authors, k, suppressed)
-    # a group is compared with everyone else who wrote: those without a usable answer (or whose answer was
-    # pooled out) belong to the rest, with no group of their own
-    compared = {q: {a: members.get(a, []) for a in authors} for q, members in by_author.items()}
+    # A group is compared with everyone else who wrote. Those without a usable answer (or whose answer was pooled
+    # out) belong to the rest only when they are k or more: else subtracting the groups shown from the rest would
+    # describe them, and with them a left-out answer.
+    compared = {}
+    for question, members in by_author.items():
+        without = authors - set(members)
+        compared[question] = {**members, **{a: [] for a in (without if len(without) >= k else ())}}
 
     features = {s.story_id: text_metrics(s.story) for s in stories}
     story_rows = []
@@ -107,9 +125,9 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
                                "stories": len(values), **values.mean().round(4).to_dict()})  # fmt: skip
     stories_frame = pd.DataFrame(story_rows)
 
-    coding, codes_frame = None, pd.DataFrame()
+    coding, codes_frame = None, pd.DataFrame(columns=FREQUENCY_COLUMNS)
     if coding_round is not None:
-        coding, reconciled, names = read_coding(coding_folder, coding_round)
+        coding, reconciled, names = read_coding(coding_folder, coding_round, {s.story_id for s in stories})
         coded = [(s.story_id, s.author, frozenset(reconciled[s.story_id])) for s in stories if s.story_id in reconciled]
         codes_frame = code_frequencies(coded, compared, names, k=k)
         coding["stories"] = len(coded)
@@ -137,36 +155,34 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
             "code_rows": len(codes_frame), "term_rows": len(terms), "model_rows": len(model_frame)}  # fmt: skip
 
 
-def read_coding(folder: Path, round_name: str) -> tuple[dict, dict[str, list[str]], list[str]]:
-    """(what the page says about the round, story id -> reconciled codes, the codebook's code names)."""
-    import json
+def read_coding(folder: Path, round_name: str, stories: set[str]) -> tuple[dict, dict[str, list[str]], list[str]]:
+    """(what the page says about the round, story id -> reconciled codes, the codebook's code names), over the
+    `stories` that may be read now: a story whose author withdrew since the round leaves every figure."""
+    from collections import Counter
 
+    from codigit.agreement import N_BOOT
     from codigit.coding.codebook import NONE
     from codigit.coding.export import read_reconciled
-    from codigit.coding.reconcile import kept_codebook
-    from codigit.coding.rounds import read_round, round_dir
+    from codigit.coding.reconcile import agreement_rows, kept_codebook
+    from codigit.coding.rounds import Coding, read_lines, read_round, round_dir
 
     info = read_round(folder, round_name)
     codebook = kept_codebook(folder, info)
-    reconciled = {r.story_id: [c for c in r.codes if c != NONE] for r in read_reconciled(folder, round_name)}
-    how: dict[str, int] = {}
-    for path in [round_dir(folder, round_name) / "reconciliation.json"]:
-        if path.exists():
-            how = json.loads(path.read_text(encoding="utf-8")).get("how", {})
-    alpha = []
-    agreement = round_dir(folder, round_name) / "agreement.json"
-    if agreement.exists():
-        rows = json.loads(agreement.read_text(encoding="utf-8"))["codes"]
-        alpha = [{"code": r["label"], "alpha": r["alpha"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                  "n_items": r["n_items"]} for r in rows if r["label"] != NONE]  # fmt: skip
+    kept = [r for r in read_reconciled(folder, round_name) if r.story_id in stories]
+    path = round_dir(folder, round_name) / "codings.jsonl"
+    codings = [c for c in read_lines(path, Coding, "a round's codings") if c.story_id in stories and
+               c.coder in info.coders] if path.exists() else []  # fmt: skip
+    alpha = [{"code": r["label"], "alpha": r["alpha"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+              "n_items": r["n_items"]} for r in agreement_rows(codings, codebook, N_BOOT, 0)
+             if r["label"] != NONE] if codings else []  # fmt: skip
     coding = {"round": round_name, "codebook_version": codebook.version, "coders": len(info.coders),
-              "alpha": alpha, "reconciled": how}  # fmt: skip
-    return coding, reconciled, codebook.names
+              "alpha": alpha, "reconciled": dict(Counter(r.how for r in kept))}  # fmt: skip
+    return coding, {r.story_id: [c for c in r.codes if c != NONE] for r in kept}, codebook.names
 
 
 def latest_reconciled(folder: Path) -> str | None:
     """The round reconciled most recently in `folder`, if any."""
-    done = sorted(Path(folder).glob("*/reconciliation.json"), key=lambda p: p.stat().st_mtime)
+    done = sorted(Path(folder).glob("*/reconciled.jsonl"), key=lambda p: p.stat().st_mtime)
     return done[-1].parent.name if done else None
 
 

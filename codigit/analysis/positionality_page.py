@@ -223,22 +223,25 @@ def coding_section(coding: dict | None) -> str:
     import pandas as pd
 
     rows = list(coding.get("alpha") or [])
+    defined = [r for r in rows if None not in (r.get("alpha"), r.get("ci_low"), r.get("ci_high"))]  # n/a: table only
     done = coding.get("reconciled") or {}
     parts = [f"<p>Round {e(coding.get('round', '?'))}, codebook version {e(coding.get('codebook_version', '?'))}: "
              f"{e(coding.get('coders', '?'))} coders coded {e(coding.get('stories', '?'))} stories independently. "
              f"Reconciled: {e(done.get('unanimous', 0))} unanimous, {e(done.get('majority', 0))} by the coders' "
-             f"majority, {e(done.get('adjudicator', 0))} by an adjudicator, {e(done.get('unresolved', 0))} with a "
-             "code unresolved (chosen by exactly half the coders: left out of the counts below).</p>"]  # fmt: skip
-    if rows:
+             f"majority, {e(done.get('adjudicator', 0))} by an adjudicator, {e(done.get('one_coder', 0))} coded by "
+             f"one coder only, {e(done.get('unresolved', 0))} with a code unresolved (chosen by exactly half the "
+             "coders: left out of the counts below).</p>"]  # fmt: skip
+    if defined:
         parts.append(
             figure(
-                alpha_plot(rows),
+                alpha_plot(defined),
                 "Krippendorff's alpha per code with 95% confidence intervals",
                 "Krippendorff's α per code (dot) with its 95% bootstrap CI; dotted lines at 0.667 "
                 "(tentative conclusions) and 0.8 (reliable) " + cite("krippendorff2018") + ".",
             )
         )
-        parts.append(table(pd.DataFrame(rows)))  # fmt: skip
+    if rows:
+        parts.append(table(pd.DataFrame(rows).astype(object).fillna("n/a")))  # undefined: no variation
     parts.append(methods(
         "Each code is one binary variable per story (a coder gave the code or not), and its agreement is "
         "Krippendorff's α at the nominal level, computed from the coincidence matrix " + cite("krippendorff2011")
@@ -273,7 +276,7 @@ def codes_section(codes, coding: dict | None) -> str:
                 "(after reconciliation) over all their stories. The 95% CI is a percentile cluster bootstrap "
                 + cite("davison1997") + ": the group's authors are resampled with replacement, each with all their "
                 "stories. rest_share is the same share over the stories of every other author (those who gave "
-                "no usable answer included), shown only when they are k or more, and diff "
+                "no usable answer only when they are k or more), and diff "
                 "is share − rest_share. p is a two-sided permutation test of diff in which group membership is "
                 "shuffled across the question's authors; p_adjusted applies Benjamini-Hochberg "
                 + cite("bh1995") + " within each question, over all its groups and codes."),

@@ -33,7 +33,7 @@ def _round_context(args: argparse.Namespace):
 def run_open(args: argparse.Namespace) -> None:
     from codigit.client import argilla_errors, connect
     from codigit.coding.codebook import load_codebook
-    from codigit.coding.rounds import coder_accounts, open_round
+    from codigit.coding.rounds import check_round, coder_accounts, open_round
     from codigit.collect import take_snapshot
     from codigit.home import ensure_writable_home, resolve_home
     from codigit.study import load_study
@@ -41,14 +41,19 @@ def run_open(args: argparse.Namespace) -> None:
     study, codebook = load_study(args.study), load_codebook(args.codebook)
     coders = [c.strip() for c in args.coders.split(",") if c.strip()]
     home = resolve_home(args.home)
+    check_round(args.coding, args.round, codebook, coders)  # before any account is made
     snapshot = take_snapshot(study, home, args.database_url)
     client = connect(args.home)
     with argilla_errors():
         made = coder_accounts(client, study, ensure_writable_home(home), coders)
-        result = open_round(client, study, snapshot, args.round, codebook, coders, args.coding)
+        result = open_round(client, study, snapshot, args.round, codebook, coders, args.coding, home)
     print(f"coding round {args.round} (codebook {codebook.name} v{codebook.version}, {len(set(coders))} coders): "
           f"{result['line']}; {result['stories']} consented stories" +
           (f", {result['removed']} no longer consented removed" if result["removed"] else ""))  # fmt: skip
+    _announce(made, home)
+
+
+def _announce(made: list[str], home: Path) -> None:
     if made:
         print(f"new researcher accounts {', '.join(made)}: passwords in {home}/researcher-logins.csv (mode 0600)")
 
@@ -78,11 +83,12 @@ def run_reconcile(args: argparse.Namespace) -> None:
         study, client, stories, info, codebook, codings = _round_context(args)
         if not codings:
             raise CodigitError(f"no submitted codings yet in round {args.round}")
-        adjudicated = None
+        adjudicated, made, home = None, [], resolve_home(args.home)
         if args.adjudicator:
-            coder_accounts(client, study, ensure_writable_home(resolve_home(args.home)), [args.adjudicator])
-            adjudicated = ask_adjudicator(client, study, info, codebook, codings, stories, args.adjudicator)
+            made = coder_accounts(client, study, ensure_writable_home(home), [args.adjudicator])
+            adjudicated = ask_adjudicator(client, study, info, codebook, codings, stories, args.adjudicator, home)
     summary = record_reconciliation(args.coding, info, codings, adjudicated, args.adjudicator)
+    _announce(made, home)
     how = ", ".join(f"{k} {v}" for k, v in summary["how"].items())
     print(f"round {args.round}: {summary['stories']} stories reconciled ({how}); in "
           f"{Path(args.coding) / args.round / 'reconciled.jsonl'}")  # fmt: skip
@@ -121,7 +127,11 @@ def run_codebook(args: argparse.Namespace) -> None:
 
 
 def add_parser(sub, parents: Parents) -> None:
-    coding = sub.add_parser("coding", help="researchers code the stories with a codebook (qualitative analysis)")
+    coding = sub.add_parser("coding", help="researchers code the stories with a codebook (qualitative analysis)",
+                            description="Coding rounds for researchers: consented stories, without authors or "
+                            "positionality, coded independently with a codebook; agreement, reconciliation, and an "
+                            "export for qualitative tools. Order: open, (researchers code), agreement, reconcile, "
+                            "export.")  # fmt: skip
     csub = coding.add_subparsers(dest="action", required=True, metavar="ACTION")
     folder = argparse.ArgumentParser(add_help=False)
     folder.add_argument("--coding", type=Path, default=Recorded("coding"),
@@ -135,21 +145,22 @@ def add_parser(sub, parents: Parents) -> None:
     p.set_defaults(func=run_open)
 
     p = csub.add_parser("agreement", parents=server, help="Krippendorff's alpha per code and the disputed stories")
-    p.add_argument("round")
-    p.add_argument("--n-boot", type=at_least(1), default=N_BOOT, help="bootstrap resamples for the 95%% CI")
-    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("round", help="the round's name, as given to `open`")
+    p.add_argument("--n-boot", type=at_least(1), default=N_BOOT,
+                   help="bootstrap resamples for the 95%% CI (default: %(default)s)")  # fmt: skip
+    p.add_argument("--seed", type=at_least(0), default=0, help="for the bootstrap (default: %(default)s)")
     p.set_defaults(func=run_agreement)
 
     p = csub.add_parser("reconcile", parents=server, help="one code set per story: majority, or an adjudicator's")
-    p.add_argument("round")
+    p.add_argument("round", help="the round's name, as given to `open`")
     p.add_argument("--adjudicator", help="a researcher who decides the disputed stories (in Argilla)")
     p.set_defaults(func=run_reconcile)
 
     p = csub.add_parser("export", parents=server, help="stories with codes, memos and groups, for QDA tools")
-    p.add_argument("round")
+    p.add_argument("round", help="a reconciled round's name")
     p.add_argument("--policy", type=Path, default=Recorded("policy"), help="its min_group_size is k")
     p.add_argument("--out", type=Path, help="folder (default: CODING/ROUND/export)")
-    p.add_argument("--format", choices=["csv", "parquet", "both"], default="both")
+    p.add_argument("--format", choices=["csv", "parquet", "both"], default="both", help="default: %(default)s")
     p.set_defaults(func=run_export)
 
     p = csub.add_parser("codebook", parents=[folder], help="a codebook's codes, their history and the versions used")

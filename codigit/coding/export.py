@@ -12,7 +12,7 @@ that, two columns together could single a person out). Files are written with mo
 
 from __future__ import annotations
 
-import json
+import random
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -26,18 +26,18 @@ if TYPE_CHECKING:
 
 
 def read_reconciled(folder: Path, round_name: str) -> list:
-    from codigit.coding.reconcile import Reconciled
+    from codigit.coding.rounds import Reconciled, check_round_name, read_lines
 
-    path = Path(folder) / round_name / "reconciled.jsonl"
+    path = Path(folder) / check_round_name(round_name) / "reconciled.jsonl"
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [Reconciled.model_validate_json(line) for line in lines if line.strip()]
+        return read_lines(path, Reconciled, "a reconciled round")
     except FileNotFoundError:
         raise CodigitError(
             f"round {round_name} is not reconciled yet: run `codigit coding reconcile {round_name}`"
         ) from None
-    except (OSError, ValueError) as e:
-        raise CodigitError(f"{path}: not a reconciled round ({e})") from None
+
+
+EXPORT_FILES = ("stories.csv", "stories.parquet", "DATA_STATEMENT.md")
 
 
 def group_questions(study: Study) -> list[str]:
@@ -50,7 +50,7 @@ def export(snapshot: Snapshot, study: Study, k: int, folder: Path, round_name: s
 
     from codigit.analysis.groups import export_groups
     from codigit.coding.reconcile import kept_codebook
-    from codigit.coding.rounds import Coding, consented_stories, read_round
+    from codigit.coding.rounds import Coding, consented_stories, read_lines, read_round
     from codigit.home import atomic_dir
 
     info = read_round(folder, round_name)
@@ -59,13 +59,12 @@ def export(snapshot: Snapshot, study: Study, k: int, folder: Path, round_name: s
     reconciled = [r for r in read_reconciled(folder, round_name) if r.story_id in stories]
     memos: dict[str, list[str]] = {}
     codings_path = Path(folder) / round_name / "codings.jsonl"
-    if codings_path.exists():
-        for line in codings_path.read_text(encoding="utf-8").splitlines():
-            c = Coding.model_validate_json(line)
-            if c.memo and c.story_id in stories:
-                memos.setdefault(c.story_id, []).append(f"{c.coder}: {c.memo}")
+    for c in read_lines(codings_path, Coding, "a round's codings") if codings_path.exists() else []:
+        if c.memo and c.story_id in stories:
+            memos.setdefault(c.story_id, []).append(f"{c.coder}: {c.memo}")
     authors = sorted({stories[r.story_id].author for r in reconciled})
-    case = {a: f"case-{n:03d}" for n, a in enumerate(authors, 1)}
+    shuffled = random.SystemRandom().sample(authors, len(authors))  # numbered in no order a pseudonym could give
+    case = {a: f"case-{n:03d}" for n, a in enumerate(shuffled, 1)}
     answers = {p.participant: p.answers for p in snapshot.positionality}
     questions = group_questions(study)
     groups, pooled = export_groups(answers, questions, authors, k)
@@ -82,7 +81,9 @@ def export(snapshot: Snapshot, study: Study, k: int, folder: Path, round_name: s
     frame = pd.DataFrame(rows)
     statement = data_statement(snapshot, study, k, info, codebook, reconciled, stories, authors, questions, pooled,
                                Path(folder) / round_name / "agreement.json")  # fmt: skip
-    out = Path(out)
+    out = Path(out).resolve()
+    if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - set(EXPORT_FILES)):
+        raise CodigitError(f"{out} exists and is not an earlier export (it holds other files): choose another --out")
     earlier = out.with_name(f".earlier-{out.name}")
     if out.exists():  # an earlier export is replaced whole, and kept until the new one is
         shutil.rmtree(earlier, ignore_errors=True)
@@ -149,16 +150,19 @@ def data_statement(snapshot, study, k, info, codebook, reconciled, stories, auth
         history = f" ({history})" if history else ""
         lines.append(f"- `{code.name}` ({code.title}): {code.definition.strip()}{history}")
     if agreement_path.exists():
-        report = json.loads(agreement_path.read_text(encoding="utf-8"))
-        alphas = ", ".join(f"{r['label']} {r['alpha']}" if r["alpha"] is not None else f"{r['label']} n/a"
-                           for r in report["codes"])  # fmt: skip
+        from codigit.coding.rounds import read_json
+
+        rows = read_json(agreement_path, "a round's agreement report").get("codes") or []
+        alphas = ", ".join(f"{r.get('label')} {r.get('alpha')}" if r.get("alpha") is not None
+                           else f"{r.get('label')} n/a" for r in rows)  # fmt: skip
         lines += ["", "## Agreement", f"Krippendorff's alpha per code (binary), before reconciliation: {alphas}."]
     lines += [
         "",
         "## Use",
         "For the study's researchers. The stories were given for this study under its consent text; do not "
-        "publish rows or group columns. Quote a story only as the study's consent allows, never with its group "
-        "columns beside it.",
+        "publish rows or group columns. Quote a story only as the study's consent allows, and never with a "
+        "combination of group columns beside it: the positionality page quotes excerpts under one pooled group "
+        "of at least k authors at a time, for phrases at least two of them used.",
         "",
     ]
     return "\n".join(lines)

@@ -51,7 +51,7 @@ def play_coding_round(url: str, home: Path, study: Study, snapshot: Snapshot, fo
         raise ValueError(f"{demo_file}: cues for codes the codebook lacks: {sorted(unknown)}")
     client, rng = connect(home), random.Random(seed)
     coder_accounts(client, study, home, [*demo.coders, demo.adjudicator])
-    open_round(client, study, snapshot, ROUND, codebook, list(demo.coders), folder)
+    open_round(client, study, snapshot, ROUND, codebook, list(demo.coders), folder, home)
     logins = read_logins(home / LOGINS_FILE)
 
     def signed_in(name: str) -> Participant:
@@ -65,12 +65,12 @@ def play_coding_round(url: str, home: Path, study: Study, snapshot: Snapshot, fo
     info, stories = read_round(folder, ROUND), consented_stories(snapshot)
     codings = [c for c in read_codings(client, study, info) if c.story_id in stories]
     report = record_agreement(folder, info, codebook, codings, len(stories), 1000, seed)
-    ask_adjudicator(client, study, info, codebook, codings, stories, demo.adjudicator)
+    ask_adjudicator(client, study, info, codebook, codings, stories, demo.adjudicator, home)
     adjudicator = signed_in(demo.adjudicator)
     for record in adjudicator.queue(adjudicator.dataset_id(f"coding-{ROUND}-adjudication", study.research_workspace)):
         codes = code_as_a_reader(record["fields"]["story"], demo.cues, 1.0, rng)  # the careful one
         adjudicator.submit(record["id"], {"codes": codes}).raise_for_status()
-    adjudicated = ask_adjudicator(client, study, info, codebook, codings, stories, demo.adjudicator)
+    adjudicated = ask_adjudicator(client, study, info, codebook, codings, stories, demo.adjudicator, home)
     summary = record_reconciliation(folder, info, codings, adjudicated, demo.adjudicator)
     return {
         "rows": report["codes"],

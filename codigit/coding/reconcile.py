@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from codigit.coding.rounds import Coding, RoundInfo, _File
+from codigit.coding.rounds import Coding, Reconciled, RoundInfo
 from codigit.errors import CodigitError
 
 if TYPE_CHECKING:
@@ -23,17 +23,6 @@ if TYPE_CHECKING:
 
     from codigit.coding.codebook import Codebook
     from codigit.study import Study
-
-How = Literal["unanimous", "majority", "adjudicator", "unresolved", "one_coder"]
-
-
-class Reconciled(_File):
-    story_id: str
-    codes: list[str]  # the reconciled set (may be [codebook.NONE])
-    how: How
-    unresolved: list[str] = []  # codes chosen by exactly half the coders, with no adjudicator's answer
-    coders: int  # how many coders coded the story
-    adjudicator: str | None = None
 
 
 def by_story(codings: list[Coding]) -> dict[str, dict[str, Coding]]:
@@ -97,10 +86,11 @@ def adjudication_name(info: RoundInfo) -> str:
 
 
 def ask_adjudicator(client: rg.Argilla, study: Study, info: RoundInfo, codebook: Codebook, codings: list[Coding],
-                    stories: dict, adjudicator: str) -> dict[str, Coding]:  # fmt: skip
+                    stories: dict, adjudicator: str, home: Path) -> dict[str, Coding]:  # fmt: skip
     """Put the disputed stories (consented ones only) before the adjudicator; returns their answers so far."""
     from codigit.coding.rounds import FIELDS, read_codings
     from codigit.forms import ensure_dataset, settings
+    from codigit.server.deployed import set_round_coders
     from codigit.specs import FieldSpec
 
     names = {coder: f"Coder {k}" for k, coder in enumerate(info.coders, 1)}
@@ -118,6 +108,7 @@ def ask_adjudicator(client: rg.Argilla, study: Study, info: RoundInfo, codebook:
         "Choose the codes that apply; your answer is the story's reconciled set.\n\n" + codebook.guidelines()
     )
     workspace = client.workspaces(study.research_workspace)
+    set_round_coders(home, adjudication_name(info), [adjudicator])  # the adjudicator's answer alone counts there
     dataset, _ = ensure_dataset(client, workspace, adjudication_name(info), settings(fields, codebook.questions(),
                                 guidelines, 1), records)  # fmt: skip
     if gone := [r for r in dataset.records(with_responses=False) if r.id not in stories]:
@@ -132,7 +123,7 @@ def kept_codebook(folder: Path, info: RoundInfo) -> Codebook:
     path = Path(folder) / "codebooks" / f"{info.codebook.name}-v{info.codebook.version}.json"
     try:
         codebook = Codebook.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # ValidationError and UnicodeDecodeError too
         raise CodigitError(f"{path}: the codebook round {info.round} used is missing or unreadable ({e})") from None
     if codebook.sha256() != info.codebook.sha256:
         raise CodigitError(f"{path} is not the codebook round {info.round} was coded with (its hash differs)")

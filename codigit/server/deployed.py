@@ -26,6 +26,7 @@ STUDY_POINTER = "study.json"
 STUDIES = "studies"
 ROUNDS_FILE = "review-rounds.json"
 LANGUAGES_FILE = "languages.json"
+CODERS_FILE = "coding-rounds.json"  # coding dataset -> the researchers who may answer it (`codigit coding`)
 _LOGGER = logging.getLogger("codigit.server")
 
 
@@ -56,6 +57,7 @@ class _Cached:
 _study_cache = _Cached()
 _rounds_cache = _Cached()
 _languages_cache = _Cached()
+_coders_cache = _Cached()
 
 
 def _mtime(path: Path) -> float | None:
@@ -105,6 +107,20 @@ def set_language(home: Path, username: str, language: str) -> None:
         chosen = participant_languages(home)
         chosen[username] = language
         atomic_write(home / LANGUAGES_FILE, json.dumps(chosen, indent=2) + "\n", mode=0o600)
+
+
+def round_coders(home: Path) -> dict[str, list[str]]:
+    """Coding dataset -> who may answer it. Every researcher is in the one research workspace, and Argilla counts
+    every submitted answer towards a record's N: an answer from anyone else would take a story out of a coder's
+    queue, so the embedded server refuses it."""
+    return _read_json(home / CODERS_FILE, _coders_cache)
+
+
+def set_round_coders(home: Path, dataset: str, coders: list[str]) -> None:
+    with locked(home):
+        every = round_coders(home)
+        every[dataset] = sorted(coders)
+        atomic_write(home / CODERS_FILE, json.dumps(every, indent=2) + "\n", mode=0o600)
 
 
 def _read_json(path: Path, cache: _Cached) -> dict:

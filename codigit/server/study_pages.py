@@ -141,4 +141,13 @@ def _withdraw(home: Path, snapshots: Path | None, study, username: str, reason: 
         mirror_withdrawal(snapshots, username, at)
     except CodigitError as e:
         _LOGGER.warning("%s withdrew (in the ledger) but the note in %s failed: %s", username, snapshots, e)
+    try:  # researchers' files on this machine forget their stories too
+        from codigit.coding.rounds import forget_stories
+        from codigit.participants import story_ids_of
+
+        with argilla_errors():
+            for line in forget_stories(place(home, "coding").resolve(), story_ids_of(client, study, username)):
+                _LOGGER.info("withdrawal of %s: %s", username, line)
+    except CodigitError as e:
+        _LOGGER.warning("%s withdrew, but the coding rounds' files could not be updated: %s", username, e)
     return at, new, removed

@@ -139,6 +139,9 @@ async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
         broken = story_rule(values.get("prompt"), values.get("story"), study.stories)
     elif workspace == user.username and submitted and dataset == study.consent.dataset:
         broken = consent_rule(answers(body.values), study.consent)
+    elif workspace == study.research_workspace and dataset in (coders := deployed.round_coders(home)):
+        if user.username not in coders[dataset]:  # a coding round is answered by its own coders only
+            broken = Broken("not_a_coder")
     elif workspace == study.workspace and dataset.startswith(prefix):
         if dataset[len(prefix) :] in deployed.closed_rounds(home):
             broken = Broken("round_closed")
