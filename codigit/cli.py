@@ -20,6 +20,7 @@ from codigit import (
     backup,
     collect,
     compare,
+    contributions,
     demo,
     generate,
     init,
@@ -31,6 +32,7 @@ from codigit import (
 from codigit.analysis import cli as analysis_cli
 from codigit.cli_types import Parents
 from codigit.coding import cli as coding_cli
+from codigit.corpus import cli as corpus_cli
 from codigit.errors import CodigitError, Interrupted
 from codigit.places import Recorded, resolve_defaults
 from codigit.release import cli as release_cli
@@ -43,11 +45,13 @@ STAGES: list[Callable[..., None]] = [
     server_cli.add_parser,  # serve
     init.add_parser,
     participants.add_parser,  # participants add|withdraw
+    contributions.add_parser,  # contributions import
     collect.add_parser,
     review.add_parser,  # review open|close
     agreement.add_parser,
     coding_cli.add_parser,  # coding open|agreement|reconcile|export|codebook
     release_cli.add_parser,  # release make|verify|diff|decide|approve|publish|affected
+    corpus_cli.add_parser,  # corpus release|decide|verify
     show.add_parser,  # story
     train_cli.add_parser,  # train
     generate.add_parser,

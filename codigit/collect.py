@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codigit.cli_types import Parents
+from codigit.contributions import IMPORT_DATASET
 from codigit.errors import CodigitError
 from codigit.places import Recorded
 
@@ -28,9 +29,9 @@ JOIN datasets d ON d.id = r.dataset_id
 JOIN workspaces w ON w.id = d.workspace_id
 LEFT JOIN responses s ON s.record_id = r.id AND s.status = 'submitted'
 LEFT JOIN users u ON u.id = s.user_id
-WHERE d.name IN (:stories, :consent, :about)
+WHERE d.name IN (:stories, :consent, :about, :contributions)
    OR (w.name = :shared AND d.name LIKE :review)
-   OR (w.name = :organisers AND d.name = :ledger)
+   OR (w.name = :organisers AND d.name IN (:ledger, :imported))
 """
 
 
@@ -67,6 +68,9 @@ def read_rows(url: str, study: Study) -> list[tuple]:
         "review": study.review.dataset_prefix + "-%",
         "organisers": study.organiser_workspace,
         "ledger": study.ledger_dataset,
+        # a study without contributions reads none: no dataset has an empty name
+        "contributions": study.contributions.dataset if study.contributions else "",
+        "imported": IMPORT_DATASET,
     }
     try:
         with engine.connect() as conn:

@@ -132,9 +132,10 @@ def init_study(client: rg.Argilla, study: Study, chosen: dict[str, str] | None =
 def privacy_check(client: rg.Argilla, study: Study) -> list[str]:
     """What `init` states about who can reach what, read back from the server; a participant who can reach
     another's forms or the organisers' ledger is an error naming them (a hand-made membership, say)."""
+    annotators = {u.username for u in participants(client)}  # researchers too: none may read the ledger
     people = participant_names(client, study)
     organisers = client.workspaces(study.organiser_workspace)
-    inside = sorted(people & {u.username for u in organisers.users})
+    inside = sorted(annotators & {u.username for u in organisers.users})
     if inside:
         raise CodigitError(f"participant(s) {', '.join(inside)} are members of {study.organiser_workspace}, where "
                            "the withdrawal ledger is: remove them from that workspace, then rerun `init`")  # fmt: skip
@@ -147,7 +148,7 @@ def privacy_check(client: rg.Argilla, study: Study) -> list[str]:
     others = sorted(d.name for d in shared.datasets if not d.name.startswith(study.review.dataset_prefix + "-"))
     crossing = sorted(
         f"{u.username} in {name}" for name in people if (w := client.workspaces(name)) is not None
-        for u in w.users if u.username in people and u.username != name
+        for u in w.users if u.username in annotators and u.username != name
     )  # fmt: skip
     if crossing:
         raise CodigitError(f"participants in another's own workspace ({'; '.join(crossing[:5])}): remove them")
@@ -201,6 +202,11 @@ def private_forms(
         (p.dataset, [about_field], shown.about_questions, shown.about_guidelines,
          [{"id": "about-you", "about": shown.about_guidelines}]),
     ]  # fmt: skip
+    if (contributions := shown.contributions) is not None:  # a study that asks for whole texts too
+        spec = study.contributions
+        slots = [{"id": slot, "invitation": contributions.invitation} for slot in spec.slot_ids]
+        fields = [FieldSpec(name=n, title=t_, use_markdown=True) for n, t_ in contributions.fields.items()]
+        forms.append((spec.dataset, fields, contributions.questions, contributions.guidelines, slots))
     done = []
     for name, fields, questions, guidelines, records in forms:
         dataset, line = ensure_dataset(client, workspace, name, settings(fields, questions, guidelines, 1), records)

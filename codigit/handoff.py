@@ -82,6 +82,7 @@ class ReleaseUsed(_Record):
     dataset_hash: str
     split: str
     records: int
+    kind: Literal["stories", "corpus"] | None = None  # None: written before corpus releases (a stories release)
 
 
 class RecipeUsed(_Record):

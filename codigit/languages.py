@@ -43,10 +43,15 @@ class GuidedFormWords(FormWords):
     guidelines: Path
 
 
+class ContributionFormWords(GuidedFormWords):
+    invitation: str = Field(min_length=1)  # shown on every slot
+
+
 class FormsWords(_Strict):
     stories: StoryFormWords
     positionality: GuidedFormWords
     review: GuidedFormWords
+    contributions: ContributionFormWords | None = None  # needed when the study asks for texts
 
 
 class Translation(_Strict):
@@ -83,6 +88,17 @@ class Localised:
     review_fields: dict[str, str]  # the review form (shared: see shared_review_form)
     review_questions: list[QuestionSpec]
     review_guidelines: str
+    contributions: ContributionWords | None = None  # when the study asks for whole texts
+
+
+@dataclass(frozen=True)
+class ContributionWords:
+    """The contributions form in one language."""
+
+    fields: dict[str, str]
+    questions: list[QuestionSpec]
+    guidelines: str
+    invitation: str
 
 
 def choose(study: Study, wanted: str | None) -> str:
@@ -109,7 +125,7 @@ def localise(study: Study, language: str | None = None) -> Localised:
             list(study.consent.questions), texts["consent"], texts["stories"], {f.name: f.title or f.name for f in
             s.fields}, _with_limits(s.questions, study, words), {i.id: i.invitation for i in s.invitations},
             {"about": ABOUT_FIELD}, list(p.questions), texts["positionality"], dict(REVIEW_FIELDS),
-            list(study.review.questions), texts["review"],
+            list(study.review.questions), texts["review"], _contributions(study, words),
         )  # fmt: skip
     path = study.root / study.translations[language]
     t = _translation(study, language, study.translations[language])
@@ -124,7 +140,25 @@ def localise(study: Study, language: str | None = None) -> Localised:
         read_text(path.parent / t.forms.positionality.guidelines, f"the about-you guidelines of {path}"),
         t.forms.review.fields, _worded(study.review.questions, t.forms.review.questions),
         read_text(path.parent / t.forms.review.guidelines, f"the review guidelines of {path}"),
+        _contributions(study, t.texts.root, t.forms.contributions, path),
     )  # fmt: skip
+
+
+def _contributions(study: Study, texts: dict[str, str], words: ContributionFormWords | None = None,
+                   path: Path | None = None) -> ContributionWords | None:  # fmt: skip
+    """The contributions form in the study's language (no `words`), or in a translation's."""
+    c = study.contributions
+    if c is None:
+        return None
+    note = texts["limit_note"].format(limit=c.max_text_chars)
+    worded = c.questions if words is None else _worded(c.questions, words.questions)
+    questions = [q.model_copy(update={"description": " ".join(filter(None, [q.description, note]))})
+                 if q.name == "text" else q for q in worded]  # fmt: skip
+    if words is None:
+        return ContributionWords({f.name: f.title or f.name for f in c.fields}, questions,
+                                 study.guidelines()["contributions"], c.invitation)  # fmt: skip
+    guidelines = read_text(path.parent / words.guidelines, f"the contributions guidelines of {path}")
+    return ContributionWords(words.fields, questions, guidelines, words.invitation)
 
 
 def shared_review_form(study: Study) -> tuple[dict[str, str], list[QuestionSpec], str]:
@@ -190,6 +224,13 @@ def _translation(study: Study, code: str, relative: Path) -> Translation:
         ("forms.review.questions", study.review.questions, t.forms.review.questions),
     ]:
         _complete(path, where, questions, words)
+    if study.contributions is not None:
+        if t.forms.contributions is None:
+            raise CodigitError(f"{path}: forms.contributions is missing: the study asks for texts")
+        _complete(path, "forms.contributions.questions", study.contributions.questions,
+                  t.forms.contributions.questions)  # fmt: skip
+        if set(t.forms.contributions.fields) != {"invitation"}:
+            raise CodigitError(f"{path}: forms.contributions.fields must translate exactly ['invitation']")
     for where, wanted, given in [
         ("forms.stories.fields", {f.name for f in study.stories.fields}, t.forms.stories.fields),
         ("forms.stories.invitations", {i.id for i in study.stories.invitations}, t.forms.stories.invitations),

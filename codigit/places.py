@@ -20,7 +20,7 @@ from codigit.errors import CodigitError
 PLACES_FILE = "places.json"
 # under the data folder; `study` and `policy` are files beside each other in the study folder
 LAYOUT = {"snapshots": "snapshots", "releases": "releases", "backups": "backups",
-          "positionality": "analysis/positionality", "coding": "coding"}  # fmt: skip
+          "positionality": "analysis/positionality", "coding": "coding", "corpus": "corpus"}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class Withdrawal(_Record):
 
 class Problem(_Record):
     participant: str
-    what: Literal["story", "consent", "review"]
+    what: Literal["story", "consent", "review", "contribution"]
     id: str
     message: str
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from codigit.study import ConsentSpec, StoriesSpec
+    from codigit.study import ConsentSpec, ContributionsSpec, StoriesSpec
 
 ORGANISER = {
     "prompt_empty": "empty prompt",
@@ -22,7 +22,14 @@ ORGANISER = {
     "credit_without_name": "asks to be credited but gives no name",
     "credit_without_public": "asks to be credited but not for public release: there is nothing public to credit",
     "name_too_long": "the name to credit has {chars} characters, more than {limit}",
+    "title_empty": "a contributed text without a title",
+    "title_too_long": "a title of {chars} characters, more than {limit}",
+    "text_empty": "an empty contributed text",
+    "text_too_long": "a contributed text of {chars} characters, more than the study's {limit}",
+    "licence_unnamed": '"another open licence" without its name',
 }
+TITLE_LIMIT = 300  # characters: a title is a line, not a paragraph
+OWN_WORK, OTHER_OPEN = "own_work", "other_open"  # the licence answers the code reads: own writing, a named licence
 
 
 @dataclass(frozen=True)
@@ -78,4 +85,20 @@ def consent_rule(values: dict[str, Any], spec: ConsentSpec) -> Broken | None:
         return Broken("credit_without_public")
     if len(name) > spec.max_name_chars:
         return Broken("name_too_long", {"chars": len(name), "limit": spec.max_name_chars})
+    return None
+
+
+def contribution_rule(values: dict[str, Any], spec: ContributionsSpec) -> Broken | None:
+    """The first rule a contributed text breaks ({question: value}), or None if it counts."""
+    title, text = " ".join(clean_text(values.get("title")).split()), clean_text(values.get("text"))
+    if not title:
+        return Broken("title_empty")
+    if len(title) > TITLE_LIMIT:
+        return Broken("title_too_long", {"chars": len(title), "limit": TITLE_LIMIT})
+    if not text:
+        return Broken("text_empty")
+    if len(text) > spec.max_text_chars:
+        return Broken("text_too_long", {"chars": len(text), "limit": spec.max_text_chars})
+    if values.get("licence") == OTHER_OPEN and not clean_text(values.get("licence_name")):
+        return Broken("licence_unnamed")
     return None

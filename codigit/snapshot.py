@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from codigit import __version__
+from codigit.contributions import IMPORT_DATASET, from_rows
 from codigit.records import (
     Consent,
     Positionality,
@@ -94,9 +95,13 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
     role, values, time): pure, so it is tested and benchmarked without a server."""
     prefix = study.review.dataset_prefix + "-"
     stories_raw, consent_raw, about_raw, review_raw, ledger = [], defaultdict(list), {}, [], []
+    texts_raw, imported = [], []
+    texts = study.contributions.dataset if study.contributions else None
     for workspace, dataset, record_id, external_id, fields, user, role, values, at in rows:
         if workspace == study.organiser_workspace and dataset == study.ledger_dataset:
             ledger.append(_json(fields))
+        elif workspace == study.organiser_workspace and dataset == IMPORT_DATASET:
+            imported.append(_json(fields))
         elif workspace == study.workspace and dataset.startswith(prefix):
             if role == "annotator":  # an organiser trying the form is not a reviewer
                 review_raw.append((dataset[len(prefix) :], external_id, _json(fields), user, _answers(values), at))
@@ -109,6 +114,8 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             consent_raw[user].append((_time(at), external_id, _answers(values)))
         elif dataset == study.positionality.dataset:
             about_raw[user] = (_time(at), _answers(values))
+        elif dataset == texts:
+            texts_raw.append((str(uuid.UUID(str(record_id))), user, external_id, _answers(values), _time(at)))
 
     withdrawn = {}
     for entry in ledger:
@@ -207,6 +214,9 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         for s in stories
     ]
 
+    contributions, broken, left_out = from_rows(texts_raw, imported, set(withdrawn), study)
+    problems += broken
+    excluded.update(left_out)
     created = utc_now()
     meta = SnapshotMeta(
         snapshot_id=snapshot_id or created.replace("-", "").replace(":", "")[:15] + "Z",
@@ -215,7 +225,8 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         codigit_version=__version__,
         consent_version=study.consent.version,
         counts={"stories": len(stories), "reviews": len(reviews), "consent": len(consent),
-                "positionality": len(positionality), "withdrawals": len(withdrawn)},
+                "positionality": len(positionality), "withdrawals": len(withdrawn),
+                **({"contributions": len(contributions)} if study.contributions else {})},
         excluded=dict(sorted(excluded.items())),
         problems=problems,
     )  # fmt: skip
@@ -229,6 +240,7 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             Withdrawal(participant=p, at=at, story_ids=sorted(s[0] for s in stories_raw if s[1] == p))
             for p, at in sorted(withdrawn.items())
         ],
+        contributions=contributions,
     )
 
 

@@ -74,7 +74,7 @@ PAGE_KEYS = (
     "reviews_closed", "reviews_open", "feedback_title", "feedback_none", "guidelines", "contact", "withdraw_title",
     "withdraw_text", "withdraw_button", "withdraw_confirm_title", "withdraw_confirm_text", "withdraw_reason",
     "withdraw_yes", "cancel", "withdrawn_text", "error", "home_link", "discard_title", "discard_text",
-    "discard_yes", "draft_note", "limit_note", "language",
+    "discard_yes", "draft_note", "limit_note", "language", "step_texts", "texts_counts", "texts_write",
 )  # fmt: skip
 
 
@@ -90,6 +90,16 @@ def read_text(path: Path, what: str) -> str:
         raise CodigitError(f"{path}: cannot read {what} ({e.strerror or e})") from None
 
 
+def _mapping(path: Path, what: str) -> dict:
+    try:
+        raw = yaml.safe_load(read_text(path, what))
+    except yaml.YAMLError as e:
+        raise CodigitError(f"{path}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict) or "extends" in raw:
+        raise CodigitError(f"{path}: not a mapping of keys that can be extended (one level of `extends` only)")
+    return raw
+
+
 def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
     """Read a YAML file into a pydantic model; any problem is one CodigitError naming the file and the key."""
     path = Path(path)
@@ -101,6 +111,11 @@ def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
         raise CodigitError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise CodigitError(f"{path}: expected a mapping of keys at the top level")
+    if "extends" in raw:  # another file of the same kind, beside this one: its keys, then this file's on top
+        base = path.parent / str(raw.pop("extends"))
+        if base.resolve() == path.resolve():
+            raise CodigitError(f"{path}: extends itself")
+        raw = {**_mapping(base, what), **raw}
     try:
         return model.model_validate({**raw, **extra})
     except ValidationError as e:

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from codigit.rules import OTHER_OPEN, OWN_WORK
 from codigit.specs import (
     LANGUAGE_PATTERN,
     NAME_PATTERN,
@@ -77,6 +78,38 @@ class StoriesSpec(_Strict):
             raise ValueError("the stories dataset has one field, `invitation` (the text of each invitation)")
         _require(self.questions, {"prompt": ("text", None), "story": ("text", None)}, required={"prompt", "story"})
         return self
+
+
+class ContributionsSpec(_Strict):
+    """Whole texts contributors give (for continued pretraining), in their own workspace beside their stories: one
+    record per slot, one text per record, with its title, licence, the name to credit and whether it may be kept
+    for future events."""
+
+    dataset: str = Field(pattern=NAME_PATTERN)
+    guidelines: Path
+    invitation: str = Field(min_length=1)  # shown on every slot (markdown)
+    slots: int = Field(default=5, ge=1, le=100)
+    max_text_chars: int = Field(default=200_000, ge=1)  # a longer text is imported by an organiser from its file
+    fields: list[FieldSpec] = Field(min_length=1)
+    questions: list[QuestionSpec]
+
+    @model_validator(mode="after")
+    def _check(self) -> ContributionsSpec:
+        if [f.name for f in self.fields] != ["invitation"]:
+            raise ValueError("the contributions dataset has one field, `invitation`")
+        _require(self.questions, {"title": ("text", None), "text": ("text", None), "licence": ("label", None),
+                                  "licence_name": ("text", None), "attribution_name": ("text", None),
+                                  "keep": ("label", {"yes", "no"})},
+                 required={"title", "text", "licence", "keep"})  # fmt: skip
+        licences = set(next(q for q in self.questions if q.name == "licence").options())
+        if not {OWN_WORK, OTHER_OPEN} <= licences:
+            raise ValueError(f"question 'licence' needs the options {OWN_WORK!r} and {OTHER_OPEN!r}")
+        _unique(self.questions, "contribution questions")
+        return self
+
+    @property
+    def slot_ids(self) -> list[str]:
+        return [f"text-{n}" for n in range(1, self.slots + 1)]
 
 
 class ConsentSpec(_Strict):
@@ -164,6 +197,7 @@ class Study(_Strict):
     consent: ConsentSpec
     positionality: PositionalitySpec
     review: ReviewSpec
+    contributions: ContributionsSpec | None = None  # whole texts, for continued pretraining (`codigit corpus`)
     root: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -180,6 +214,8 @@ class Study(_Strict):
             )
         private = {"stories.dataset": self.stories.dataset, "consent.dataset": self.consent.dataset,
                    "positionality.dataset": self.positionality.dataset}  # fmt: skip
+        if self.contributions is not None:
+            private["contributions.dataset"] = self.contributions.dataset
         if len(set(private.values())) < len(private):
             same = ", ".join(f"{k}: {v}" for k, v in private.items())
             raise ValueError(f"each participant's datasets need different names ({same})")
@@ -205,7 +241,9 @@ class Study(_Strict):
             "consent": self.text(self.consent.text, "the consent text (consent.text)"),
             "positionality": self.text(self.positionality.guidelines, "positionality.guidelines"),
             "review": self.text(self.review.guidelines, "the review guidelines (review.guidelines)"),
-        }
+            **({"contributions": self.text(self.contributions.guidelines, "contributions.guidelines")}
+               if self.contributions is not None else {}),
+        }  # fmt: skip
 
     def participant_words(self) -> dict[str, str]:
         """The texts of participant_texts, every key the pages use present (a missing one names the key)."""

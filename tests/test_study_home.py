@@ -54,7 +54,16 @@ def test_study_words_are_public_and_carry_no_participant_data(study):
 
     words = httpx.get(f"{server.url}/api/v1/codigit/study").raise_for_status().json()
     assert words["title"] == load_study(STUDY).title and words["limits"] == {"prompt": 1500, "story": 6000}
-    assert set(words) == {"title", "description", "contact", "texts", "limits", "language", "languages"}
+    assert set(words) == {
+        "title",
+        "description",
+        "contact",
+        "texts",
+        "limits",
+        "language",
+        "languages",
+        "research_workspace",
+    }
     assert httpx.get(f"{server.url}/api/v1/codigit/home").status_code == 401
     assert not any(p.username in json.dumps(words) for p in people.values())
 

@@ -91,12 +91,18 @@ def test_padding_free_loss_equals_padded_loss(world):
 
 def test_every_recipe_in_experiments_parses():
     from codigit.train.recipe import parse_recipe
+    from codigit.train.texts import check_corpus_recipe
 
     for path in sorted((REPO / "experiments").glob("*.yaml")):
         # GPU recipes ask for bf16 on a GPU; this machine has none, so validate them as if on CPU
-        args, sft, model = parse_recipe(path, ["--use_cpu", "true"])
-        assert args.release and sft.assistant_only_loss and model.use_peft, path
+        recipe = parse_recipe(path, ["--use_cpu", "true"])
+        args, sft, model = recipe
+        assert args.release and model.use_peft, path
         assert sft.output_dir.startswith("runs/"), path
+        if args.release.startswith("data/corpus/"):  # continued pretraining: every token of the texts trained
+            check_corpus_recipe(recipe, str(path))
+        else:
+            assert sft.assistant_only_loss, path
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codigit.languages import Localised
-from codigit.rules import clean_text, consent_rule, story_rule
+from codigit.rules import clean_text, consent_rule, contribution_rule, story_rule
 from codigit.server import submit_rules
 from codigit.server.sqlfilters import enum_value
 from codigit.study import Study
@@ -188,6 +188,14 @@ async def home_state(db: AsyncSession, user, study: Study, shown: Localised, clo
     for story in stories:
         story["feedback"] = feedback.get(story["id"], [])
     story_forms = by_dataset[study.stories.dataset]
+    texts = None
+    if study.contributions is not None:  # the study asks for whole texts too
+        forms = by_dataset[study.contributions.dataset]
+        given = [submit_rules.answers(r[7]) for r in forms if enum_value(r[6]) == "submitted"]
+        counting = sum(contribution_rule(v, study.contributions) is None for v in given)
+        consented = consent["state"] in ("given", "again")
+        texts = {"dataset_id": str(forms[0][0]) if forms else None, "given": len(given),
+                 "counting": counting if consented else 0, "slots": len(forms)}  # fmt: skip
     return {
         "username": user.username,
         "withdrawn_at": left.get(user.username),
@@ -198,6 +206,7 @@ async def home_state(db: AsyncSession, user, study: Study, shown: Localised, clo
         },
         "stories": stories,
         "stories_dataset_id": str(story_forms[0][0]) if story_forms else None,
+        "contributions": texts,  # ("texts" is the page's words)
         "rounds": await _rounds(db, user, study, own, closed),
         "feedback_to_authors": study.review.feedback_to_authors,
     }

@@ -21,7 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codigit.rules import Broken, consent_rule, story_rule
+from codigit.rules import Broken, consent_rule, contribution_rule, story_rule
 from codigit.server import deployed
 from codigit.server.sqlfilters import enum_value
 from codigit.study import Study
@@ -137,6 +137,9 @@ async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
     elif workspace == user.username and submitted and dataset == study.stories.dataset:
         values = answers(body.values)
         broken = story_rule(values.get("prompt"), values.get("story"), study.stories)
+    elif (workspace == user.username and submitted and study.contributions is not None
+          and dataset == study.contributions.dataset):  # fmt: skip
+        broken = contribution_rule(answers(body.values), study.contributions)
     elif workspace == user.username and submitted and dataset == study.consent.dataset:
         broken = consent_rule(answers(body.values), study.consent)
     elif workspace == study.research_workspace and dataset in (coders := deployed.round_coders(home)):

@@ -1,5 +1,6 @@
 """Chat formats the loss can be masked with: each model family's own template, with {% generation %} markers
-around the assistant's text and its end-of-turn token, an end-of-turn eos, and a pad token that is not eos."""
+around the assistant's text and its end-of-turn token, an end-of-turn eos, and a pad token that is not eos.
+Plain text (continued pretraining) needs only the family's end-of-document token as eos, and a pad distinct from it."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ FAMILIES = {
     "<|im_end|>": (CHATML_TEMPLATE, "<|im_end|>", "<|endoftext|>"),
 }
 
+# family's end-of-document token -> pad token, for plain text: what the base model saw between documents
+TEXT_FAMILIES = {llama3.EOS: llama3.PAD, "<|endoftext|>": "<|im_end|>"}
+
 
 def collective_token(name: str) -> str:
     return f"<|collective:{name}|>"
@@ -47,6 +51,23 @@ def prepare_tokenizer(tokenizer, collective_tokens: list[str] = ()) -> None:
     if pad not in vocab or pad == eot:
         raise CodigitError(f"this tokenizer has no pad token distinct from {eot}")
     tokenizer.pad_token = pad
-    new = [t for t in collective_tokens if t not in vocab]
-    if new:
+    _add_tokens(tokenizer, collective_tokens)
+
+
+def prepare_text_tokenizer(tokenizer, collective_tokens: list[str] = ()) -> None:
+    """For plain text: eos = the family's end-of-document token (TRL appends it to every text, so packed texts
+    stay apart and generation can stop where a document ends), a pad distinct from it, the collective tokens.
+    The chat template is left as the model has it: a text run applies none."""
+    vocab = tokenizer.get_vocab()
+    eos = next((k for k in TEXT_FAMILIES if k in vocab), None)
+    if eos is None:
+        raise CodigitError("no end-of-document token known for this tokenizer (codigit knows Llama-3 and SmolLM2)")
+    if TEXT_FAMILIES[eos] not in vocab:
+        raise CodigitError(f"this tokenizer has no pad token distinct from {eos}")
+    tokenizer.eos_token, tokenizer.pad_token = eos, TEXT_FAMILIES[eos]
+    _add_tokens(tokenizer, collective_tokens)
+
+
+def _add_tokens(tokenizer, tokens: list[str]) -> None:
+    if new := [t for t in tokens if t not in tokenizer.get_vocab()]:
         tokenizer.add_tokens(new, special_tokens=True)

@@ -71,6 +71,15 @@ def check_recipe(recipe: Recipe, where: str = "recipe") -> None:
                            "records the run does not train on")  # fmt: skip
 
 
+def require_pinned(args: CodigitArgs, path: Path, dataset_hash: str) -> None:
+    """The release at `path` is the one the recipe pins with `release_hash` (when it pins one)."""
+    if args.release_hash and args.release_hash != dataset_hash:
+        raise CodigitError(
+            f"{path}: dataset hash {dataset_hash[:16]}… is not the recipe's release_hash {args.release_hash[:16]}…; "
+            "the recipe was written for another release"
+        )
+
+
 def _parser():
     from trl import ModelConfig, SFTConfig, TrlParser
 

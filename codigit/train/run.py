@@ -1,4 +1,5 @@
-"""`codigit train RECIPE [--key value …]`: TRL's SFTTrainer (+ PEFT LoRA) on a named, verified release.
+"""`codigit train RECIPE [--key value …]`: TRL's SFTTrainer (+ PEFT LoRA) on a named, verified release: a
+stories release (chat SFT) or a corpus release (continued pretraining on its texts, `codigit.train.texts`).
 
 A run folder (the recipe's `output_dir`, e.g. runs/cpu-demo/) ends up with `adapter/` (LoRA weights and the
 tokenizer), optionally `merged/`, `provenance.json` (`handoff.Provenance`), `metrics.jsonl` (one line per logged
@@ -22,10 +23,11 @@ from codigit import handoff
 from codigit.errors import CodigitError
 from codigit.handoff import Manifest, Provenance
 from codigit.records import utc_now
-from codigit.train.formats import collective_token, prepare_tokenizer
+from codigit.train.formats import collective_token, prepare_text_tokenizer, prepare_tokenizer
 from codigit.train.models import resolve_model
-from codigit.train.recipe import CodigitArgs, Recipe, check_recipe, parse_recipe
+from codigit.train.recipe import CodigitArgs, Recipe, check_recipe, parse_recipe, require_pinned
 from codigit.train.runlog import parameter_count, run_log_callback
+from codigit.train.texts import check_corpus_recipe, corpus_texts, release_kind, verified_corpus
 
 _LOGGER = logging.getLogger("codigit.train")
 
@@ -36,11 +38,7 @@ def verified_release(args: CodigitArgs) -> tuple[Manifest, Path]:
 
     path = Path(args.release).expanduser()
     manifest = verify(path)
-    if args.release_hash and args.release_hash != manifest.dataset_hash:
-        raise CodigitError(
-            f"{path}: dataset hash {manifest.dataset_hash[:16]}… is not the recipe's release_hash "
-            f"{args.release_hash[:16]}…; the recipe was written for another release"
-        )
+    require_pinned(args, path, manifest.dataset_hash)
     return manifest, path
 
 
@@ -73,12 +71,15 @@ def as_json(obj) -> dict:
     return json.loads(json.dumps(vars(obj), default=str))
 
 
-def provenance(source: str, recipe: Recipe, manifest: Manifest, release_path: Path) -> Provenance:
+def provenance(source: str, recipe: Recipe, manifest, release_path: Path) -> Provenance:
+    """`manifest`: a stories release's `Manifest` or a corpus release's `CorpusManifest`."""
     import importlib.metadata as md
 
     import torch
 
     args, sft, model_args = recipe
+    kind = getattr(manifest, "kind", "stories")
+    records = manifest.counts["included"] if kind == "corpus" else manifest.counts[args.release_split]
     versions = {}
     for name in ("codigit", "torch", "transformers", "trl", "peft", "datasets", "accelerate"):
         try:
@@ -87,7 +88,7 @@ def provenance(source: str, recipe: Recipe, manifest: Manifest, release_path: Pa
             versions[name] = None
     return Provenance.model_validate({
         "release": {"path": str(release_path), "version": manifest.version, "dataset_hash": manifest.dataset_hash,
-                    "split": args.release_split, "records": manifest.counts[args.release_split]},
+                    "split": args.release_split, "records": records, "kind": kind},
         "recipe": {"file": source, "codigit": as_json(args), "sft": json.loads(sft.to_json_string()),
                    "model": as_json(model_args)},
         "seeds": {"seed": sft.seed, "data_seed": sft.data_seed},
@@ -145,9 +146,15 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
         recipe = parse_recipe(Path(recipe), overrides)
     args, sft, model_args = recipe
     _require_bitsandbytes(source, model_args, sft)
-    manifest, release_path = verified_release(args)
-    data = release_split(args, manifest, release_path, args.release_split)
-    evaluation = release_split(args, manifest, release_path, args.eval_split) if args.eval_split else None
+    corpus = release_kind(args.release) == "corpus"
+    if corpus:  # continued pretraining on the corpus's texts, every token in the loss
+        check_corpus_recipe(recipe, source)
+        manifest, release_path = verified_corpus(args)
+        data, evaluation = corpus_texts(args, release_path), None
+    else:
+        manifest, release_path = verified_release(args)
+        data = release_split(args, manifest, release_path, args.release_split)
+        evaluation = release_split(args, manifest, release_path, args.eval_split) if args.eval_split else None
 
     import torch
     from accelerate import PartialState
@@ -182,7 +189,7 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
     except OSError as e:
         raise CodigitError(f"cannot load the tokenizer of {model_path!r} ({str(e).splitlines()[0]})") from None
     tokens = [collective_token(c) for c in args.collectives]
-    prepare_tokenizer(tokenizer, tokens)
+    (prepare_text_tokenizer if corpus else prepare_tokenizer)(tokenizer, tokens)
     sft.eos_token = tokenizer.eos_token  # TRL mirrors it onto model.config, so a merged model stops there too
 
     quantization = get_quantization_config(model_args)
@@ -204,7 +211,8 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
             device_map={"": PartialState().local_process_index} if quantization is not None else None,  # k-bit
         )
     model.config.use_cache = False  # training; and padding-free packing is exact only without the cache
-    model.generation_config.eos_token_id = tokenizer.eos_token_id  # the tuned model stops at the end of its turn
+    if not corpus:  # the tuned model stops at the end of its turn (a text run: TRL adds end-of-document to its own)
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     peft_config = get_peft_config(model_args)
     if tokens:

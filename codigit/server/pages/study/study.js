@@ -76,7 +76,12 @@
     renderConsent();
     renderAbout();
     renderStories();
+    renderTexts();
     renderRounds();
+    let n = 0; // steps are numbered as shown: the texts step is there only when the study asks for texts
+    for (const step of document.querySelectorAll(".steps > .step")) {
+      if (!step.hidden) step.querySelector(".n").textContent = String(++n);
+    }
     setText("leave-title", say("withdraw_title"));
     setText("leave-text", say("withdraw_text"));
     setText("leave-button", say("withdraw_button"));
@@ -251,6 +256,17 @@
     const link = $("stories-link");
     link.textContent = say("stories_write");
     link.href = formLink(state.stories_dataset_id);
+  }
+
+  function renderTexts() {
+    $("step-texts").hidden = !state.contributions;
+    if (!state.contributions) return;
+    setText("texts-title", say("step_texts"));
+    setText("texts-state", say("texts_counts", { given: state.contributions.given, counting: state.contributions.counting }));
+    $("step-texts").dataset.state = state.contributions.counting ? "done" : "todo";
+    const link = $("texts-link");
+    link.textContent = say("texts_write");
+    link.href = formLink(state.contributions.dataset_id);
   }
 
   function renderRounds() {
