@@ -26,6 +26,7 @@ from codigit import (
     init,
     memorisation,
     participants,
+    retention,
     review,
     show,
 )
@@ -52,6 +53,7 @@ STAGES: list[Callable[..., None]] = [
     coding_cli.add_parser,  # coding open|agreement|reconcile|export|codebook
     release_cli.add_parser,  # release make|verify|diff|decide|approve|publish|affected
     corpus_cli.add_parser,  # corpus release|decide|verify
+    retention.add_parser,
     show.add_parser,  # story
     train_cli.add_parser,  # train
     generate.add_parser,

@@ -121,6 +121,7 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = N_B
 
     from codigit import handoff
     from codigit.agreement import Rating, agreement
+    from codigit.forms import withdrawn_people
     from codigit.handoff import CompareResult, compare_key_path, compare_result_path, read_compare_key
 
     path = compare_key_path(run, round_name)
@@ -130,7 +131,7 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = N_B
     dataset = client.datasets(key.dataset, workspace=study.workspace)
     if dataset is None:
         raise CodigitError(f"no dataset {study.workspace}/{key.dataset} on the server")
-    withdrawn = _withdrawn(client, study)
+    withdrawn = withdrawn_people(client, study)
     users = {u.id: u.username for u in client.users}
     judgments = []  # (pair, judge, outcome)
     for record in dataset.records(with_responses=True):
@@ -164,15 +165,6 @@ def compare_results(client, study, run: Path, round_name: str, n_boot: int = N_B
     # per judge (pseudonyms): for `codigit positionality --judgments`; organisers' eyes only
     atomic_write(Path(run) / "analysis" / f"compare-{round_name}-judgments.csv", lines, mode=0o600)
     return result
-
-
-def _withdrawn(client, study) -> set[str]:
-    workspace = client.workspaces(study.organiser_workspace)
-    ledger = workspace and client.datasets(study.ledger_dataset, workspace=workspace)
-    if not ledger:
-        return set()
-    return {r.fields.get("participant") for r in ledger.records(with_responses=False)
-            if r.fields.get("event") == "withdrawal"}  # fmt: skip
 
 
 def run_open(args: argparse.Namespace) -> None:

@@ -261,3 +261,13 @@ def responses_in(client: rg.Argilla, dataset: rg.Dataset) -> list[dict]:
         offset += len(page["items"])
         if not page["items"] or offset >= page["total"]:
             return found
+
+
+def withdrawn_people(client: rg.Argilla, study: Study) -> set[str]:
+    """Pseudonyms the withdrawal ledger names (read from the server)."""
+    workspace = client.workspaces(study.organiser_workspace)
+    ledger = workspace and client.datasets(study.ledger_dataset, workspace=workspace)
+    if not ledger:
+        return set()
+    return {r.fields.get("participant") for r in ledger.records(with_responses=False)
+            if r.fields.get("event") == "withdrawal"}  # fmt: skip

@@ -27,7 +27,7 @@ LAYOUT = {"snapshots": "snapshots", "releases": "releases", "backups": "backups"
 class Recorded:
     """A parser default read from the home's recorded places after parsing (see `resolve_defaults`)."""
 
-    key: str  # "study", "policy", "codebook" or a LAYOUT key
+    key: str  # "study", "policy", "codebook", "data" or a LAYOUT key
 
     def __str__(self) -> str:  # what `--help` shows for %(default)s
         return f"{self.key} as recorded by `codigit init`, else {_fallback(self.key)}"
@@ -38,7 +38,7 @@ def _fallback(key: str) -> Path:
         return Path("annotation/study.yaml")
     if key in ("policy", "codebook"):
         return Path(f"annotation/{key}.yaml")
-    return Path("data") / LAYOUT[key]
+    return Path("data") / LAYOUT[key] if key != "data" else Path("data")
 
 
 def recorded(home: Path) -> dict[str, str]:
@@ -65,7 +65,7 @@ def place(home: Path, key: str) -> Path:
         return study
     if key in ("policy", "codebook"):
         return study.parent / f"{key}.yaml"
-    return Path(places["data"]) / LAYOUT[key]
+    return Path(places["data"]) / LAYOUT[key] if key != "data" else Path(places["data"])
 
 
 def record(home: Path, study: Path, data: Path | None) -> Path:

@@ -121,6 +121,7 @@ class SnapshotMeta(_Record):
     # part file -> its sha256, recorded by `write_snapshot`: a snapshot edited by hand is refused (its stories would
     # go out with reviews of another text). Empty in snapshots written before codigit recorded them.
     files: dict[str, str] = {}
+    removed_by_retention: int = 0  # contributed texts `codigit retention` took out of this snapshot since
 
 
 class Snapshot(_Record):

@@ -27,11 +27,12 @@ def run_release(args: argparse.Namespace) -> None:
     from codigit.corpus.release import plan_corpus, write_corpus_release
     from codigit.records import counts_line
     from codigit.release.pii import roster_names
+    from codigit.retention import deleted_hashes
 
     settings = CorpusSettings(languages=args.languages.split(","), min_words=args.min_words,
                               near_duplicate_threshold=args.near_duplicate)  # fmt: skip
     names = roster_names(args.roster) if args.roster else None
-    plan = plan_corpus(args.snapshot, settings, read_decisions(args.out), names)
+    plan = plan_corpus(args.snapshot, settings, read_decisions(args.out), names, deleted_hashes(args.data))
     if waiting := plan.preparation.awaiting_decision():
         for item in waiting:
             print(f"personal data? text {item.key} ({item.detail}): `codigit corpus decide {item.key} keep|exclude "
@@ -57,8 +58,9 @@ def run_decide(args: argparse.Namespace) -> None:
 
 def run_verify(args: argparse.Namespace) -> None:
     from codigit.corpus.release import verify_corpus
+    from codigit.retention import deleted_hashes
 
-    m = verify_corpus(args.path)
+    m = verify_corpus(args.path, deleted_hashes(args.data))
     print(f"{args.path}: corpus release {m['version']} verified (dataset hash {m['dataset_hash'][:16]}…, "
           f"{m['counts']['included']} texts, {m['counts']['tokens']:,} tokens)")  # fmt: skip
 
@@ -68,8 +70,11 @@ def add_parser(sub, parents: Parents) -> None:
     csub = corpus.add_subparsers(dest="action", required=True, metavar="ACTION")
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--out", type=Path, default=Recorded("corpus"), help="corpus releases (default: %(default)s)")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", type=Path, default=Recorded("data"),
+                      help="data folder: its retention/deletions.jsonl (default: %(default)s)")  # fmt: skip
 
-    p = csub.add_parser("release", parents=[out], help="preprocess a snapshot's contributed texts into a release")
+    p = csub.add_parser("release", parents=[out, data], help="preprocess a snapshot's contributed texts into a release")
     p.add_argument("version", help="semantic version, e.g. 0.1.0")
     p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
     p.add_argument("--languages", default="en", help="languages a text may be in, comma-separated (default: en)")
@@ -87,6 +92,6 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--note", help="why (kept with the decision)")
     p.set_defaults(func=run_decide)
 
-    p = csub.add_parser("verify", help="recompute every hash of a corpus release")
+    p = csub.add_parser("verify", parents=[data], help="recompute every hash of a corpus release")
     p.add_argument("path", type=Path)
     p.set_defaults(func=run_verify)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from codigit import __version__
 from codigit.corpus import card
-from codigit.corpus.prepare import CorpusSettings, Preparation, clean_title, prepare
+from codigit.corpus.prepare import CorpusSettings, Preparation, clean_title, prepare, text_sha256
 from codigit.corpus.tokens import token_counter
 from codigit.errors import CodigitError
 from codigit.home import atomic_dir
@@ -89,6 +89,7 @@ class CorpusPlan:
     snapshot: Snapshot
     preparation: Preparation
     withdrawn: int  # contributions in the snapshot by people who have withdrawn since (in another snapshot)
+    deleted: int = 0  # contributions `codigit retention` deleted (an older snapshot may still hold them)
 
 
 def plan_corpus(
@@ -96,6 +97,7 @@ def plan_corpus(
     settings: CorpusSettings,
     decisions: dict[str, str] | None = None,
     names: list[str] | None = None,
+    deleted: set[str] = frozenset(),
 ) -> CorpusPlan:
     """Read the snapshot as `collect` wrote it and prepare its contributions; nothing is written. Its
     `preparation.awaiting_decision()` lists the texts an organiser may want to decide on first."""
@@ -107,8 +109,9 @@ def plan_corpus(
         raise CodigitError(f"snapshot {snapshot.meta.snapshot_id} holds no contributed texts")
     # a withdrawal noted in any snapshot (or the ledger mirror) counts, even from an older snapshot
     gone = all_withdrawn(resolve_snapshot(snapshot_path).parent) | {w.participant for w in snapshot.withdrawals}
-    prep = prepare(snapshot.contributions, snapshot.consent, settings, decisions, gone, names)
-    return CorpusPlan(snapshot, prep, len(snapshot.contributions) - len(prep.items))
+    kept = [c for c in snapshot.contributions if text_sha256(c.text) not in deleted]  # retention's log wins
+    prep = prepare(kept, snapshot.consent, settings, decisions, gone, names)
+    return CorpusPlan(snapshot, prep, len(kept) - len(prep.items), len(snapshot.contributions) - len(kept))
 
 
 def write_corpus_release(
@@ -134,12 +137,15 @@ def write_corpus_release(
     rows.sort(key=lambda r: r["id"])
     tokens = {r["id"]: r["tokens"] for r in rows}
     hashes = [record_hash(r) for r in rows]
+    excluded = {**prep.excluded(), "withdrawn": plan.withdrawn}
+    if plan.deleted:  # only when there were some: older releases' hashes stay as they were
+        excluded["deleted"] = plan.deleted
     manifest = CorpusManifest(
         schema_version=CORPUS_SCHEMA, version=version, dataset_hash=corpus_hash(hashes, settings.hashed()),
         settings=settings.hashed(), tokenizer=tokenizer_name,
         counts={"contributions": len(prep.items), "included": len(rows), "words": sum(r["words"] for r in rows),
                 "tokens": sum(tokens.values()), "awaiting_decision": len(prep.awaiting_decision())},
-        excluded={**prep.excluded(), "withdrawn": plan.withdrawn},
+        excluded=excluded,
         licences=dict(sorted(Counter(card.licence_label(r["licence"], r["licence_name"]) for r in rows).items())),
         decisions=dict(sorted(prep.decisions.items())),
         records=[CorpusRecord(id=r["id"], hash=h, tokens=r["tokens"]) for r, h in zip(rows, hashes, strict=True)],
@@ -194,7 +200,7 @@ def read_corpus_manifest(path: Path) -> CorpusManifest:
         raise CodigitError(f"{file}: malformed ({e.errors()[0]['msg']})") from None
 
 
-def verify_corpus(path: Path) -> dict:
+def verify_corpus(path: Path, deleted: set[str] = frozenset()) -> dict:
     """Recompute every hash of a corpus release and check its log against its data; the first mismatch is a
     one-line CodigitError. Returns the manifest."""
     import pyarrow as pa
@@ -233,6 +239,8 @@ def verify_corpus(path: Path) -> dict:
         raise CodigitError(f"{path}: the data holds {len(rows)} records, the manifest {len(listed)}")
     if corpus_hash([r.hash for r in m.records], m.settings) != m.dataset_hash:
         raise CodigitError(f"{path}: the dataset hash does not match the records and settings in the manifest")
+    if held := sorted(r.id for r in log if r.included == "yes" and r.sha256 in deleted):
+        raise CodigitError(f"{path}: holds text {held[0]}, which `codigit retention` deleted: remove this release")
     included = {r.id: r for r in log if r.included == "yes"}
     if included.keys() != listed.keys() or any(r.tokens != listed[i].tokens for i, r in included.items()):
         raise CodigitError(f"{path}: the contribution log's included texts or tokens differ from the data")

@@ -25,7 +25,8 @@ def run_model_prepare(args: argparse.Namespace) -> None:
 def add_parser(sub, parents: Parents) -> None:
     p = sub.add_parser(
         "train",
-        help="fine-tune with a recipe (TRL SFTConfig/ModelConfig keys + codigit's); resumes an interrupted run",
+        help="fine-tune with a recipe (TRL SFTConfig/ModelConfig keys + codigit's) on a release, or continue "
+        "pretraining on a corpus release; resumes an interrupted run",
         description="Any recipe key can be overridden: codigit train RECIPE --learning_rate 1e-4 --release DIR",
     )
     p.add_argument("recipe", type=Path, help="e.g. experiments/cpu-demo.yaml")
