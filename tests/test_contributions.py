@@ -142,3 +142,11 @@ def test_the_corpus_release_and_its_log_match_and_name_nobody_by_pseudonym(scena
     everything = b"".join(p.read_bytes() for p in release.rglob("*") if p.is_file())
     for person in people.values():
         assert person.username.encode() not in everything
+    record = tmp / "corpus" / "contributors" / "0.1.0.json"  # who is in it: beside the release, organisers only
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
+    found = codigit("release", "affected", people["bo"].username, "--out", str(tmp / "releases"), "--runs",
+                    str(tmp / "runs"), "--corpus", str(tmp / "corpus"))  # fmt: skip
+    assert found.returncode == 0 and "release corpus 0.1.0" in found.stdout, found.stdout + found.stderr
+    nobody = codigit("release", "affected", people["cy"].username, "--out", str(tmp / "releases"), "--runs",
+                     str(tmp / "runs"), "--corpus", str(tmp / "corpus"))  # fmt: skip
+    assert "corpus" not in nobody.stdout  # cy withdrew before the release

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from codigit.cli_types import Parents, at_least
+from codigit.corpus.contributors import CONTRIBUTORS
 from codigit.errors import CodigitError
 from codigit.places import Recorded
 
@@ -38,9 +39,20 @@ def run_release(args: argparse.Namespace) -> None:
             print(f"personal data? text {item.key} ({item.detail}): `codigit corpus decide {item.key} keep|exclude "
                   f"--by NAME`; left out until then")  # fmt: skip
     path = write_corpus_release(args.version, plan, settings, args.out, args.tokenizer)
+    _record_contributors(Path(args.out), args.version, path, {p.contribution.author for p in plan.preparation.included})
     excluded = counts_line(plan.preparation.excluded()) or "nothing"
     print(f"corpus release {args.version}: {len(plan.preparation.included)} texts in {path} (left out: {excluded}); "
           f"its contribution log: {path / 'contribution_log.csv'}")  # fmt: skip
+
+
+def _record_contributors(root: Path, version: str, path: Path, pseudonyms: set[str]) -> None:
+    import json
+
+    from codigit.corpus.release import read_corpus_manifest
+    from codigit.home import atomic_write
+
+    entry = {"dataset_hash": read_corpus_manifest(path).dataset_hash, "pseudonyms": sorted(pseudonyms)}
+    atomic_write(root / CONTRIBUTORS / f"{version}.json", json.dumps(entry, indent=2) + "\n", mode=0o600)
 
 
 def run_decide(args: argparse.Namespace) -> None:

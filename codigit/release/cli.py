@@ -85,7 +85,7 @@ def _release_publish(args: argparse.Namespace) -> None:
 def _release_affected(args: argparse.Namespace) -> None:
     from codigit.release.manage import affected
 
-    hit, runs, unreadable = affected(args.pseudonym, args.out, args.runs)
+    hit, runs, unreadable = affected(args.pseudonym, args.out, args.runs, args.corpus)
     for problem in unreadable:
         print(f"codigit: warning: {problem}", file=sys.stderr)
     if not hit:
@@ -138,4 +138,5 @@ def add_parser(sub, parents: Parents) -> None:
     p = rsub.add_parser("affected", parents=[common], help="releases and runs that contain a participant's text")
     p.add_argument("pseudonym")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="training runs folder (default: %(default)s)")
+    p.add_argument("--corpus", type=Path, default=Recorded("corpus"), help="corpus releases (default: %(default)s)")
     p.set_defaults(func=_release_affected)

@@ -266,7 +266,8 @@ def publish(path: Path, repo: str, policy: Policy, snapshots: Path, dry_run_to: 
     return f"{api.endpoint}/datasets/{repo}"
 
 
-def affected(pseudonym: str, releases_root: Path, runs_root: Path) -> tuple[list[dict], list[dict], list[str]]:
+def affected(pseudonym: str, releases_root: Path, runs_root: Path, corpus_root: Path | None = None,
+             ) -> tuple[list[dict], list[dict], list[str]]:  # fmt: skip
     """Every release that contains this person's text, every run (from its provenance) trained on one or on its
     public view (which has its own dataset hash), and the provenance files that could not be read: those runs
     must be checked by hand, so they are reported, never skipped in silence."""
@@ -285,6 +286,14 @@ def affected(pseudonym: str, releases_root: Path, runs_root: Path) -> tuple[list
             view = read_manifest(public)
             if view.records:  # when everyone allowed public release both views hold the same data, one hash
                 trained_on.setdefault(view.dataset_hash, (version, " (public view)"))
+    if corpus_root is not None:  # corpus releases of contributed texts, from the organisers' record of who is in each
+        from codigit.corpus.contributors import contributors_of
+
+        for version, (dataset_hash, pseudonyms) in contributors_of(corpus_root).items():
+            if pseudonym in pseudonyms:
+                hit.append({"version": f"corpus {version}", "dataset_hash": dataset_hash,
+                            "path": str(Path(corpus_root) / version)})  # fmt: skip
+                trained_on[dataset_hash] = (f"corpus {version}", "")
     runs, unreadable = [], []
     for prov in sorted(Path(runs_root).glob("*/provenance.json")):
         try:
