@@ -25,6 +25,7 @@ from codigit import (
     generate,
     init,
     memorisation,
+    model_export,
     participants,
     retention,
     review,
@@ -59,6 +60,7 @@ STAGES: list[Callable[..., None]] = [
     generate.add_parser,
     analysis_cli.add_parser,  # analyze
     memorisation.add_parser,
+    model_export.add_parser,  # export
     analysis_cli.add_positionality_parser,
     compare.add_parser,  # compare open|results
     backup.add_parser,  # backup, restore

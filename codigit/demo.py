@@ -12,95 +12,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codigit.cli_types import Parents, port
+from codigit.demo_parts import ORGANISER, VERSION, Steps, demo_server, library_output_to
 from codigit.errors import CodigitError
 from codigit.suites import OPEN_SUITE
 
 if TYPE_CHECKING:
     from codigit.study import Study
     from codigit.workshop import Workshop
-
-VERSION = "0.1.0"
-ORGANISER = "codigit demo"
-
-
-class Steps:
-    """`[3/11] what …` lines with the time each step took: the demo's progress at a glance."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.n, self.start = total, 0, time.monotonic()
-
-    @contextlib.contextmanager
-    def step(self, what: str) -> Iterator[None]:
-        self.n += 1
-        print(f"[{self.n}/{self.total}] {what} …", flush=True)
-        t = time.monotonic()
-        yield
-        print(f"      done in {_duration(time.monotonic() - t)}", flush=True)
-
-    def elapsed(self) -> str:
-        return _duration(time.monotonic() - self.start)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
-
-
-@contextlib.contextmanager
-def demo_server(home: Path, port: int, log: Path, keep_serving: bool = False) -> Iterator[str]:
-    """`codigit serve` on the demo's home in a child process (loopback only); yields its URL, stops it after
-    (or, with `keep_serving`, waits until Ctrl-C has stopped it)."""
-    from codigit.server.serve import spawn
-
-    proc = spawn(home, port, log, ("--snapshots", str(home.parent / "data" / "snapshots")))
-    try:
-        yield f"http://127.0.0.1:{port}"
-        if keep_serving:
-            print(f"\nThe demo's server keeps running at http://127.0.0.1:{port} — Ctrl-C stops it.", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                proc.wait()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=60)  # Ctrl-C reached the server too: let it shut down cleanly
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-@contextlib.contextmanager
-def library_output_to(log: Path) -> Iterator[None]:
-    """Libraries' warnings, progress bars and log records go to the demo's log, not between its step lines (and the
-    trainer's loss dicts too: `_model_steps` sends stdout there around the model work). codigit's own lines are
-    printed to stdout; an error still reaches the terminal, raised after this has put stderr back."""
-    root = logging.getLogger()
-    with open(log, "a", encoding="utf-8", buffering=1) as f:
-        handler = logging.StreamHandler(f)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        saved, root.handlers = root.handlers, [handler]
-        try:
-            with contextlib.redirect_stderr(f):
-                yield
-        finally:
-            root.handlers = saved
-            # libraries (transformers, datasets) make their handler on first use, on whatever stderr was then
-            for logger in logging.Logger.manager.loggerDict.values():
-                for h in getattr(logger, "handlers", []):
-                    if isinstance(h, logging.StreamHandler) and h.stream is f:
-                        h.setStream(sys.stderr)
 
 
 @dataclass
@@ -304,7 +230,23 @@ def _summary(url: str, where: dict[str, Path], workshop: Workshop, steps: Steps,
 
 
 def run(args: argparse.Namespace) -> None:
-    run_demo(args.dir, args.study, args.policy, args.recipe, args.suite, args.port, args.quick, args.serve)
+    if args.corpus:  # the contributed-texts flow: its own study, recipe and folder unless told otherwise
+        from codigit.corpus_demo import run_corpus_demo
+
+        run_corpus_demo(args.dir or Path("codigit-corpus-demo"), args.study or Path("annotation/texts-study.yaml"),
+                        args.recipe or Path("experiments/cpu-continued-pretraining.yaml"), args.port, args.quick,
+                        args.serve)  # fmt: skip
+        return
+    run_demo(
+        args.dir or Path("codigit-demo"),
+        args.study or Path("annotation/study.yaml"),
+        args.policy,
+        args.recipe or Path("experiments/cpu-demo.yaml"),
+        args.suite,
+        args.port,
+        args.quick,
+        args.serve,
+    )
 
 
 def add_parser(sub, parents: Parents) -> None:
@@ -316,12 +258,18 @@ def add_parser(sub, parents: Parents) -> None:
         "synthetic pairs (annotation/demo/), then collect, agreement, release 0.1.0, LoRA on the CPU demo model, "
         "generation, memorisation and the HTML report. Nothing outside --dir is touched.",
     )
-    p.add_argument("--study", type=Path, default=Path("annotation/study.yaml"), help="study configuration")
-    p.add_argument("--dir", type=Path, default=Path("codigit-demo"), help="new folder for it all (%(default)s)")
+    p.add_argument("--study", type=Path, help="study configuration (default: annotation/study.yaml; with --corpus "
+                   "annotation/texts-study.yaml)")  # fmt: skip
+    p.add_argument("--dir", type=Path, help="new folder for it all (default: codigit-demo; with --corpus "
+                   "codigit-corpus-demo)")  # fmt: skip
+    p.add_argument("--corpus", action="store_true",
+                   help="the contributed-texts flow instead: texts, corpus release, continued pretraining, model "
+                        "copies for contributors, retention")  # fmt: skip
     p.add_argument("--port", type=port, help="port for the demo's server (default: any free one)")
     p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~2.5 minutes)")
     p.add_argument("--serve", action="store_true", help="keep the demo's server running at the end (Ctrl-C stops)")
     p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
-    p.add_argument("--recipe", type=Path, default=Path("experiments/cpu-demo.yaml"), help="training recipe")
+    p.add_argument("--recipe", type=Path, help="training recipe (default: experiments/cpu-demo.yaml; with --corpus "
+                   "experiments/cpu-continued-pretraining.yaml)")  # fmt: skip
     p.add_argument("--suite", type=Path, default=OPEN_SUITE, help="prompt suite")
     p.set_defaults(func=run)

@@ -14,8 +14,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codigit import memorisation_texts
 from codigit.analysis.metrics import words
 from codigit.cli_types import Parents, at_least
+from codigit.errors import CodigitError
 from codigit.generate import BATCH_SIZE
 from codigit.home import atomic_write
 
@@ -122,6 +124,16 @@ def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int
 
 
 def run(args: argparse.Namespace) -> None:
+    from codigit.handoff import read_provenance
+
+    corpus = read_provenance(args.run).release.kind == "corpus"  # stories by story, a corpus's texts by window
+    if corpus and not args.texts:
+        raise CodigitError(f"{args.run}: trained on a corpus release: probe its texts with `codigit memorisation "
+                           f"{args.run} --texts`")  # fmt: skip
+    if args.texts and not corpus:
+        raise CodigitError(f"{args.run}: --texts needs a run on a corpus release; this one trained on stories")
+    if args.texts:
+        return memorisation_texts.run_texts(args)
     s = memorisation(args.run, args.prefix_words, args.extract_words, args.max_records, args.batch_size)
     print(f"{s.records} training stories: extraction rate {s.extraction_rate:.1%} (a run of "
           f"{s.extract_words}+ words repeated), median longest run after a {s.prefix_words}-word prefix "
@@ -129,7 +141,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def add_parser(sub, parents: Parents) -> None:
-    p = sub.add_parser("memorisation", help="how much of the training stories the tuned model repeats")
+    p = sub.add_parser("memorisation", help="how much of the training stories (--texts: contributed texts) it repeats")
     p.add_argument("run", type=Path)
     p.add_argument("--prefix-words", type=int, default=PREFIX_WORDS, help="words of the story given after the prompt")
     p.add_argument("--extract-words", type=at_least(1), default=EXTRACT_WORDS,
@@ -137,4 +149,8 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--max-records", type=at_least(0), default=0,
                    help="probe only the first N training records (0: all)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.add_argument("--texts", action="store_true",
+                   help="a run on a corpus release: per contributed text, verbatim and near-verbatim extraction "
+                        "rates, greedy and sampled -> RUN/analysis/memorisation_texts.json")  # fmt: skip
+    memorisation_texts.add_options(p)
     p.set_defaults(func=run)

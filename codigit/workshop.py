@@ -21,7 +21,7 @@ from codigit.release.policy import Card
 from codigit.study import Study, load_yaml
 
 if TYPE_CHECKING:
-    from codigit.demo import Steps
+    from codigit.demo_parts import Steps
 
 ROUND = "1"
 

@@ -286,3 +286,25 @@ def test_release_loads_with_plain_datasets(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     n, columns = out.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(n) == 5 and "tokens" in columns and "attribution" in columns  # the email text awaits a decision
+
+
+def test_the_cli_decides_by_the_key_it_shows_and_records_who_is_in_the_release(tmp_path):
+    from conftest import codigit
+
+    snap, out = snapshot_dir(tmp_path), tmp_path / "corpus"
+    first = codigit("corpus", "release", "0.1.0", "--snapshot", str(snap), "--out", str(out), "--data", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    held = [line for line in first.stdout.splitlines() if line.startswith("personal data? text ")]
+    assert len(held) == 1  # the reading group's email address
+    key = held[0].split()[3]
+    decided = codigit("corpus", "decide", key, "keep", "--by", "Organiser", "--out", str(out))
+    assert decided.returncode == 0, decided.stderr
+    second = codigit("corpus", "release", "0.2.0", "--snapshot", str(snap), "--out", str(out), "--data", str(tmp_path))
+    assert second.returncode == 0 and "personal data?" not in second.stdout, second.stdout + second.stderr
+    with (out / "0.2.0" / "contribution_log.csv").open(newline="", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["title"] == "Reading group")
+    assert row["included"] == "yes" and row["id"] == key
+    who = json.loads((out / "contributors" / "0.2.0.json").read_text())
+    assert "p-005" in who["pseudonyms"] and "p-006" not in who["pseudonyms"]  # p-006 gave no consent
+    verified = codigit("corpus", "verify", str(out / "0.2.0"), "--data", str(tmp_path))
+    assert verified.returncode == 0, verified.stderr

@@ -175,7 +175,7 @@ def prepare(
                     words=words)  # fmt: skip
         findings = scan(f"{c.title}\n{text}", names_rx)
         title_flagged = bool(scan(c.title, names_rx))
-        decision = decided.get(sha) or decided.get(c.contribution_id)
+        decision = decided.get(sha) or decided.get(sha[:KEY_CHARS]) or decided.get(c.contribution_id)  # key: as shown
         reason, detail = None, ""
         consented = consent.get(c.author)
         if consented is None or not consented.training:
