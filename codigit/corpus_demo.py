@@ -75,7 +75,7 @@ def run_corpus_demo(folder: Path, study_path: Path, recipe: Path, port: int = 0,
     os.environ.update(CODIGIT_HOME=str(home), HF_DATASETS_CACHE=str(folder / "cache" / "datasets"),
                       MPLCONFIGDIR=str(folder / "cache" / "matplotlib"))  # fmt: skip
     where = {"folder": folder, "home": home, "server log": folder / "server.log", "demo log": folder / "demo.log"}
-    steps = Steps(11)
+    steps = Steps(10)
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(library_output_to(where["demo log"]))

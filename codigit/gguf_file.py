@@ -248,5 +248,9 @@ def _pre_tokenizer(model_dir: Path, pre: dict) -> str:
         return "llama-bpe"  # Llama-3.x
     if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and steps[1].get("use_regex"):
         return "smollm"  # SmolLM / SmolLM2: GPT-2's split, one digit at a time
+    if kinds == ["ByteLevel"] and steps[0].get("use_regex"):
+        # GPT-2's split alone: what transformers rebuilds from a GGUF whose vocabulary says "smollm" (the CPU demo
+        # model is made that way), so the tokenizer the run trained with splits as llama.cpp's "gpt2" does
+        return "gpt2"
     raise CodigitError(f"{model_dir}: tokenizer.json's pre-tokenizer ({', '.join(map(str, kinds))}) is not one a "
-                       "GGUF copy supports (Llama-3 or SmolLM2)")  # fmt: skip
+                       "GGUF copy supports (Llama-3, SmolLM2 or GPT-2's)")  # fmt: skip

@@ -31,7 +31,7 @@ def demo(tmp_path_factory):
 def test_every_step_reports_and_nothing_is_outside_the_folder(demo):
     folder, result, where = demo
     steps = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert [s.split("]")[0] for s in steps] == [f"[{n}/11" for n in range(1, 12)], steps
+    assert [s.split("]")[0] for s in steps] == [f"[{n}/10" for n in range(1, 11)], steps
     assert "Traceback" not in result.stderr
     for path in where.values():
         assert path.is_relative_to(folder)
