@@ -73,3 +73,17 @@ def board_policy(tmp: Path, board: list[str], required: int = 2, name: str = "po
     text = text.replace("required_approvals: 2 ", f"required_approvals: {required} ")
     (tmp / name).write_text(text.replace("board: [] ", f"board: {json.dumps(board)} "))
     return tmp / name
+
+
+def corpus_release(root: Path, consents: list[Consent], texts: list) -> tuple[Path, object]:
+    """A corpus release 0.1.0 under root/corpus from a snapshot holding only these consents and contributed texts;
+    returns (its folder, its manifest)."""
+    from codigit.corpus.release import make_corpus_release, read_corpus_manifest
+    from codigit.records import write_snapshot
+
+    meta = SnapshotMeta(snapshot_id="20260501T100000Z", created_at=AT, source="test", codigit_version="0",
+                        consent_version="1.0", counts={})  # fmt: skip
+    snap = Snapshot(meta=meta, stories=[], reviews=[], consent=consents, positionality=[], withdrawals=[],
+                    contributions=texts)  # fmt: skip
+    release = make_corpus_release("0.1.0", write_snapshot(snap, root / "snapshots"), out_root=root / "corpus")
+    return release, read_corpus_manifest(release)

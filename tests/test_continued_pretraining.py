@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from release_data import corpus_release
 
 from codigit.errors import CodigitError
 
@@ -39,8 +40,7 @@ def text(k: int) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
     """A tiny Llama and a corpus release of TEXTS texts by 4 consenting contributors."""
-    from codigit.corpus.release import make_corpus_release, read_corpus_manifest
-    from codigit.records import Consent, Contribution, Snapshot, SnapshotMeta, write_snapshot
+    from codigit.records import Consent, Contribution
     from codigit.train.llama3 import save_random_llama
 
     root = tmp_path_factory.mktemp("cpt")
@@ -55,12 +55,7 @@ def world(tmp_path_factory) -> dict:
     texts = [Contribution(contribution_id=f"00000000-0000-0000-0000-{k:012d}", author=people[k % 4],
                           title=f"Text {k}", text=text(k), licence="own_work", keep=True, source="form",
                           submitted_at=AT.format(k + 1)) for k in range(TEXTS)]  # fmt: skip
-    meta = SnapshotMeta(snapshot_id="20260501T100000Z", created_at=AT.format(0), source="test", codigit_version="0",
-                        consent_version="1.0", counts={})  # fmt: skip
-    snapshot = Snapshot(meta=meta, stories=[], reviews=[], consent=consent, positionality=[], withdrawals=[],
-                        contributions=texts)  # fmt: skip
-    release = make_corpus_release("0.1.0", write_snapshot(snapshot, root / "snapshots"), out_root=root / "corpus")
-    manifest = read_corpus_manifest(release)
+    release, manifest = corpus_release(root, consent, texts)
     assert manifest.counts["included"] == TEXTS, manifest.excluded  # every text made it in
     return {"root": root, "model": root / "tiny", "release": release, "manifest": manifest}
 

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from release_data import corpus_release
 
 from codigit.errors import CodigitError
 
@@ -47,8 +48,7 @@ def corpus(tmp_path_factory) -> dict:
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from codigit.corpus.release import make_corpus_release, read_corpus_manifest
-    from codigit.records import Consent, Contribution, Snapshot, SnapshotMeta, write_snapshot
+    from codigit.records import Consent, Contribution
     from codigit.train.llama3 import save_random_llama
 
     root = tmp_path_factory.mktemp("export")
@@ -66,12 +66,7 @@ def corpus(tmp_path_factory) -> dict:
                           text=text(k, n), licence="own_work" if k % 2 else "cc-by-4.0",
                           attribution_name=PEOPLE[author], keep=True, source="form", submitted_at=AT.format(k + 1))
              for k, (author, title, n) in enumerate(TEXTS)]  # fmt: skip
-    meta = SnapshotMeta(snapshot_id="20260501T100000Z", created_at=AT.format(0), source="test", codigit_version="0",
-                        consent_version="1.0", counts={})  # fmt: skip
-    snapshot = Snapshot(meta=meta, stories=[], reviews=[], consent=consent, positionality=[], withdrawals=[],
-                        contributions=texts)  # fmt: skip
-    release = make_corpus_release("0.1.0", write_snapshot(snapshot, root / "snapshots"), out_root=root / "corpus")
-    manifest = read_corpus_manifest(release)
+    release, manifest = corpus_release(root, consent, texts)
     assert manifest.counts["included"] == len(TEXTS) - 1, manifest.excluded  # all but "Too short"
     model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)  # an untrained adapter for `handmade`
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(root / "adapter")
