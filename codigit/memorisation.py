@@ -124,8 +124,11 @@ def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int
 
 
 def run(args: argparse.Namespace) -> None:
+    from codigit.generate import at_least_one
     from codigit.handoff import read_provenance
 
+    # a mistyped option is said before anything is read, as for every command (--texts' own are argparse types)
+    at_least_one(prefix_words=args.prefix_words, extract_words=args.extract_words, batch_size=args.batch_size)
     corpus = read_provenance(args.run).release.kind == "corpus"  # stories by story, a corpus's texts by window
     if corpus and not args.texts:
         raise CodigitError(f"{args.run}: trained on a corpus release: probe its texts with `codigit memorisation "
