@@ -66,6 +66,7 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     from codigit.analysis.positionality_page import render
     from codigit.analysis.stats import benjamini_hochberg
     from codigit.coding.export import group_questions
+    from codigit.coding.rounds import consented_stories
     from codigit.records import counted_reviews
     from codigit.release.policy import judge
 
@@ -101,8 +102,7 @@ def positionality(snapshot, study, policy, out: Path, judgments: Path | None = N
     ratings_frame["p_adjusted"] = benjamini_hochberg(ratings_frame["p"].tolist()) if len(ratings_frame) else []
 
     # the stories read from here on: consented authors only (a snapshot holds no withdrawn participant's)
-    consented = {c.participant for c in snapshot.consent}
-    stories = [s for s in snapshot.stories if s.author in consented]
+    stories = list(consented_stories(snapshot).values())
     answers = {p.participant: p.answers for p in snapshot.positionality}
     suppressed: list[str] = []
     authors = {s.author for s in stories}

@@ -142,11 +142,16 @@ def load_codebook(path: Path) -> Codebook:
     return load_yaml(path, Codebook, "the codebook (pass --codebook)")
 
 
+def kept_path(folder: Path, name: str, version: str) -> Path:
+    """Where the copy of a used codebook version is kept (in coding/codebooks/)."""
+    return Path(folder) / f"{name}-v{version}.json"
+
+
 def keep(codebook: Codebook, folder: Path) -> Path:
     """Keep a copy of this version in `folder` (coding/codebooks/), or check it is the copy already kept."""
     from codigit.home import atomic_write
 
-    path = Path(folder) / f"{codebook.name}-v{codebook.version}.json"
+    path = kept_path(folder, codebook.name, codebook.version)
     if path.exists():
         try:
             kept = Codebook.model_validate_json(path.read_text(encoding="utf-8"))

@@ -108,9 +108,9 @@ def export(snapshot: Snapshot, study: Study, k: int, folder: Path, round_name: s
 def data_statement(snapshot, study, k, info, codebook, reconciled, stories, authors, questions, pooled,
                    agreement_path: Path) -> str:  # fmt: skip
     excluded = snapshot.meta.excluded
-    without_consent = sum(s.author not in {c.participant for c in snapshot.consent} for s in snapshot.stories)
+    without_consent = len(snapshot.stories) - len(stories)  # `stories`: the consented ones
     how = Counter(r.how for r in reconciled)
-    with_groups = sum(a in {p.participant for p in snapshot.positionality} for a in authors)
+    with_groups = len(set(authors) & {p.participant for p in snapshot.positionality})
     lines = [
         f"# Data statement: coding round {info.round} of {study.title}",
         "",

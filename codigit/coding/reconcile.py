@@ -118,9 +118,9 @@ def ask_adjudicator(client: rg.Argilla, study: Study, info: RoundInfo, codebook:
 
 
 def kept_codebook(folder: Path, info: RoundInfo) -> Codebook:
-    from codigit.coding.codebook import Codebook
+    from codigit.coding.codebook import Codebook, kept_path
 
-    path = Path(folder) / "codebooks" / f"{info.codebook.name}-v{info.codebook.version}.json"
+    path = kept_path(Path(folder) / "codebooks", info.codebook.name, info.codebook.version)
     try:
         codebook = Codebook.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # ValidationError and UnicodeDecodeError too
