@@ -39,15 +39,22 @@ STORIES = {
 }  # fmt: skip
 BAD_STORIES = {"cy": ("invitation-care", "A prompt", "   "), "bo": ("invitation-work", "A prompt", "x" * 6001)}
 INVALID_CONSENT = ("di", {"training": "no", "public": "yes", "attribution": "none"})  # public without training
-# Reviews by reviewer, in the order of the stories in the round (sorted by story id): (rating, decision, themes, flags)
+# Ratings by story and reviewer (ada, bo, cy, di; None: their own). Which reviewer gets which story depends on random
+# record ids, so a rating belongs to the story, not to a place in the queue: Mara's story passes whichever two review
+# it, and River's is disputed by any two.
+RATINGS = {"Mara": (None, 5, 4, 5), "Jonas": (None, 4, 4, 3), "Tomas": (4, None, 2, 3), "River": (3, 5, None, 1),
+           "Noor": (5, 4, 3, 5)}  # fmt: skip
 REVIEWERS = ("ada", "bo", "cy", "di")
 
 
 def review_values(reviewer: str, position: int, record: dict) -> dict:
-    rating = [[5, 4, 2, 3, 4], [4, 4, 1, 3, 5], [5, 3, 2, 2, 4], [3, 5, 1, 3, 4]][REVIEWERS.index(reviewer)][position]
+    story = record["fields"]["story"]
+    row = next(ratings for name, ratings in RATINGS.items() if story.startswith(name))
+    rating = row[REVIEWERS.index(reviewer)]
     decision = "include" if rating >= 4 else ("revise" if rating == 3 else "exclude")
-    values = {"rating": rating, "decision": decision, "themes": ["work"] if position % 2 else ["identity", "work"]}
-    if reviewer == "bo" and record["fields"]["story"] == STORIES["cy"][0][2]:  # a story that stays in the snapshot
+    themes = ["work"] if (position + REVIEWERS.index(reviewer)) % 2 else ["identity", "work"]
+    values = {"rating": rating, "decision": decision, "themes": themes}
+    if reviewer == "bo" and story == STORIES["cy"][0][2]:  # a story that stays in the snapshot
         values["flags"] = ["personal_data"]
     return values
 
