@@ -30,7 +30,7 @@ JOIN workspaces w ON w.id = d.workspace_id
 LEFT JOIN responses s ON s.record_id = r.id AND s.status = 'submitted'
 LEFT JOIN users u ON u.id = s.user_id
 WHERE d.name IN (:stories, :consent, :about, :contributions)
-   OR (w.name = :shared AND d.name LIKE :review)
+   OR (w.name = :shared AND (d.name LIKE :review OR d.name LIKE :texts_review))
    OR (w.name = :organisers AND d.name IN (:ledger, :imported))
 """
 
@@ -71,6 +71,9 @@ def read_rows(url: str, study: Study) -> list[tuple]:
         # a study without contributions reads none: no dataset has an empty name
         "contributions": study.contributions.dataset if study.contributions else "",
         "imported": IMPORT_DATASET,
+        "texts_review": texts.dataset_prefix + "-%"
+        if (texts := study.contributions and study.contributions.review)
+        else "",
     }
     try:
         with engine.connect() as conn:

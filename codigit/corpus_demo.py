@@ -1,7 +1,8 @@
 """`codigit demo --corpus`: the contributed-texts flow once, on synthetic texts, on CPU, in a folder of its own.
 
 A server of the demo's own starts with `annotation/texts-study.yaml`; invented contributors (`annotation/demo/`)
-consent and give texts through their own form, the study team imports one from a file, one contributor leaves.
+consent and give texts through their own form, the study team imports one from a file, one contributor leaves,
+and the others review the texts given through the form.
 Then the real commands run in order: collect, corpus release 0.1.0 (near duplicates, language, length and the
 personal-data gate, with the organiser's decision), continued pretraining of the CPU demo model, memorisation per
 text, model copies for contributors (merged model, GGUF, contribution log, notices) and retention. Each step
@@ -75,7 +76,7 @@ def run_corpus_demo(folder: Path, study_path: Path, recipe: Path, port: int = 0,
     os.environ.update(CODIGIT_HOME=str(home), HF_DATASETS_CACHE=str(folder / "cache" / "datasets"),
                       MPLCONFIGDIR=str(folder / "cache" / "matplotlib"))  # fmt: skip
     where = {"folder": folder, "home": home, "server log": folder / "server.log", "demo log": folder / "demo.log"}
-    steps = Steps(10)
+    steps = Steps(11 if study.contributions.review else 10)
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(library_output_to(where["demo log"]))
@@ -141,7 +142,33 @@ def _contributors(url, home, study, people, texts, folder, steps) -> dict[str, s
                 print(f"      imported {path.name} for {t.author}")
         withdraw(client, study, person[LEAVES].username, "the demo's leaver")
         print(f"      {LEAVES} left the study")
+    if study.contributions.review is not None:
+        _review_round(home, study, person, [k for k in keys if people[k].consent and k != LEAVES], texts, steps)
     return {k: p.username for k, p in person.items()}
+
+
+def _review_round(home, study, person, reviewers, texts, steps) -> None:
+    """`codigit review open 1`'s texts round, then each reviewer works through their queue until every text has
+    its reviews: all say include, and one reviewer flags the text with an email address in it."""
+    from codigit.client import connect
+    from codigit.collect import take_snapshot
+    from codigit.review import open_texts_round
+
+    per_text = study.contributions.review.reviews_per_text
+    with steps.step(f"a review round of the texts: each given through the form is reviewed by {per_text} others"):
+        counts = open_texts_round(connect(home), study, take_snapshot(study, home), "1")
+        name = f"{study.contributions.review.dataset_prefix}-1"
+        flagged = next((t.text for t in texts if "@" in t.text and not t.imported), None)
+        done, by = 0, set()
+        for k in reviewers:
+            p = person[k]
+            for record in p.queue(p.dataset_id(name, study.workspace)):
+                values = {"decision": "include"}
+                if record["fields"]["text"] == flagged:
+                    values["flags"] = ["personal_data"]
+                p.submit(record["id"], values).raise_for_status()
+                done, by = done + 1, by | {k}
+        print(f"      {counts['added']} texts in {counts['dataset']}; {done} reviews by {len(by)} reviewers")
 
 
 def _corpus_steps(home, folder, study, recipe, quick, seed, steps, where, usernames) -> None:
@@ -160,7 +187,8 @@ def _corpus_steps(home, folder, study, recipe, quick, seed, steps, where, userna
         snapshot_path, snapshot = collect(study, home, folder / "data" / "snapshots")
         print(f"      {len(snapshot.contributions)} texts; left out: {counts_line(snapshot.meta.excluded) or 'none'}")
     corpus = folder / "data" / "corpus"
-    settings = CorpusSettings(min_words=20)
+    review = study.contributions.review
+    settings = CorpusSettings(min_words=20, min_reviews=review.reviews_per_text if review else 0)
     with steps.step(f"corpus release {VERSION}: duplicates, language, length, the personal-data gate, the log"):
         held = plan_corpus(snapshot_path, settings).preparation.awaiting_decision()
         decisions = {}

@@ -196,7 +196,7 @@ def private_forms(
     story_fields = [f.model_copy(update={"title": shown.story_fields[f.name]}) for f in s.fields]
     invitations = [{"id": i, "invitation": text} for i, text in shown.invitations.items()]
     forms = [
-        (s.dataset, story_fields, shown.story_questions, shown.guidelines, invitations),
+        *([(s.dataset, story_fields, shown.story_questions, shown.guidelines, invitations)] if invitations else []),
         (c.dataset, [consent_field], c.questions, texts["consent"],
          [{"id": f"consent-{c.version}", "consent_text": texts["consent"]}]),
         (p.dataset, [about_field], shown.about_questions, shown.about_guidelines,

@@ -45,6 +45,7 @@ class GuidedFormWords(FormWords):
 
 class ContributionFormWords(GuidedFormWords):
     invitation: str = Field(min_length=1)  # shown on every slot
+    review: GuidedFormWords | None = None  # needed when the study's texts are peer reviewed
 
 
 class FormsWords(_Strict):
@@ -99,6 +100,8 @@ class ContributionWords:
     questions: list[QuestionSpec]
     guidelines: str
     invitation: str
+    review: tuple[dict[str, str], list[QuestionSpec], str] | None = None  # the text review form: fields, questions,
+    # guidelines (shared by everyone in a round: see shared_review_form)
 
 
 def choose(study: Study, wanted: str | None) -> str:
@@ -135,7 +138,7 @@ def localise(study: Study, language: str | None = None) -> Localised:
         read_text(path.parent / t.consent_text, f"the consent text of {path}"),
         read_text(path.parent / t.guidelines, f"the guidelines of {path}"),
         t.forms.stories.fields, _with_limits(_worded(s.questions, t.forms.stories.questions), study, t.texts.root),
-        t.forms.stories.invitations, t.forms.positionality.fields,
+        t.forms.stories.invitations if s.invitations else {}, t.forms.positionality.fields,
         _worded(p.questions, t.forms.positionality.questions),
         read_text(path.parent / t.forms.positionality.guidelines, f"the about-you guidelines of {path}"),
         t.forms.review.fields, _worded(study.review.questions, t.forms.review.questions),
@@ -155,33 +158,44 @@ def _contributions(study: Study, texts: dict[str, str], words: ContributionFormW
     questions = [q.model_copy(update={"description": " ".join(filter(None, [q.description, note]))})
                  if q.name == "text" else q for q in worded]  # fmt: skip
     if words is None:
-        return ContributionWords({f.name: f.title or f.name for f in c.fields}, questions,
-                                 study.guidelines()["contributions"], c.invitation)  # fmt: skip
+        guides = study.guidelines()
+        review = (dict(TEXT_REVIEW_FIELDS), list(c.review.questions), guides["texts_review"]) if c.review else None
+        return ContributionWords({f.name: f.title or f.name for f in c.fields}, questions, guides["contributions"],
+                                 c.invitation, review)  # fmt: skip
     guidelines = read_text(path.parent / words.guidelines, f"the contributions guidelines of {path}")
-    return ContributionWords(words.fields, questions, guidelines, words.invitation)
+    review = None
+    if c.review is not None and words.review is not None:  # (a translation without it is refused at loading)
+        read = read_text(path.parent / words.review.guidelines, f"the text review guidelines of {path}")
+        review = (words.review.fields, _worded(c.review.questions, words.review.questions), read)
+    return ContributionWords(words.fields, questions, guidelines, words.invitation, review)
 
 
-def shared_review_form(study: Study) -> tuple[dict[str, str], list[QuestionSpec], str]:
+def shared_review_form(study: Study, texts: bool = False) -> tuple[dict[str, str], list[QuestionSpec], str]:
     """The review form's field titles, questions and guidelines with every word in every study language, the study's
-    own first ("Include / Incluir"): a review round is one form for everyone, whatever language each chose."""
-    shown = list(every_language(study).values())
+    own first ("Include / Incluir"): a review round is one form for everyone, whatever language each chose.
+    `texts`: the form of the contributed texts' rounds instead of the stories'."""
+    shown = [
+        s.contributions.review if texts else (s.review_fields, s.review_questions, s.review_guidelines)
+        for s in every_language(study).values()
+    ]
 
     def joined(texts) -> str | None:
         texts = list(dict.fromkeys(t for t in texts if t))  # in order, once each
         return " / ".join(texts) or None
 
-    fields = {name: joined(s.review_fields[name] for s in shown) for name in REVIEW_FIELDS}
+    fields = {name: joined(s[0][name] for s in shown) for name in (TEXT_REVIEW_FIELDS if texts else REVIEW_FIELDS)}
     questions = []
-    for i, q in enumerate(study.review.questions):
-        each = [s.review_questions[i] for s in shown]
+    for i, q in enumerate(study.contributions.review.questions if texts else study.review.questions):
+        each = [s[1][i] for s in shown]
         labels = {v: joined((e.labels or {})[v] for e in each) for v in q.labels or {}} or None
         words = {"title": joined(e.title for e in each), "description": joined(e.description for e in each)}
         questions.append(q.model_copy(update={**words, "labels": labels}))
-    return fields, questions, "\n\n---\n\n".join(s.review_guidelines for s in shown)
+    return fields, questions, "\n\n---\n\n".join(s[2] for s in shown)
 
 
 ABOUT_FIELD = "About these questions"  # the about-you form's one field, in the study's own language
 REVIEW_FIELDS = {"prompt": "Prompt", "story": "Story"}  # the review form's two fields, likewise
+TEXT_REVIEW_FIELDS = {"title": "Title", "text": "Text"}  # and the text review form's
 
 
 def _worded(questions: list[QuestionSpec], words: dict[str, QuestionWords]) -> list[QuestionSpec]:
@@ -231,9 +245,21 @@ def _translation(study: Study, code: str, relative: Path) -> Translation:
                   t.forms.contributions.questions)  # fmt: skip
         if set(t.forms.contributions.fields) != {"invitation"}:
             raise CodigitError(f"{path}: forms.contributions.fields must translate exactly ['invitation']")
+        if (review := study.contributions.review) is not None:
+            if (words := t.forms.contributions.review) is None:
+                raise CodigitError(f"{path}: forms.contributions.review is missing: the study's texts are reviewed")
+            _complete(path, "forms.contributions.review.questions", review.questions, words.questions)
+            if set(words.fields) != set(TEXT_REVIEW_FIELDS):
+                raise CodigitError(f"{path}: forms.contributions.review.fields must translate exactly "
+                                   f"{sorted(TEXT_REVIEW_FIELDS)}")  # fmt: skip
     for where, wanted, given in [
         ("forms.stories.fields", {f.name for f in study.stories.fields}, t.forms.stories.fields),
-        ("forms.stories.invitations", {i.id for i in study.stories.invitations}, t.forms.stories.invitations),
+        # a study asking only for texts (no invitations) may share a translation written for one with stories
+        (
+            "forms.stories.invitations",
+            {i.id for i in study.stories.invitations},
+            t.forms.stories.invitations if study.stories.invitations else (),
+        ),
         ("forms.positionality.fields", {"about"}, t.forms.positionality.fields),
         ("forms.review.fields", set(REVIEW_FIELDS), t.forms.review.fields),
     ]:

@@ -31,6 +31,7 @@ MIN_PREFIX = 16  # a text too short for a full prefix is probed once with all it
 NEAR = 0.75
 TEMPERATURE, TOP_P = 0.8, 0.95
 FILE = "memorisation_texts.json"
+PAGE = "memorisation_texts.html"  # the same numbers as a page (codigit.memorisation_page)
 
 
 class _Model(BaseModel):
@@ -228,6 +229,10 @@ def memorisation_texts(run: Path, windows: int = WINDOWS, prefix_tokens: int = P
         top_p=TOP_P, seed=seed, texts=texts, mean=means and Rates(**means), worst=[t.id for t in near[:5]],
     )  # fmt: skip
     handoff.write(run / "analysis" / FILE, result)
+    from codigit.home import atomic_write
+    from codigit.memorisation_page import render
+
+    atomic_write(run / "analysis" / PAGE, render(result))  # the same numbers as a page to read
     return result
 
 
@@ -261,4 +266,4 @@ def run_texts(args: argparse.Namespace) -> None:
     print(f"{probed} of {len(m.texts)} texts probed ({m.windows} windows, {m.prefix_tokens}-token prefix, "
           f"{m.new_tokens} tokens): verbatim {m.mean.greedy_verbatim:.1%} greedy / {m.mean.sampled_verbatim:.1%} "
           f"sampled, near-verbatim {m.mean.greedy_near:.1%} / {m.mean.sampled_near:.1%}; "
-          f"details in {Path(args.run) / 'analysis' / FILE}")  # fmt: skip
+          f"the page: {Path(args.run) / 'analysis' / PAGE}, the numbers: {FILE} beside it")  # fmt: skip

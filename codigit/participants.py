@@ -235,11 +235,11 @@ def withdraw(client: rg.Argilla, study: Study, pseudonym: str, reason: str = "")
 
 
 def review_datasets(client: rg.Argilla, study: Study) -> list[rg.Dataset]:
+    """Every review round's dataset: the stories' and, when the study reviews them, the contributed texts'."""
     shared = client.workspaces(study.workspace)
-    prefix = study.review.dataset_prefix + "-"
     if shared is None:
         return []
-    return [client.datasets(d.name, workspace=shared) for d in shared.datasets if d.name.startswith(prefix)]
+    return [client.datasets(d.name, workspace=shared) for d in shared.datasets if study.review_round(d.name)]
 
 
 def _remove_reviews_by(client: rg.Argilla, study: Study, user: rg.User) -> int:
@@ -255,10 +255,12 @@ def _remove_reviews_by(client: rg.Argilla, study: Study, user: rg.User) -> int:
     return removed
 
 
-def story_ids_of(client: rg.Argilla, study: Study, pseudonym: str) -> set[str]:
-    """The ids of a person's stories: a story's id is the server id of its authoring record in their workspace."""
+def story_ids_of(client: rg.Argilla, study: Study, pseudonym: str, texts: bool = False) -> set[str]:
+    """The ids of a person's stories (or, `texts`, of their contributed texts): such an id is the server id of its
+    authoring record in their workspace."""
     own = client.workspaces(pseudonym)
-    stories = own and client.datasets(study.stories.dataset, workspace=own)
+    name = study.contributions.dataset if texts else study.stories.dataset
+    stories = own and client.datasets(name, workspace=own)
     # private: listed in codigit/upstream.py
     return {str(record._server_id) for record in stories.records(with_responses=False)} if stories else set()
 
@@ -269,6 +271,8 @@ def _remove_from_review_rounds(client: rg.Argilla, study: Study, pseudonym: str)
     A review record's id is its story's id, which is the server id of the authoring record in the person's own
     workspace, so no author identity is needed in the review rounds to find them."""
     theirs = story_ids_of(client, study, pseudonym)
+    if study.contributions is not None:  # the review copies of their texts too
+        theirs |= story_ids_of(client, study, pseudonym, texts=True)
     if not theirs:
         return 0
     removed = 0

@@ -93,6 +93,21 @@ class Contribution(_Record):
     keep: bool  # they confirmed the text may be kept for future events; otherwise `retention` deletes it
     source: Literal["form", "import"]
     submitted_at: str
+    withdrawn_flags: dict[str, int] = {}  # flag -> reviewers who raised it on this text and have since withdrawn
+
+
+class TextReview(_Record):
+    """A participant's review of a contributed text (`contributions.review`), as `Review` is of a story."""
+
+    contribution_id: str
+    round: str
+    reviewer: str
+    decision: Literal["include", "exclude"]
+    flags: list[str] = []
+    comment: str = ""
+    self_review: bool
+    current_text: bool = True  # the review saw the text as it is now
+    submitted_at: str
 
 
 class Withdrawal(_Record):
@@ -132,6 +147,7 @@ class Snapshot(_Record):
     positionality: list[Positionality]
     withdrawals: list[Withdrawal]
     contributions: list[Contribution] = []  # snapshots written before contributions existed have none
+    text_reviews: list[TextReview] = []  # likewise
 
 
 PARTS: dict[str, type[_Record]] = {
@@ -141,8 +157,9 @@ PARTS: dict[str, type[_Record]] = {
     "positionality": Positionality,
     "withdrawals": Withdrawal,
     "contributions": Contribution,
+    "text_reviews": TextReview,
 }
-OPTIONAL_PARTS = {"contributions"}  # absent from snapshots written before they existed
+OPTIONAL_PARTS = {"contributions", "text_reviews"}  # absent from snapshots written before they existed
 META_FILE = "snapshot.json"
 LATEST_FILE = "LATEST"
 

@@ -33,6 +33,7 @@ from codigit.records import (
 from codigit.rules import clean_text as _text
 from codigit.rules import consent_rule, credit_name, story_rule, text_sha
 from codigit.study import PREFER_NOT, Study
+from codigit.text_reviews import text_reviews_from_rows
 
 if TYPE_CHECKING:
     import argilla as rg
@@ -81,7 +82,8 @@ def kept_flags(datasets: Iterable[rg.Dataset], user: rg.User) -> list[dict]:
                 status = str(getattr(response.status, "value", response.status))
                 if str(response.user_id) != str(user.id) or status != "submitted" or not response.value:
                     continue
-                sha = text_sha(record.fields["prompt"], record.fields["story"])
+                texts = ("prompt", "story") if "prompt" in record.fields else ("title", "text")  # a story, a text
+                sha = text_sha(*(record.fields[name] for name in texts))
                 kept = KeptFlags(story_id=str(record.id), text_sha=sha, flags=sorted(response.value))
                 out.append({
                     "id": f"flags-{user.username}-{dataset.name}-{record.id}", "event": KEPT_FLAGS,
@@ -97,6 +99,8 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
     stories_raw, consent_raw, about_raw, review_raw, ledger = [], defaultdict(list), {}, [], []
     texts_raw, imported = [], []
     texts = study.contributions.dataset if study.contributions else None
+    texts_review = study.contributions.review if study.contributions else None
+    texts_prefix, text_review_raw = texts_review.dataset_prefix + "-" if texts_review else None, []
     for workspace, dataset, record_id, external_id, fields, user, role, values, at in rows:
         if workspace == study.organiser_workspace and dataset == study.ledger_dataset:
             ledger.append(_json(fields))
@@ -105,6 +109,10 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         elif workspace == study.workspace and dataset.startswith(prefix):
             if role == "annotator":  # an organiser trying the form is not a reviewer
                 review_raw.append((dataset[len(prefix) :], external_id, _json(fields), user, _answers(values), at))
+        elif workspace == study.workspace and texts_prefix and dataset.startswith(texts_prefix):
+            if role == "annotator":
+                text_review_raw.append((dataset[len(texts_prefix) :], external_id, _json(fields), user,
+                                        _answers(values), _time(at)))  # fmt: skip
         elif user is None or user != workspace:
             continue  # unanswered, or answered by someone else (an organiser trying the form) in their workspace
         elif dataset == study.stories.dataset:
@@ -215,8 +223,12 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
     ]
 
     contributions, broken, left_out = from_rows(texts_raw, imported, set(withdrawn), study)
-    problems += broken
+    contributions, text_reviews, broken_reviews, left_out_reviews = text_reviews_from_rows(
+        text_review_raw, contributions, set(withdrawn), kept
+    )
+    problems += broken + broken_reviews
     excluded.update(left_out)
+    excluded.update(left_out_reviews)
     created = utc_now()
     meta = SnapshotMeta(
         snapshot_id=snapshot_id or created.replace("-", "").replace(":", "")[:15] + "Z",
@@ -226,7 +238,8 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
         consent_version=study.consent.version,
         counts={"stories": len(stories), "reviews": len(reviews), "consent": len(consent),
                 "positionality": len(positionality), "withdrawals": len(withdrawn),
-                **({"contributions": len(contributions)} if study.contributions else {})},
+                **({"contributions": len(contributions)} if study.contributions else {}),
+                **({"text_reviews": len(text_reviews)} if texts_review else {})},
         excluded=dict(sorted(excluded.items())),
         problems=problems,
     )  # fmt: skip
@@ -241,6 +254,7 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             for p, at in sorted(withdrawn.items())
         ],
         contributions=contributions,
+        text_reviews=text_reviews,
     )
 
 

@@ -6,7 +6,7 @@ translations) are both built from these.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
@@ -65,7 +65,7 @@ class ParticipantTexts(RootModel[dict[str, str]]):
         return self
 
 
-REVIEW_RULE_KEYS = ("rules.own_story", "rules.round_closed", "rules.withdrawn", "rules.not_a_coder")
+REVIEW_RULE_KEYS = ("rules.own_story", "rules.own_text", "rules.round_closed", "rules.withdrawn", "rules.not_a_coder")
 PAGE_KEYS = (
     "signed_in_as", "sign_out", "steps_title", "step_consent", "step_about", "step_stories", "step_reviews",
     "consent_none", "consent_given", "consent_invalid", "consent_again", "consent_save", "consent_saved",
@@ -75,6 +75,7 @@ PAGE_KEYS = (
     "withdraw_text", "withdraw_button", "withdraw_confirm_title", "withdraw_confirm_text", "withdraw_reason",
     "withdraw_yes", "cancel", "withdrawn_text", "error", "home_link", "discard_title", "discard_text",
     "discard_yes", "draft_note", "limit_note", "language", "step_texts", "texts_counts", "texts_write",
+    "reviews_texts_round", "reviews_texts_closed", "step_reviews_texts",
 )  # fmt: skip
 
 
@@ -90,19 +91,9 @@ def read_text(path: Path, what: str) -> str:
         raise CodigitError(f"{path}: cannot read {what} ({e.strerror or e})") from None
 
 
-def _mapping(path: Path, what: str) -> dict:
-    try:
-        raw = yaml.safe_load(read_text(path, what))
-    except yaml.YAMLError as e:
-        raise CodigitError(f"{path}: not valid YAML: {getattr(e, 'problem', e)}") from None
-    if not isinstance(raw, dict) or "extends" in raw:
-        raise CodigitError(f"{path}: not a mapping of keys that can be extended (one level of `extends` only)")
-    return raw
-
-
-def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
-    """Read a YAML file into a pydantic model; any problem is one CodigitError naming the file and the key."""
-    path = Path(path)
+def _raw(path: Path, what: str, seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML file's mapping; with `extends`, another file of the same kind beside it (itself perhaps extending
+    another): its keys, then this file's on top."""
     try:
         raw = yaml.safe_load(read_text(path, what))
     except yaml.YAMLError as e:
@@ -111,11 +102,44 @@ def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
         raise CodigitError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise CodigitError(f"{path}: expected a mapping of keys at the top level")
-    if "extends" in raw:  # another file of the same kind, beside this one: its keys, then this file's on top
-        base = path.parent / str(raw.pop("extends"))
-        if base.resolve() == path.resolve():
-            raise CodigitError(f"{path}: extends itself")
-        raw = {**_mapping(base, what), **raw}
+    if "extends" not in raw:
+        return raw
+    base = path.parent / str(raw.pop("extends"))
+    if base.resolve() in (path.resolve(), *seen):
+        raise CodigitError(f"{path}: extends {base.name}, which extends it in turn")
+    merged = _raw(base, what, (*seen, path.resolve()))
+    for key, value in raw.items():
+        _override(merged, key, value, path)
+    return merged
+
+
+def _override(merged: dict, key: str, value: Any, path: Path) -> None:
+    """A key of an extending file replaces the base's key of that name; a dotted one (`stories.invitations`,
+    `consent.questions.0.title`) replaces just that key or list item inside the base. A key that itself holds dots
+    (`texts.rules.own_story`: the key `rules.own_story` in `texts`) is found whole before it is split."""
+    parts, target = str(key).split("."), merged
+    while True:
+        rest = ".".join(parts)
+        if isinstance(target, dict) and (rest in target or len(parts) == 1):
+            target[rest] = value
+            return
+        if isinstance(target, list) and len(parts) == 1 and rest.isdigit() and int(rest) < len(target):
+            target[int(rest)] = value
+            return
+        head = parts.pop(0)
+        if isinstance(target, list) and head.isdigit() and int(head) < len(target):
+            target = target[int(head)]
+        elif isinstance(target, dict) and head in target:
+            target = target[head]
+        else:
+            done = str(key)[: len(str(key)) - len(rest)] + head
+            raise CodigitError(f"{path}: {key}: the extended file has no {done}")
+
+
+def load_yaml(path: Path, model: type[BaseModel], what: str, **extra):
+    """Read a YAML file into a pydantic model; any problem is one CodigitError naming the file and the key."""
+    path = Path(path)
+    raw = _raw(path, what)
     try:
         return model.model_validate({**raw, **extra})
     except ValidationError as e:

@@ -62,7 +62,7 @@ class StoriesSpec(_Strict):
     guidelines: Path
     fields: list[FieldSpec] = Field(min_length=1)
     questions: list[QuestionSpec] = Field(min_length=1)
-    invitations: list[Invitation] = Field(min_length=1)
+    invitations: list[Invitation]  # none: a study that asks only for whole texts (`contributions`)
     max_prompt_chars: int = Field(ge=1)
     max_story_chars: int = Field(ge=1)
 
@@ -80,6 +80,26 @@ class StoriesSpec(_Strict):
         return self
 
 
+class TextReviewSpec(_Strict):
+    """Peer review of the texts given through the form, in rounds beside the stories' (`codigit review open`): each
+    text with its title, a decision whether it goes into the collection, flags and a comment. Texts an organiser
+    imported from files are the organisers' responsibility and are not put to review."""
+
+    dataset_prefix: str = Field(default="texts-review", pattern=NAME_PATTERN)
+    guidelines: Path
+    reviews_per_text: int = Field(default=2, ge=1)
+    questions: list[QuestionSpec]
+
+    @field_validator("questions")
+    @classmethod
+    def _known(cls, questions: list[QuestionSpec]) -> list[QuestionSpec]:
+        _require(questions, {"decision": ("label", {"include", "exclude"}), "flags": ("multi_label", None)},
+                 required={"decision"})  # fmt: skip
+        if extra := sorted({q.name for q in questions} - {"decision", "flags", "comment"}):
+            raise ValueError(f"unknown text review question(s) {extra}: snapshots read only decision, flags, comment")
+        return _unique(questions, "text review questions")
+
+
 class ContributionsSpec(_Strict):
     """Whole texts contributors give (for continued pretraining), in their own workspace beside their stories: one
     record per slot, one text per record, with its title, licence, the name to credit and whether it may be kept
@@ -92,6 +112,7 @@ class ContributionsSpec(_Strict):
     max_text_chars: int = Field(default=200_000, ge=1)  # a longer text is imported by an organiser from its file
     fields: list[FieldSpec] = Field(min_length=1)
     questions: list[QuestionSpec]
+    review: TextReviewSpec | None = None  # None: texts go into a corpus release without peer review
 
     @model_validator(mode="after")
     def _check(self) -> ContributionsSpec:
@@ -212,6 +233,16 @@ class Study(_Strict):
                 f"organiser_workspace and workspace are both {self.workspace!r}: the withdrawal ledger would be "
                 "readable by every participant; give the organisers a workspace of their own"
             )
+        if not self.stories.invitations and self.contributions is None:
+            raise ValueError("stories.invitations is empty and the study asks for no texts: participants would have "
+                             "nothing to write; add an invitation or a `contributions` section")  # fmt: skip
+        if self.contributions is not None and (texts := self.contributions.review) is not None:
+            a, b = self.review.dataset_prefix + "-", texts.dataset_prefix + "-"
+            if a.startswith(b) or b.startswith(a):  # a round's dataset name must say which kind of round it is
+                raise ValueError(
+                    f"contributions.review.dataset_prefix {texts.dataset_prefix!r} and "
+                    f"review.dataset_prefix {self.review.dataset_prefix!r} must not start alike"
+                )
         private = {"stories.dataset": self.stories.dataset, "consent.dataset": self.consent.dataset,
                    "positionality.dataset": self.positionality.dataset}  # fmt: skip
         if self.contributions is not None:
@@ -234,6 +265,17 @@ class Study(_Strict):
     def text(self, relative: Path, what: str) -> str:
         return read_text(self.root / relative, what)
 
+    def review_round(self, dataset: str) -> tuple[str, str] | None:
+        """For a review round's dataset (of stories, or of contributed texts): (the participants' own dataset its
+        records copy, the round's name); None for any other dataset."""
+        kinds = [(self.review.dataset_prefix, self.stories.dataset)]
+        if self.contributions is not None and self.contributions.review is not None:
+            kinds.append((self.contributions.review.dataset_prefix, self.contributions.dataset))
+        for prefix, own in kinds:
+            if dataset.startswith(prefix + "-"):
+                return own, dataset[len(prefix) + 1 :]
+        return None
+
     def guidelines(self) -> dict[str, str]:
         """Every markdown file the study names, read now so a missing one is reported before anything changes."""
         return {
@@ -243,6 +285,8 @@ class Study(_Strict):
             "review": self.text(self.review.guidelines, "the review guidelines (review.guidelines)"),
             **({"contributions": self.text(self.contributions.guidelines, "contributions.guidelines")}
                if self.contributions is not None else {}),
+            **({"texts_review": self.text(self.contributions.review.guidelines, "contributions.review.guidelines")}
+               if self.contributions is not None and self.contributions.review is not None else {}),
         }  # fmt: skip
 
     def participant_words(self) -> dict[str, str]:

@@ -78,7 +78,8 @@ def scenario(tmp_path_factory):
         collected = codigit("collect", "--study", str(STUDY), "--out", str(tmp / "snaps"), **cli)
         assert collected.returncode == 0, collected.stderr
         released = codigit("corpus", "release", "0.1.0", "--snapshot", str(tmp / "snaps"), "--out",
-                           str(tmp / "corpus"), "--min-words", "20")  # fmt: skip
+                           str(tmp / "corpus"), "--min-words", "20", "--min-reviews", "0")  # fmt: skip
+        # (no review round here: test_text_review reviews texts)
         yield {"server": server, "people": people, "tmp": tmp, "given": given, "refusals": refusals, "big": big,
                "imports": imports, "collected": collected, "released": released}  # fmt: skip
     finally:

@@ -53,7 +53,7 @@ def test_a_contributor_gives_a_text_from_the_study_home(served, tmp_path, viewpo
         page, expect = browser.new_page(viewport), browser.expect
         sign_in(page, expect, row)
         consent = page.locator("#consent-form")
-        for group in ("fine-tune", "published"):
+        for group in ("train the study", "published"):
             consent.get_by_role("group", name=re.compile(group)).get_by_label("Yes").check()
         consent.get_by_role("group", name=re.compile("credit you")).get_by_label("Do not name me").check()
         consent.get_by_role("button", name=T["consent_save"]).click()

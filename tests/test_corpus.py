@@ -231,7 +231,16 @@ def test_release_log_matches_the_data_and_names_no_pseudonym(tmp_path: Path):
     assert next(r for r in table if r["title"].endswith("Meadow"))["title"] == "'=Meadow"  # inert in a spreadsheet
     assert rows[next(r["id"] for r in log if r["title"] == "The Lighthouse")]["attribution"] == "Ada L."
     manifest = json.loads((path / "manifest.json").read_text())
-    out = {"no_consent": 1, "too_short": 1, "too_long": 0, "language": 1, "personal_data": 0, "duplicate": 1}
+    out = {
+        "no_consent": 1,
+        "not_reviewed": 0,
+        "rejected": 0,
+        "too_short": 1,
+        "too_long": 0,
+        "language": 1,
+        "personal_data": 0,
+        "duplicate": 1,
+    }
     assert manifest["excluded"] == {**out, "near_duplicate": 1, "withdrawn": 0}
     assert manifest["counts"]["tokens"] == sum(r["tokens"] for r in rows.values())
     assert manifest["tokenizer"].startswith("llama3") and manifest["source"]["snapshot_id"] == "20260501T100000Z"

@@ -1,11 +1,12 @@
 """`codigit demo --corpus --quick` through the real CLI: invented contributors give texts on a server of the
-demo's own, then corpus release, continued pretraining, memorisation per text, model copies for contributors and
-retention, each the function its own command calls."""
+demo's own and review each other's, then corpus release, continued pretraining, memorisation per text, model
+copies for contributors and retention, each the function its own command calls."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ def demo(tmp_path_factory):
 def test_every_step_reports_and_nothing_is_outside_the_folder(demo):
     folder, result, where = demo
     steps = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert [s.split("]")[0] for s in steps] == [f"[{n}/10" for n in range(1, 11)], steps
+    assert [s.split("]")[0] for s in steps] == [f"[{n}/11" for n in range(1, 12)], steps
+    assert "a review round of the texts" in steps[4]
+    assert re.search(r"8 texts in codigit/texts-review-1; 16 reviews by \d reviewers", result.stdout)  # 2 per text
     assert "Traceback" not in result.stderr
     for path in where.values():
         assert path.is_relative_to(folder)
@@ -47,7 +50,7 @@ def test_the_contribution_log_shows_each_check_and_the_release_left_the_right_te
     assert "Bus stop" not in log  # the leaver's text is in no log
     assert log["The long walk home"]["included"] == "yes"  # imported from a file
     assert {r["contributor"] for r in log.values()} <= {"anonymous"} | {t.credit for t in TEXTS if t.credit}
-    assert "personal data? 'Letters'" in result.stdout
+    assert "personal data? 'Letters': email, reviewer flag" in result.stdout  # the scan, and a reviewer saw it
 
 
 def test_the_model_copy_has_a_gguf_a_card_and_a_notice_per_credited_contributor(demo):

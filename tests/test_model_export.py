@@ -203,6 +203,12 @@ def test_a_model_that_repeats_shows_in_the_rates_and_in_the_notices(corpus, tmp_
     assert result.worst == [*exact, *near] and result.mean.greedy_verbatim == pytest.approx(1 / 5)
     raw = (run / "analysis" / "memorisation_texts.json").read_text()
     assert not [r["title"] for r in rows.values() if r["text"][:30] in raw]  # numbers, keys and titles only
+    page = (run / "analysis" / "memorisation_texts.html").read_text()  # the same numbers, to read
+    assert "<td>Wind &amp; &lt;Sea&gt;</td>" in page and "Wind & <Sea>" not in page  # escaped
+    first, second = page.index("<td>The Mill</td>"), page.index("<td>Wind &amp; &lt;Sea&gt;</td>")
+    assert first < second < min(page.index(f"<td>{t}</td>") for t in rows if t not in ("The Mill", "Wind & <Sea>"))
+    assert "<b>20.0%</b>" in page and "data:image/png;base64," in page and "Carlini" in page
+    assert not [r["title"] for r in rows.values() if r["text"][:30] in page]
 
     out = export(run, gguf="none")
     notice = (out / "notices" / "zoe-n-o-brien.md").read_text()

@@ -41,7 +41,7 @@ def world(tmp_path_factory):
         assert imported.returncode == 0, imported.stderr
         cli = {"home": server.home}
         assert codigit("collect", **cli).returncode == 0
-        before = codigit("corpus", "release", "0.1.0", "--min-words", "20", **cli)
+        before = codigit("corpus", "release", "0.1.0", "--min-words", "20", "--min-reviews", "0", **cli)  # unreviewed
         assert before.returncode == 0, before.stderr
         shutil.copytree(tmp / "data" / "snapshots", tmp / "backup-snapshots")  # as a backup would hold it
         shutil.copytree(tmp / "data" / "corpus" / "0.1.0", tmp / "old-release")
@@ -53,7 +53,7 @@ def world(tmp_path_factory):
         collected = codigit("collect", **cli)
         assert collected.returncode == 0, collected.stderr
         from_backup = codigit("corpus", "release", "0.2.0", "--snapshot", str(tmp / "backup-snapshots"),
-                              "--min-words", "20", **cli)  # fmt: skip
+                              "--min-words", "20", "--min-reviews", "0", **cli)  # fmt: skip
         old_verify = codigit("corpus", "verify", str(tmp / "old-release"), **cli)
         yield {"tmp": tmp, "server": server, "people": people, "texts": texts, "listed": listed,
                "unconfirmed": unconfirmed, "deleted": deleted, "again": again, "from_backup": from_backup,

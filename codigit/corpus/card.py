@@ -86,6 +86,8 @@ def licence_label(licence: str, licence_name: str) -> str:
 
 REASON_TEXT = {
     "no_consent": "the author has not consented to training",
+    "not_reviewed": "fewer than {min_reviews} reviews by other participants (texts given through the form)",
+    "rejected": "not more than half of its reviews say include, or a reviewer flagged it {blocking_flags}",
     "too_short": "fewer than {min_words} words",
     "too_long": "more than {max_chars:,} characters",
     "language": "not in {languages} (py3langid)",
@@ -110,6 +112,7 @@ def dataset_card(manifest: CorpusManifest, settings: CorpusSettings, licences: C
     }
     s = settings.hashed()
     s["languages"] = ", ".join(settings.languages)
+    s["blocking_flags"] = " or ".join(settings.blocking_flags) or "(no flag blocks)"
     removed = "\n".join(f"| {reason.replace('_', ' ')} | {REASON_TEXT[reason].format(**s)} | "
                         f"{manifest.excluded.get(reason, 0)} |" for reason in REASONS)  # fmt: skip
     licence_lines = "\n".join(f"| {name} | {k} |" for name, k in sorted(licences.items())) or "| (none) | 0 |"

@@ -29,9 +29,13 @@ def run_release(args: argparse.Namespace) -> None:
     from codigit.records import counts_line
     from codigit.release.pii import roster_names
     from codigit.retention import deleted_hashes
+    from codigit.study import load_study
 
+    study = load_study(args.study)
+    texts = study.contributions.review if study.contributions else None
+    min_reviews = args.min_reviews if args.min_reviews is not None else texts.reviews_per_text if texts else 0
     settings = CorpusSettings(languages=args.languages.split(","), min_words=args.min_words,
-                              near_duplicate_threshold=args.near_duplicate)  # fmt: skip
+                              near_duplicate_threshold=args.near_duplicate, min_reviews=min_reviews)  # fmt: skip
     names = roster_names(args.roster) if args.roster else None
     plan = plan_corpus(args.snapshot, settings, read_decisions(args.out), names, deleted_hashes(args.data))
     if waiting := plan.preparation.awaiting_decision():
@@ -86,13 +90,17 @@ def add_parser(sub, parents: Parents) -> None:
     data.add_argument("--data", type=Path, default=Recorded("data"),
                       help="data folder: its retention/deletions.jsonl (default: %(default)s)")  # fmt: skip
 
-    p = csub.add_parser("release", parents=[out, data], help="preprocess a snapshot's contributed texts into a release")
+    p = csub.add_parser("release", parents=[out, data, parents.study],
+                        help="preprocess a snapshot's contributed texts into a release")  # fmt: skip
     p.add_argument("version", help="semantic version, e.g. 0.1.0")
     p.add_argument("--snapshot", type=Path, default=Recorded("snapshots"), help="snapshot (default: the latest)")
     p.add_argument("--languages", default="en", help="languages a text may be in, comma-separated (default: en)")
     p.add_argument("--min-words", type=at_least(0), default=50, help="shorter texts are left out (default: 50)")
     p.add_argument("--near-duplicate", type=float, default=0.8,
                    help="word-shingle Jaccard from which a text is a near copy (default: 0.8)")  # fmt: skip
+    p.add_argument("--min-reviews", type=at_least(0),
+                   help="reviews a text given through the form needs (default: the study's contributions.review."
+                        "reviews_per_text, or 0 when its texts are not reviewed)")  # fmt: skip
     p.add_argument("--roster", type=Path, help="roster CSV whose names the personal-data scan looks for")
     p.add_argument("--tokenizer", help="a tokenizer folder for the token counts (default: Llama-3's, offline)")
     p.set_defaults(func=run_release)

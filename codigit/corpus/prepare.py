@@ -1,8 +1,9 @@
 """Preprocessing of contributed texts for continued pretraining: every text is normalised, checked and either
 kept or left out with a reason, and every decision is recorded (the contribution log is made from it).
 
-The checks run in this order, the first that applies being the reason: consent, length, language, personal
-data, exact duplicate, near duplicate. Duplicates come last so that a text left out for another reason never
+The checks run in this order, the first that applies being the reason: consent, peer review (texts given
+through the form, when the settings ask for reviews), length, language, personal data, exact duplicate, near
+duplicate. Duplicates come last so that a text left out for another reason never
 shadows a copy that would have qualified (a re-submission with the email address taken out, say).
 Details are written for the public log: they name texts by their key (a prefix of the sha256 of the normalised
 text), never by contribution id or author, and personal-data findings only by kind, never the matched text.
@@ -21,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codigit.corpus.dedup import NearDuplicates
 from codigit.errors import CodigitError
-from codigit.records import Consent, Contribution
+from codigit.records import Consent, Contribution, TextReview
 from codigit.release.pii import names_pattern, scan
 
 # Why a text is not in the corpus, in the order the checks run; the manifest and the card count each.
-REASONS = ("no_consent", "too_short", "too_long", "language", "personal_data", "duplicate", "near_duplicate")
+REASONS = ("no_consent", "not_reviewed", "rejected", "too_short", "too_long", "language", "personal_data", "duplicate",
+           "near_duplicate")  # fmt: skip
+BEFORE_SCAN = REASONS[: REASONS.index("personal_data")]  # a text left out for one of these never reaches the scan
 KEY_CHARS = 16  # a text's key: this many hex digits of its sha256 (as the stories' record ids)
 
 
@@ -42,6 +45,11 @@ class CorpusSettings(BaseModel):
     shingle_words: int = Field(default=5, ge=1)
     seed: int = 1  # MinHash's: fixed, so the same texts always give the same candidates
     license: str = Field(default="other", min_length=1)  # the corpus as a whole; each text keeps its own licence
+    # peer review of texts given through the form (imported files are the organisers' own responsibility): at least
+    # this many reviews by others, more than half saying include, and no reviewer raising a blocking flag
+    min_reviews: int = Field(default=0, ge=0)  # 0: a text nobody reviewed passes
+    blocking_flags: list[str] = ["harmful", "not_theirs"]
+    personal_data_flag: str = "personal_data"  # a reviewer's flag that holds the text for an organiser's decision
 
     def hashed(self) -> dict:
         return self.model_dump(mode="json")
@@ -148,11 +156,13 @@ def prepare(
     decisions: Mapping[str, str] | None = None,
     withdrawn: Iterable[str] = (),
     names: list[str] | None = None,
+    reviews: Iterable[TextReview] = (),
 ) -> Preparation:
     """Normalise and check every contribution. `decisions` maps a contribution id, or the sha256 of its
     normalised text (which binds the decision to that exact text), to "keep" or "exclude" for texts the
     personal-data scan holds. Contributions by `withdrawn` people are dropped without a trace in the result.
-    `names` (from the organiser's roster, `codigit.release.pii.roster_names`) are scanned for as in stories."""
+    `names` (from the organiser's roster, `codigit.release.pii.roster_names`) are scanned for as in stories.
+    `reviews`: the snapshot's text reviews, applied as `settings` ask."""
     settings = settings or CorpusSettings()
     decided = _decisions(decisions)
     names_rx = names_pattern(names or [])
@@ -160,6 +170,7 @@ def prepare(
     ident = _identifier(settings.languages)
     consent = {c.participant: c for c in consents}  # the latest consent per person (the snapshot keeps order)
     gone = set(withdrawn)
+    counted = counted_text_reviews(reviews, gone)
     near = NearDuplicates(settings.near_duplicate_threshold, settings.num_perm, settings.seed, settings.shingle_words)
     seen: dict[str, str] = {}  # sha256 -> key of the text kept with it
     out = Preparation()
@@ -174,12 +185,17 @@ def prepare(
         base = dict(contribution=c, text=text, sha256=sha, language=language, language_probability=float(probability),
                     words=words)  # fmt: skip
         findings = scan(f"{c.title}\n{text}", names_rx)
+        verdict = review_verdict(c, counted.get(c.contribution_id, []), settings)
+        if verdict.flags.get(settings.personal_data_flag):  # a reviewer saw personal data: an organiser decides
+            findings = [*findings, f"reviewer flag:{settings.personal_data_flag}"]
         title_flagged = bool(scan(c.title, names_rx))
         decision = decided.get(sha) or decided.get(sha[:KEY_CHARS]) or decided.get(c.contribution_id)  # key: as shown
         reason, detail = None, ""
         consented = consent.get(c.author)
         if consented is None or not consented.training:
             reason = "no_consent"
+        elif verdict.reason is not None:
+            reason, detail = verdict.reason
         elif words < settings.min_words:
             reason, detail = "too_short", f"{words} words, fewer than {settings.min_words}"
         elif len(text) > settings.max_chars:
@@ -200,8 +216,44 @@ def prepare(
             if findings:
                 detail = "personal-data scan: " + ", ".join(sorted({f.split(":")[0] for f in findings}))
                 detail += "; kept by an organiser's decision"
-        if findings and decision is not None and reason not in REASONS[:4]:  # the scan's turn came: it applied
+        if findings and decision is not None and reason not in BEFORE_SCAN:  # the scan's turn came: it applied
             out.decisions[sha[:KEY_CHARS]] = decision
         out.items.append(Prepared(**base, reason=reason, detail=detail, findings=tuple(findings),
                                   title_flagged=title_flagged))  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class ReviewVerdict:
+    reason: tuple[str, str] | None  # (reason, detail) when the reviews leave the text out
+    flags: Counter  # flag -> reviewers who raised it (withdrawn reviewers' flags included)
+
+
+def counted_text_reviews(reviews: Iterable[TextReview], withdrawn: set[str]) -> dict[str, list[TextReview]]:
+    """Contribution id -> the reviews that count: by someone else, of the text as it is, by someone who has not
+    withdrawn, each reviewer's latest only."""
+    latest: dict[tuple[str, str], TextReview] = {}
+    for r in sorted(reviews, key=lambda r: r.submitted_at):
+        if not r.self_review and r.current_text and r.reviewer not in withdrawn:
+            latest[(r.contribution_id, r.reviewer)] = r
+    out: dict[str, list[TextReview]] = {}
+    for (cid, _), r in sorted(latest.items()):
+        out.setdefault(cid, []).append(r)
+    return out
+
+
+def review_verdict(c: Contribution, reviews: list[TextReview], settings: CorpusSettings) -> ReviewVerdict:
+    """What the community's reviews say of one text under `settings`; imported texts need none."""
+    flags = Counter(c.withdrawn_flags)
+    for r in reviews:
+        flags.update(r.flags)
+    if c.source != "form":
+        return ReviewVerdict(None, flags)
+    n, includes = len(reviews), sum(r.decision == "include" for r in reviews)
+    if blocked := [f for f in settings.blocking_flags if flags.get(f)]:  # one flag stops it, however many reviews
+        return ReviewVerdict(("rejected", "flagged " + ", ".join(blocked) + " by a reviewer"), flags)
+    if n < settings.min_reviews:
+        return ReviewVerdict(("not_reviewed", f"{n} reviews, {settings.min_reviews} needed"), flags)
+    if n and not includes * 2 > n:  # with min_reviews 0 an unreviewed text passes; reviews there still count
+        return ReviewVerdict(("rejected", f"{includes} of {n} reviews say include"), flags)
+    return ReviewVerdict(None, flags)

@@ -110,7 +110,7 @@ def plan_corpus(
     # a withdrawal noted in any snapshot (or the ledger mirror) counts, even from an older snapshot
     gone = all_withdrawn(resolve_snapshot(snapshot_path).parent) | {w.participant for w in snapshot.withdrawals}
     kept = [c for c in snapshot.contributions if text_sha256(c.text) not in deleted]  # retention's log wins
-    prep = prepare(kept, snapshot.consent, settings, decisions, gone, names)
+    prep = prepare(kept, snapshot.consent, settings, decisions, gone, names, snapshot.text_reviews)
     return CorpusPlan(snapshot, prep, len(kept) - len(prep.items), len(snapshot.contributions) - len(kept))
 
 

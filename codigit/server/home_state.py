@@ -105,19 +105,23 @@ def _story_states(rows: list[tuple], study: Study, consent_ok: bool, withdrawn: 
     return stories
 
 
-async def _rounds(db: AsyncSession, user, study: Study, own: set[str], closed: dict[str, str]) -> list[dict]:
-    """Each review round: how many the participant reviewed, and how many are waiting for them."""
+async def _rounds(db: AsyncSession, user, study: Study, own: dict[str, set[str]], closed: dict[str, str]) -> list[dict]:
+    """Each review round (of stories, and of texts when the study reviews them): how many the participant reviewed,
+    and how many are waiting for them. `own`: the participant's own dataset -> its record ids, which no queue
+    holds for them."""
     from argilla_server.models import Dataset, Record, Response, Workspace
 
-    prefix = study.review.dataset_prefix + "-"
     datasets = await db.execute(
         select(Dataset.id, Dataset.name)
         .join(Workspace, Workspace.id == Dataset.workspace_id)
-        .where(Workspace.name == study.workspace, Dataset.name.startswith(prefix))
+        .where(Workspace.name == study.workspace)
         .order_by(Dataset.inserted_at)
     )
     rounds = []
     for dataset_id, name in datasets.all():
+        if (kind := study.review_round(name)) is None:
+            continue
+        copies, name = kind
         mine = select(Response.record_id).where(Response.user_id == user.id)
         done = await db.scalar(
             select(func.count()).select_from(Record).where(Record.dataset_id == dataset_id, Record.id.in_(
@@ -126,10 +130,10 @@ async def _rounds(db: AsyncSession, user, study: Study, own: set[str], closed: d
         waiting = await db.scalar(
             select(func.count()).select_from(Record).where(
                 Record.dataset_id == dataset_id, Record.status == "pending", Record.id.not_in(mine),
-                Record.external_id.not_in(own))
+                Record.external_id.not_in(own.get(copies, set())))
         )  # fmt: skip
-        name = name[len(prefix) :]
-        rounds.append({"round": name, "dataset_id": str(dataset_id), "done": done,
+        texts = copies != study.stories.dataset
+        rounds.append({"round": name, "dataset_id": str(dataset_id), "done": done, "texts": texts,
                        "waiting": 0 if name in closed else waiting, "closed_at": closed.get(name)})  # fmt: skip
     return rounds
 
@@ -188,6 +192,7 @@ async def home_state(db: AsyncSession, user, study: Study, shown: Localised, clo
     for story in stories:
         story["feedback"] = feedback.get(story["id"], [])
     story_forms = by_dataset[study.stories.dataset]
+    own_records = {name: {str(r[2]) for r in rows} for name, rows in by_dataset.items()}
     texts = None
     if study.contributions is not None:  # the study asks for whole texts too
         forms = by_dataset[study.contributions.dataset]
@@ -207,6 +212,6 @@ async def home_state(db: AsyncSession, user, study: Study, shown: Localised, clo
         "stories": stories,
         "stories_dataset_id": str(story_forms[0][0]) if story_forms else None,
         "contributions": texts,  # ("texts" is the page's words)
-        "rounds": await _rounds(db, user, study, own, closed),
+        "rounds": await _rounds(db, user, study, own_records, closed),
         "feedback_to_authors": study.review.feedback_to_authors,
     }

@@ -81,7 +81,12 @@ def install(api: FastAPI, home: Path, snapshots: Path | None) -> None:
             **state,
             **words,
             "role": enum_value(user.role),
-            "guidelines_html": _markdown(localised.guidelines),
+            # a study asking only for whole texts has no writing guidelines for pairs: its texts' guidelines instead
+            "guidelines_html": _markdown(
+                localised.guidelines
+                if localised.invitations or not localised.contributions
+                else localised.contributions.guidelines
+            ),  # fmt: skip
             "consent_html": _markdown(localised.consent_text),
         }
 

@@ -131,7 +131,6 @@ async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
     workspace, dataset, external_id = await where(db, record_id)
     broken: Broken | None = None
     submitted = enum_value(body.status) == "submitted"
-    prefix = study.review.dataset_prefix + "-"
     if user.username in await withdrawals(db, study):
         broken = Broken("withdrawn")
     elif workspace == user.username and submitted and dataset == study.stories.dataset:
@@ -145,11 +144,12 @@ async def check(home: Path, db: AsyncSession, record_id, user, body) -> None:
     elif workspace == study.research_workspace and dataset in (coders := deployed.round_coders(home)):
         if user.username not in coders[dataset]:  # a coding round is answered by its own coders only
             broken = Broken("not_a_coder")
-    elif workspace == study.workspace and dataset.startswith(prefix):
-        if dataset[len(prefix) :] in deployed.closed_rounds(home):
+    elif workspace == study.workspace and (kind := study.review_round(dataset)) is not None:
+        own_dataset, round_name = kind
+        if round_name in deployed.closed_rounds(home):
             broken = Broken("round_closed")
-        elif external_id in await own_story_ids(db, user.username, study.stories.dataset, user.id):
-            broken = Broken("own_story")
+        elif external_id in await own_story_ids(db, user.username, own_dataset, user.id):
+            broken = Broken("own_story" if own_dataset == study.stories.dataset else "own_text")
     if broken is not None:
         shown = deployed.words(home, deployed.participant_languages(home).get(user.username))
         raise Refused(shown.texts[f"rules.{broken.rule}"].format(**broken.values))

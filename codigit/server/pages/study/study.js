@@ -215,6 +215,8 @@
   }
 
   function renderStories() {
+    $("step-stories").hidden = !state.stories_dataset_id; // a study that asks only for whole texts
+    if (!state.stories_dataset_id) return;
     setText("stories-title", say("step_stories"));
     const counting = state.stories.filter((s) => s.state === "counts").length;
     const written = state.stories.filter((s) => s.state !== "discarded").length;
@@ -270,7 +272,7 @@
   }
 
   function renderRounds() {
-    setText("reviews-title", say("step_reviews"));
+    setText("reviews-title", say(state.stories_dataset_id ? "step_reviews" : "step_reviews_texts"));
     const list = $("rounds");
     list.replaceChildren();
     if (!state.rounds.length) {
@@ -283,9 +285,10 @@
       li.className = "round";
       const total = round.done + round.waiting;
       const text = document.createElement("span");
+      const kind = round.texts ? "reviews_texts_" : "reviews_"; // a round of texts is named as such
       text.textContent = round.closed_at
-        ? say("reviews_closed", { round: round.round, done: round.done })
-        : say("reviews_round", { round: round.round, done: round.done, total });
+        ? say(kind + "closed", { round: round.round, done: round.done })
+        : say(kind + "round", { round: round.round, done: round.done, total });
       li.append(text);
       if (!round.closed_at && round.waiting > 0) {
         const link = document.createElement("a");
