@@ -31,8 +31,9 @@ demo: install
 	$(VENV)/bin/codigit demo $(ARGS)
 
 # System packages the tests use: Debian's chromium for the UI test (Playwright's own browser download cannot work
-# offline), redis-server for the `--redis-url` job path, postgresql for `--database-url postgresql+asyncpg://`.
-SYSTEM_DEPS := chromium fonts-dejavu-core redis-server postgresql
+# offline), redis-server for the `--redis-url` job path, postgresql for `--database-url postgresql+asyncpg://`,
+# Slurm 22.05 (slurmctld, slurmd, its client commands, munge) for a one-node cluster under `codigit train --slurm`.
+SYSTEM_DEPS := chromium fonts-dejavu-core redis-server postgresql slurmctld slurmd slurm-client munge
 system-deps:
 	@dpkg -s $(SYSTEM_DEPS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS) >/dev/null; }

@@ -30,6 +30,7 @@ from codigit import (
     retention,
     review,
     show,
+    usecases_cli,
 )
 from codigit.analysis import cli as analysis_cli
 from codigit.cli_types import Parents
@@ -53,6 +54,7 @@ STAGES: list[Callable[..., None]] = [
     agreement.add_parser,
     coding_cli.add_parser,  # coding open|agreement|reconcile|export|codebook
     release_cli.add_parser,  # release make|verify|diff|decide|approve|publish|affected
+    usecases_cli.add_parser,  # usecases [decide]
     corpus_cli.add_parser,  # corpus release|decide|verify
     retention.add_parser,
     show.add_parser,  # story

@@ -263,12 +263,14 @@ def generate_run(run: Path, suites: list[Path], samples: int = SAMPLES, seed: in
         model = load_tuned(resolve_model(base_name), run / "adapter", len(tokenizer))
 
     rows = []
-    jobs = [(m, k) for m in models for k in range(samples)]
+    # a run trained in several collectives' voices answers every prompt in each voice, with the same seeds
+    voices = list(recipe.codigit.get("collectives") or []) if recipe.codigit.get("voices") else [collective or None]
+    jobs = [(m, k, v) for m in models for k in range(samples) for v in (voices if m == "tuned" else [None])]
     progress = tqdm(total=len(jobs) * len(prompts), desc="generating", unit="answer", disable=not sys.stderr.isatty())
-    for name, sample in jobs:
+    for name, sample, voice in jobs:
         seeds = [sample_seed(seed, p["id"], sample) for p in items]
         tuned = name == "tuned"
-        token = collective_token(collective) if tuned and collective else None
+        token = collective_token(voice) if tuned and voice else None
         options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
         chats, own_tokenizer = conversations(items, token), tokenizer if tuned else base_tokenizer
         if backend == "vllm":
@@ -281,6 +283,8 @@ def generate_run(run: Path, suites: list[Path], samples: int = SAMPLES, seed: in
                                       progress=progress, **options)  # fmt: skip
         for (suite, p), s, a in zip(prompts, seeds, answers, strict=True):
             meta = {k: v for k, v in p.items() if k not in ("id", "prompt")}
+            if tuned and len(voices) > 1:
+                meta["collective"] = voice
             rows.append({"model": name, "suite": suite, "prompt_id": p["id"], "sample": sample,
                          "seed": None if greedy else s, "prompt": p["prompt"], **a,
                          "meta": json.dumps(meta, ensure_ascii=False)})  # fmt: skip

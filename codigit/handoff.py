@@ -124,6 +124,7 @@ class Provenance(_Record):
     finished_at: str | None = None
     train_loss: float | None = None
     global_step: int | None = None
+    slurm_job_id: str | None = None  # the Slurm job that trained it (`codigit train --slurm`); absent in older runs
 
 
 class Worst(_Record):

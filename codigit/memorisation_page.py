@@ -9,7 +9,7 @@ import base64
 import html
 from typing import TYPE_CHECKING
 
-from codigit.analysis.report import REPORT_CSS, figure_png, pyplot
+from codigit.analysis.page import REPORT_CSS, figure_png, pyplot
 
 if TYPE_CHECKING:
     from codigit.memorisation_texts import MemorisationTexts

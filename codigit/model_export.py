@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import shutil
 import unicodedata
@@ -28,8 +29,10 @@ GGUF_CHOICES = (*get_args(GGUFType), "none")
 GGUF_DEFAULT = "q8_0"  # half the size of f16 (8.5 GB for an 8B model), the usual choice for running one locally
 
 
-def export(run: Path, out: Path | None = None, gguf: str = GGUF_DEFAULT) -> Path:
-    """Write RUN's export folder (default RUN/export); returns it. Refuses an existing folder."""
+def export(run: Path, out: Path | None = None, gguf: str = GGUF_DEFAULT, uses: tuple[list, list] | None = None,
+           ) -> Path:  # fmt: skip
+    """Write RUN's export folder (default RUN/export); returns it. Refuses an existing folder. `uses`: (the
+    community's decided uses, the uses this model is offered for) from `codigit.usecases.claimed`."""
     from codigit.corpus.card import ANONYMOUS, LogRow
     from codigit.corpus.release import LOG_CSV, LOG_JSONL
     from codigit.handoff import read_memorisation, read_provenance
@@ -68,8 +71,14 @@ def export(run: Path, out: Path | None = None, gguf: str = GGUF_DEFAULT) -> Path
                 mine = [r for r in log if r.contributor == name]
                 (tmp / "notices" / file).write_text(_notice(name, mine, by_id, probe, gguf_name), encoding="utf-8")
         stories = None if corpus else read_memorisation(run)
-        (tmp / "README.md").write_text(_card(run, provenance, weights, manifest, log, probe, stories, gguf_name),
-                                       encoding="utf-8")  # fmt: skip
+        card = _card(run, provenance, weights, manifest, log, probe, stories, gguf_name)
+        if uses is not None:  # the register as the board decided it, beside the card that quotes it
+            from codigit.usecases import card_section
+
+            card += "\n" + card_section(*uses)
+            register = {"decided": [u.model_dump() for u in uses[0]], "offered_for": [u.id for u in uses[1]]}
+            (tmp / "use_cases.json").write_text(json.dumps(register, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     return out
 
 
@@ -191,6 +200,11 @@ def _card(run: Path, provenance, weights: str, manifest, log: list, probe: Memor
     rows = [f"| base model | `{base}` |", f"| training | {how}; {provenance.global_step} steps{loss} |",
             f"| release | {used.kind or 'stories'} release {used.version} |",
             f"| dataset hash | `{used.dataset_hash}` |"]  # fmt: skip
+    if only := provenance.recipe.codigit.get("only_collective"):  # one adapter of a community garden
+        rows.append(f"| collective | trained on collective {only}'s records only |")
+    elif provenance.recipe.codigit.get("voices"):
+        voices = ", ".join(provenance.recipe.codigit.get("collectives") or [])
+        rows.append(f"| voices | a token per collective ({voices}): `<|collective:NAME|>` opens a conversation |")
     if manifest is not None:
         more, data = _corpus_data(manifest, log)
         memo, limitation = _corpus_memo(probe, {r.id: r for r in log}, run), CONTINUES
@@ -308,14 +322,23 @@ def _corpus_memo(probe: MemorisationTexts | None, log: dict, run: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    out = export(args.run, args.out, args.gguf)
+    from codigit.home import resolve_home
+    from codigit.usecases import FILE, claimed
+
+    home = resolve_home(args.home)
+    uses = claimed(home, args.claim) if args.claim or (home / FILE).exists() else None  # a refused claim: no export
+    out = export(args.run, args.out, args.gguf, uses)
     print(f"export: {out}")
 
 
 def add_parser(sub, parents: Parents) -> None:
-    p = sub.add_parser("export", help="a run's model for its contributors: merged model, GGUF, contribution log, "
-                                      "model card, a notice per credited contributor")  # fmt: skip
+    p = sub.add_parser("export", parents=[parents.home],
+                       help="a run's model for its contributors: merged model, GGUF, contribution log, model card, "
+                            "a notice per credited contributor")  # fmt: skip
     p.add_argument("run", type=Path, help="a finished training run folder (runs/NAME)")
     p.add_argument("--out", type=Path, help="where to write it (default: RUN/export; must not exist)")
     p.add_argument("--gguf", choices=GGUF_CHOICES, default=GGUF_DEFAULT, help="GGUF precision (none: no GGUF)")
+    p.add_argument("--claim", action="append", default=[], metavar="USE_ID",
+                   help="a use the board approved that the card offers the model for (repeatable; `codigit "
+                        "usecases` lists them); the card lists the home's use-case register in any case")  # fmt: skip
     p.set_defaults(func=run)

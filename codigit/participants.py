@@ -166,6 +166,9 @@ def _add(
             user.add_to_workspace(workspace)
         private_forms(client, study, user, texts, shown[choose(study, chosen.get(username))])
         done.append(username)
+    from codigit.collectives import record_collectives
+
+    record_collectives(client, study, {u: p.collective for p, u in zip(people, usernames, strict=True) if p.collective})
     return Added(out, reset)
 
 

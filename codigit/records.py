@@ -32,6 +32,7 @@ class Story(_Record):
     story: str
     submitted_at: str
     changed_after_review: bool = False  # the text differs from what a review round showed
+    collective: str | None = None  # the author's collective, in a study of several (`codigit.collectives`)
     # flag -> how many reviewers who have since withdrawn raised it on this text: their reviews are gone, but a
     # safety flag must go on stopping the story at the release gate (a count, never who)
     withdrawn_flags: dict[str, int] = {}

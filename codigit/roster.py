@@ -18,7 +18,8 @@ from pathlib import Path
 from codigit.errors import CodigitError
 from codigit.home import atomic_write, new_secret
 
-ROSTER_COLUMNS = {"name", "email", "pseudonym"}
+ROSTER_COLUMNS = {"name", "email", "pseudonym", "collective"}
+COLLECTIVE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")  # it becomes a token, <|collective:NAME|>
 LOGINS_COLUMNS = ["name", "email", "username", "password", "login_url"]
 PSEUDONYM = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -33,6 +34,7 @@ class Person:
     name: str
     email: str
     pseudonym: str | None  # chosen by the organiser, else derived
+    collective: str | None = None  # the collective they write with, in a study of several (`codigit.collectives`)
 
 
 def read_roster(path: Path) -> list[Person]:
@@ -57,7 +59,8 @@ def _parse_roster(path: Path, content: str) -> list[Person]:
     if "name" not in header:
         raise CodigitError(f"{path}: the header must have a `name` column (and optionally email, pseudonym)")
     if unknown := sorted(set(header) - ROSTER_COLUMNS):
-        raise CodigitError(f"{path}: unknown column(s) {', '.join(unknown)}; allowed: name, email, pseudonym")
+        raise CodigitError(f"{path}: unknown column(s) {', '.join(unknown)}; allowed: name, email, pseudonym, "
+                           "collective")  # fmt: skip
     reader.fieldnames = header
     people: list[Person] = []
     seen: dict[str, int] = {}
@@ -67,6 +70,7 @@ def _parse_roster(path: Path, content: str) -> list[Person]:
         name = (row.get("name") or "").strip()
         email = (row.get("email") or "").strip().lower()
         pseudonym = (row.get("pseudonym") or "").strip() or None
+        collective = (row.get("collective") or "").strip() or None
         if not name and not email and not pseudonym:
             continue  # blank line
         if not name:
@@ -78,13 +82,16 @@ def _parse_roster(path: Path, content: str) -> list[Person]:
                 f"{path}: row {row_no}: pseudonym {pseudonym!r} must be 3-40 lowercase letters, digits or '-', "
                 "starting with a letter"
             )
+        if collective and not COLLECTIVE.match(collective):
+            raise CodigitError(f"{path}: row {row_no}: collective {collective!r} must be 1-40 lowercase letters, "
+                               "digits, '-' or '_', starting with a letter")  # fmt: skip
         identity = email or name.casefold()
         for key in (f"id:{identity}", f"ps:{pseudonym}" if pseudonym else None):
             if key and key in seen:
                 raise CodigitError(f"{path}: row {row_no}: same person or pseudonym as row {seen[key]}")
             if key:
                 seen[key] = row_no
-        people.append(Person(row_no, name, email, pseudonym))
+        people.append(Person(row_no, name, email, pseudonym, collective))
     if not people:
         raise CodigitError(f"{path}: the roster has no participants")
     return people

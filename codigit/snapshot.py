@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from codigit import __version__
+from codigit.collectives import from_ledger as collectives_from
 from codigit.contributions import IMPORT_DATASET, from_rows
 from codigit.records import (
     Consent,
@@ -141,6 +142,7 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
                 problems.append(Problem(participant=str(entry.get("participant")), what="review", id="ledger",
                                         message=message))  # fmt: skip
 
+    collective = collectives_from(ledger)
     stories = []
     for story_id, author, invitation, answers, at in sorted(stories_raw):
         if author in withdrawn:
@@ -151,9 +153,8 @@ def build_snapshot(rows: Iterable[tuple], study: Study, source: str, snapshot_id
             problems.append(Problem(participant=author, what="story", id=story_id, message=broken.organiser_message()))
             excluded["stories_invalid"] += 1
             continue
-        stories.append(
-            Story(story_id=story_id, author=author, invitation=invitation, prompt=prompt, story=story, submitted_at=at)
-        )
+        stories.append(Story(story_id=story_id, author=author, invitation=invitation, prompt=prompt, story=story,
+                             submitted_at=at, collective=collective.get(author)))  # fmt: skip
 
     consent = []
     for participant, answers in sorted(consent_raw.items()):

@@ -75,7 +75,10 @@ PAGE_KEYS = (
     "withdraw_text", "withdraw_button", "withdraw_confirm_title", "withdraw_confirm_text", "withdraw_reason",
     "withdraw_yes", "cancel", "withdrawn_text", "error", "home_link", "discard_title", "discard_text",
     "discard_yes", "draft_note", "limit_note", "language", "step_texts", "texts_counts", "texts_write",
-    "reviews_texts_round", "reviews_texts_closed", "step_reviews_texts",
+    "reviews_texts_round", "reviews_texts_closed", "step_reviews_texts", "usecases_title", "usecases_intro",
+    "usecases_none", "usecases_propose", "usecase_title", "usecase_who", "usecase_purpose", "usecase_not_for",
+    "usecase_send", "usecase_sent", "usecase_proposed", "usecase_approved", "usecase_declined", "usecase_mine",
+    "rules.usecase_empty", "rules.usecase_too_long",
 )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from codigit.specs import (
     load_yaml,
     read_text,
 )
+from codigit.usecases import UseCasesSpec
 
 
 def _require(questions: list[QuestionSpec], wanted: dict[str, tuple[str, set[str] | None]], required=()) -> None:
@@ -219,6 +220,7 @@ class Study(_Strict):
     positionality: PositionalitySpec
     review: ReviewSpec
     contributions: ContributionsSpec | None = None  # whole texts, for continued pretraining (`codigit corpus`)
+    use_cases: UseCasesSpec | None = None  # members propose uses of the model, the board decides (`codigit.usecases`)
     root: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")

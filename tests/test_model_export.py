@@ -9,6 +9,7 @@ back exactly what it is told to.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -303,6 +304,30 @@ def test_export_gguf_log_notices_and_card(trained, corpus, tmp_path):
         if file.is_file():
             body = file.read_bytes()
             assert not [p for p in PEOPLE if p.encode() in body], file
+
+
+@pytest.mark.slow
+def test_the_card_carries_the_communitys_use_case_register(trained, tmp_path):
+    from codigit.model_export import export
+    from codigit.usecases import claimed, decide, propose
+
+    home = tmp_path / "home"
+    home.mkdir()
+    fields = {"who": "Our readers", "purpose": "Bedtime stories in our voice", "not_for": "Selling our style"}
+    offered = propose(home, "p-proposer01", {"title": "Bedtime", **fields})
+    declined = propose(home, "p-proposer02", {"title": "Ad copy", **fields})
+    decide(home, offered, "approve", "Ana Board", "What the co-op writes for")
+    decide(home, declined, "decline", "Ana Board", "Not what we write for")
+    out = export(trained, tmp_path / "export", gguf="none", uses=claimed(home, [offered]))
+    card = (out / "README.md").read_text()
+    assert f"- **Bedtime** ({offered}): Bedtime stories in our voice." in card
+    assert f"| Ad copy ({declined}) | declined |" in card and "Not what we write for" in card
+    register = json.loads((out / "use_cases.json").read_text())
+    assert register["offered_for"] == [offered] and [u["state"] for u in register["decided"]] == [
+        "approved",
+        "declined",
+    ]
+    assert b"p-proposer" not in (out / "README.md").read_bytes() + (out / "use_cases.json").read_bytes()
 
 
 # ---- refusals: one line each ----

@@ -9,6 +9,7 @@ which also lists what the matching below still gets wrong).
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterable
 
@@ -134,3 +135,39 @@ def stereotype_alignment(text: str, typicality: float) -> float | None:
     if gender == "other":
         return 0.0
     return 1.0 if (gender == "he") == (typicality > 0.5) else -1.0
+
+
+PER_WORD = ("masculine_coded", "feminine_coded", "agency", "communion")  # reported per 100 words
+
+
+def family(metric: str) -> str:
+    """The plot panel of a metric: differences on one x axis must share a unit."""
+    if metric.startswith("pronoun_"):
+        return "pronouns per text"
+    if metric in PER_WORD:
+        return "coded words per 100 words"
+    if metric == "words":
+        return "words per text"
+    if metric == "refusal" or metric.startswith("bbq_"):
+        return "share of answers (refusals, BBQ accuracy)"
+    return "stereotype alignment (-1 to 1 per text)" if metric == "stereotype_alignment" else "other"
+
+
+def metric_frame(generations):
+    import pandas as pd
+
+    from codigit.resources import occupations
+
+    jobs = occupations()
+    rows = []
+    for g in generations.itertuples(index=False):
+        m = text_metrics(g.text)
+        for name in PER_WORD:
+            m[name] = 100 * m[name] / m["words"] if m["words"] else float("nan")
+        occupation = json.loads(g.meta or "{}").get("occupation")
+        m["stereotype_alignment"] = stereotype_alignment(g.text, jobs[occupation]) if occupation in jobs else None
+        rows.append({"model": g.model, "prompt_id": g.prompt_id, "sample": g.sample, **m})
+    columns = ["model", "prompt_id", "sample", *text_metrics(""), "stereotype_alignment"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["stereotype_alignment"] = pd.to_numeric(frame["stereotype_alignment"])  # None (no occupation) -> nan
+    return frame

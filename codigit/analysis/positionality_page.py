@@ -11,6 +11,7 @@ import base64
 import html
 import re
 
+from codigit.analysis.page import REPORT_CSS, html_table
 from codigit.analysis.positionality_plots import (
     TOP_TERMS,
     alpha_plot,
@@ -19,7 +20,6 @@ from codigit.analysis.positionality_plots import (
     model_plot,
     ratings_plot,
 )
-from codigit.analysis.report import REPORT_CSS, html_table
 
 MAX_PANELS = 12  # distinctive-language small multiples; more would be unreadable on a phone
 REFERENCES = {

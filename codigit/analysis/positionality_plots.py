@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codigit.analysis.report import figure_png, pyplot
+from codigit.analysis.page import figure_png, pyplot
 
 TOP_TERMS = 8  # terms per distinctive-language panel
 THRESHOLDS = (0.667, 0.8)  # Krippendorff (2018): tentative conclusions / reliable

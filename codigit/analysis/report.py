@@ -11,72 +11,17 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import json
 from pathlib import Path
 
+from codigit.analysis.metrics import family, metric_frame
+from codigit.analysis.page import REPORT_CSS, figure_png, fmt, html_table, pyplot
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
-PER_WORD = ("masculine_coded", "feminine_coded", "agency", "communion")  # reported per 100 words
 COLUMNS = ("model", "suite", "prompt_id", "sample", "prompt", "text", "meta")
 BUILTIN = ("occupations", "bbq")  # `builtin:` suites; the study's own open prompts come first in the report
 EXAMPLES_PER_SUITE = 4
 N_BOOT = 2000  # bootstrap resamples per metric (`codigit analyze --n-boot`)
-# One stylesheet for every analysis page (this report, `positionality_page`), inlined so a page is one file.
-REPORT_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-td, th { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; border-top: 1px solid #ddd; }
-.pair h4 { grid-column: 1 / 3; font-size: 1rem; } .pair p { white-space: pre-wrap; }
-img { max-width: 100%; height: auto; }
-.scroll { overflow-x: auto; max-width: 100%; }
-figure { margin: 1rem 0; } figcaption { font-size: 0.9rem; color: #555; margin-top: 0.3rem; }
-nav.contents { background: #f7f7f7; border: 1px solid #ddd; padding: 0.5rem 1rem; display: inline-block; }
-nav.contents ol { margin: 0.3rem 0; padding-left: 1.3rem; }
-p.methods { font-size: 0.9rem; background: #f7f7fa; border-left: 3px solid #99a; padding: 0.4rem 0.8rem; }
-blockquote.excerpt { margin: 0.4rem 0 0.4rem 1rem; padding-left: 0.8rem; border-left: 3px solid #ccc;
-  font-style: italic; color: #333; }
-mark { background: #fde68a; padding: 0 0.1em; }
-ul.excerpts { list-style: none; padding-left: 0; } .scroll table { font-size: 0.85rem; }
-ol.references li { margin-bottom: 0.4rem; font-size: 0.9rem; }
-"""
-
-
-def family(metric: str) -> str:
-    """The plot panel of a metric: differences on one x axis must share a unit."""
-    if metric.startswith("pronoun_"):
-        return "pronouns per text"
-    if metric in PER_WORD:
-        return "coded words per 100 words"
-    if metric == "words":
-        return "words per text"
-    if metric == "refusal" or metric.startswith("bbq_"):
-        return "share of answers (refusals, BBQ accuracy)"
-    return "stereotype alignment (-1 to 1 per text)" if metric == "stereotype_alignment" else "other"
-
-
-def metric_frame(generations):
-    import pandas as pd
-
-    from codigit.analysis.metrics import stereotype_alignment, text_metrics
-    from codigit.resources import occupations
-
-    jobs = occupations()
-    rows = []
-    for g in generations.itertuples(index=False):
-        m = text_metrics(g.text)
-        for name in PER_WORD:
-            m[name] = 100 * m[name] / m["words"] if m["words"] else float("nan")
-        occupation = json.loads(g.meta or "{}").get("occupation")
-        m["stereotype_alignment"] = stereotype_alignment(g.text, jobs[occupation]) if occupation in jobs else None
-        rows.append({"model": g.model, "prompt_id": g.prompt_id, "sample": g.sample, **m})
-    columns = ["model", "prompt_id", "sample", *text_metrics(""), "stereotype_alignment"]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame["stereotype_alignment"] = pd.to_numeric(frame["stereotype_alignment"])  # None (no occupation) -> nan
-    return frame
 
 
 def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
@@ -119,34 +64,14 @@ def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
         atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
     png = differences_plot(comparison.dropna(subset=["diff"]))
     atomic_write(out / "differences.png", png)
-    atomic_write(out / "report.html", render(run, generations, comparison, diversity, png, bbq_frame))
+    from codigit.analysis.voices import section
+
+    voices = section(generations, n_boot=min(n_boot, 1000), seed=seed)  # a run trained in several collectives' voices
+    for name, frame in (voices[1] if voices else {}).items():
+        atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
+    atomic_write(out / "report.html", render(run, generations, comparison, diversity, png, bbq_frame,
+                                             voices[0] if voices else ""))  # fmt: skip
     return out
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only backend (no display here or on a server)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def figure_png(fig) -> bytes:
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    pyplot().close(fig)
-    return buffer.getvalue()
-
-
-def html_table(frame) -> str:
-    """A DataFrame as an HTML table, every cell escaped."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = frame.itertuples(index=False)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def differences_plot(comparison) -> bytes:
@@ -185,7 +110,7 @@ def examples(generations, per_suite: int = EXAMPLES_PER_SUITE) -> list:
     return out
 
 
-def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None) -> str:
+def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None, voices: str = "") -> str:
     table = html_table
 
     pairs = []
@@ -224,6 +149,7 @@ is the share of items answered right (one unit per item).</p>
 there is no per-prompt pairing and no test; read it as a description.</p>
 {table(diversity)}
 {bbq_section}
+{voices}
 {extra_sections(run)}
 <h2>Examples (first sample, side by side, a few from each suite)</h2>
 {"".join(pairs)}
@@ -251,12 +177,6 @@ def extra_sections(run: Path) -> str:
             f"<h2>Blind comparison, round {html.escape(name)}</h2><p>{r.judgments} judgments of {r.pairs} pairs by "
             f"{r.judges} participants: tuned preferred {r.tuned}, base {r.base}, ties {r.tie}. Tuned "
             f"win rate {r.tuned_win_rate:.3f} (95% CI {r.ci_low:.3f}–{r.ci_high:.3f}); Krippendorff's "
-            f"alpha {_fmt(r.alpha)}.</p>"
+            f"alpha {fmt(r.alpha)}.</p>"
         )
     return "\n".join(parts)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"
-    return str(value)

@@ -81,6 +81,7 @@ class Plan:
     why: dict[str, str] = field(default_factory=dict)  # story id -> reason it is out
     blocked: list[tuple[str, list[str]]] = field(default_factory=list)  # (story id, findings) awaiting a decision
     decisions: list[dict] = field(default_factory=list)  # the organiser decisions this release applied
+    row_authors: dict[str, str] = field(default_factory=dict)  # record id -> author (never written)
 
 
 def plan_release(
@@ -105,6 +106,7 @@ def plan_release(
     for r in counted_reviews(r for r in snapshot.reviews if r.reviewer in withdrawn):
         kept[r.story_id].update(r.flags)
     seen: dict[str, str] = {}
+    several = any(s.collective for s in snapshot.stories)  # a study of several collectives: a column for them
     for story in sorted(snapshot.stories, key=lambda s: (s.submitted_at, s.story_id)):
 
         def out(reason: str, detail: str = "") -> None:
@@ -158,12 +160,24 @@ def plan_release(
             "public": c.public,
             "language": policy.language,
             "license": policy.license,
+            **({"collective": story.collective} if several else {}),
         })  # fmt: skip
+        plan.row_authors[rid] = story.author
+    if several:  # a collective of fewer than k authors in this release is shown as "other"
+        from codigit.collectives import pooled
+
+        members: defaultdict[str | None, set[str]] = defaultdict(set)
+        for row in plan.rows:
+            members[row["collective"]].add(plan.row_authors[row["id"]])
+        label = pooled(members, policy.min_group_size)
+        for row in plan.rows:
+            row["collective"] = label[row["collective"]]
     plan.rows.sort(key=lambda r: r["id"])
     return plan
 
 
-def features():
+def features(collective: bool = False):
+    """The release's columns; `collective` for a study of several collectives."""
     from datasets import Features, List, Value
 
     return Features({
@@ -181,6 +195,7 @@ def features():
         "public": Value("bool"),
         "language": Value("string"),
         "license": Value("string"),
+        **({"collective": Value("string")} if collective else {}),
     })  # fmt: skip
 
 
@@ -188,7 +203,7 @@ def write_parquet(rows: list[dict], path: Path) -> None:
     import datasets
 
     datasets.disable_progress_bars()  # one file of a few MB; codigit reports the release as a whole
-    feats = features()
+    feats = features("collective" in rows[0])
     columns = {name: [row[name] for row in rows] for name in feats}  # by column: an empty split works too
     datasets.Dataset.from_dict(columns, features=feats).to_parquet(str(path))
 

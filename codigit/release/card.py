@@ -61,6 +61,33 @@ def demographics(snapshot: Snapshot, authors: set[str], study: Study, k: int) ->
     return "\n".join(lines)
 
 
+def collectives(manifest: Manifest, snapshot: Snapshot, authors: set[str], k: int) -> str:
+    """Stories and people per collective in this view of the release (the `collective` column's labels: a
+    collective of fewer than k authors is pooled as "other", and a pool of fewer than k people shows "<k")."""
+    from collections import defaultdict
+
+    from codigit.collectives import pooled
+    from codigit.release.build import record_id
+
+    ids = {r.id for r in manifest.records}
+    stories = [s for s in snapshot.stories if s.author in authors and record_id(s.prompt, s.story) in ids]
+    if not any(s.collective for s in stories):
+        return ""
+    members: defaultdict[str | None, set[str]] = defaultdict(set)
+    for s in stories:
+        members[s.collective].add(s.author)
+    label = pooled(members, k)
+    shown: defaultdict[str, list] = defaultdict(lambda: [0, set()])
+    for s in stories:
+        shown[label[s.collective] or "(none)"][0] += 1
+        shown[label[s.collective] or "(none)"][1].add(s.author)
+    rows = "\n".join(f"| {name} | {n} | {len(people) if len(people) >= k else f'<{k}'} |"
+                     for name, (n, people) in sorted(shown.items()))  # fmt: skip
+    return (f"\n### Collectives\nEach record's `collective` is its author's collective; collectives of fewer than "
+            f"{k} authors in this release are pooled as \"other\".\n\n| collective | records | people |\n"
+            f"| --- | --- | --- |\n{rows}\n")  # fmt: skip
+
+
 def configs(counts: dict[str, int]) -> list[dict]:
     """The card's data files: only splits that have records (`datasets` fails on a declared empty split)."""
     files = [{"split": s, "path": f"data/{s}-*.parquet"} for s in ("train", "test") if counts.get(s)]
@@ -84,6 +111,7 @@ def dataset_card(manifest: Manifest, policy: Policy, snapshot: Snapshot, authors
                          for reason, n in manifest.excluded.items())  # fmt: skip
     considered = total + sum(manifest.excluded.values())
     p = policy
+    groups = collectives(manifest, snapshot, authors, p.min_group_size)
     return f"""---
 {yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()}
 ---
@@ -114,7 +142,9 @@ two-turn `messages` conversation and as plain `prompt`/`response` columns. `id` 
 pair. `themes` are those chosen by at least {p.theme_min_share:.0%} of the story's reviewers; `review_*` columns
 summarise the reviews (self-reviews excluded). `attribution` is the name the author chose to be credited
 under, only if they did and allowed public release. `public` says whether the author allowed public release:
-**only records with `public = true` may be published**. No other information about authors is included.
+**only records with `public = true` may be published**.{
+        " `collective` is the author's collective (below)." if groups else ""
+    } No other information about authors is included.
 
 ### Collection process
 Participants wrote pairs in Argilla, each in a workspace of their own, answered a versioned consent form and
@@ -152,7 +182,7 @@ See *Preprocessing and selection*: community review and the authors' consent dec
 
 ### Author demographics
 {demographics(snapshot, authors, study, p.min_group_size)}
-
+{groups}
 ### Text characteristics
 {p.card.text_characteristics.strip()}
 """

@@ -295,7 +295,8 @@ def affected(pseudonym: str, releases_root: Path, runs_root: Path, corpus_root: 
                             "path": str(Path(corpus_root) / version)})  # fmt: skip
                 trained_on[dataset_hash] = (f"corpus {version}", "")
     runs, unreadable = [], []
-    for prov in sorted(Path(runs_root).glob("*/provenance.json")):
+    root = Path(runs_root)  # a run, or one adapter of a community garden (RUN/<collective>/)
+    for prov in sorted({*root.glob("*/provenance.json"), *root.glob("*/*/provenance.json")}):
         try:
             used = read_provenance(prov.parent).release
         except CodigitError as e:
@@ -303,5 +304,6 @@ def affected(pseudonym: str, releases_root: Path, runs_root: Path, corpus_root: 
             continue
         if used.dataset_hash in trained_on:
             version, view = trained_on[used.dataset_hash]
-            runs.append({"run": prov.parent.name, "path": str(prov.parent), "release": version + view})
+            runs.append({"run": prov.parent.relative_to(root).as_posix(), "path": str(prov.parent),
+                         "release": version + view})  # fmt: skip
     return hit, runs, unreadable

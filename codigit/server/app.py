@@ -155,7 +155,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     study's rules at submit time and the participants' pages."""
     from argilla_server.jobs import queues
 
-    from codigit.server import jobs, privacy, sqlite_writes, study_pages, submit_rules
+    from codigit.server import jobs, privacy, sqlite_writes, study_pages, submit_rules, usecase_pages
     from codigit.server import ui as ui_edits
 
     # private: listed in codigit/upstream.py
@@ -174,6 +174,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     close_docs(app, api_v1)
     submit_rules.install(home)
     study_pages.install(api_v1, home, snapshots)
+    usecase_pages.install(api_v1, home)
     if (ui := ui_directory(app)) is not None:
         ui_edits.patch_ui(ui)
         study_pages.copy_pages(ui)

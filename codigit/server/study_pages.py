@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from codigit.errors import CodigitError
 from codigit.languages import Localised, choose
-from codigit.server import deployed, home_state, submit_rules
+from codigit.server import deployed, home_state, submit_rules, usecase_pages
 from codigit.server.sqlfilters import enum_value
 from codigit.study import Study
 
@@ -88,6 +88,7 @@ def install(api: FastAPI, home: Path, snapshots: Path | None) -> None:
                 else localised.contributions.guidelines
             ),  # fmt: skip
             "consent_html": _markdown(localised.consent_text),
+            "usecases": await run_in_threadpool(usecase_pages.view, home, study, user.username),
         }
 
     @api.post("/codigit/language", include_in_schema=False)

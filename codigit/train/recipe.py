@@ -33,6 +33,16 @@ class CodigitArgs:
         metadata={"help": "collective-identity tokens to add, e.g. codigit; each becomes <|collective:NAME|>"},
     )
     collective: str = field(default="", metadata={"help": "the collective whose token conditions this release"})
+    voices: bool = field(
+        default=False,
+        metadata={"help": "each conversation opens with its own record's collective token (the release's "
+                  "`collective` column); collectives lists them all"},
+    )  # fmt: skip
+    only_collective: str = field(
+        default="",
+        metadata={"help": "train on this collective's records only (the release's `collective` column): one "
+                  "adapter of a community garden; `codigit train --each-collective` makes one per collective"},
+    )  # fmt: skip
     merge: bool = field(default=False, metadata={"help": "also save the LoRA-merged full model"})
     label_only_loss: bool = field(
         default=True,
@@ -59,6 +69,11 @@ def check_recipe(recipe: Recipe, where: str = "recipe") -> None:
         raise CodigitError(f"{where}: `release` is required (a release folder, e.g. data/releases/0.1.0)")
     if args.collective and args.collective not in args.collectives:
         raise CodigitError(f"{where}: collective {args.collective!r} is not among collectives")
+    if args.only_collective and args.voices:
+        raise CodigitError(f"{where}: only_collective trains one collective's adapter; voices trains them all in one")
+    if args.voices and (args.collective or len(args.collectives) < 2):
+        raise CodigitError(f"{where}: voices takes each record's collective: list at least two in collectives, "
+                           "and no single collective")  # fmt: skip
     evaluating = str(getattr(sft.eval_strategy, "value", sft.eval_strategy)) != "no"
     if args.eval_split and not evaluating:
         raise CodigitError(f"{where}: eval_split {args.eval_split!r} needs eval_strategy steps (with eval_steps) or "

@@ -51,9 +51,24 @@ def release_split(args: CodigitArgs, manifest: Manifest, path: Path, split: str)
     if not manifest.counts.get(split):
         raise CodigitError(f"{path}: release {manifest.version} has no records in split {split!r}")
     data = load_dataset("parquet", data_files=str(split_file(path, split)), split="train")
-    data = data.select_columns(["messages"])
+    if (args.voices or args.only_collective) and "collective" not in data.column_names:
+        raise CodigitError(f"{path}: release {manifest.version} has no `collective` column: voices and "
+                           "only_collective need a study of several collectives")  # fmt: skip
+    if args.only_collective:  # one member collective's adapter on the shared base (a community garden)
+        data = data.filter(lambda row: row["collective"] == args.only_collective)
+        if not len(data):
+            raise CodigitError(f"{path}: no record of collective {args.only_collective!r} in split {split!r}")
+    if args.voices:  # each conversation in its own collective's voice
+        if unknown := sorted({c for c in data["collective"] if c} - set(args.collectives)):
+            raise CodigitError(f"{path}: collective(s) {', '.join(unknown)} of the release are not in the recipe's "
+                               "collectives")  # fmt: skip
+    data = data.select_columns(["messages", *(["collective"] if args.voices else [])])
     if args.max_records:
         data = data.select(range(min(args.max_records, len(data))))
+    if args.voices:
+        data = data.map(lambda row: {"messages": [{"role": "system", "content": collective_token(row["collective"])},
+                                                  *row["messages"]] if row["collective"] else row["messages"]},
+                        remove_columns=["collective"])  # fmt: skip
     if args.collective:  # the collective's token opens every conversation, as it will at generation time
         token = collective_token(args.collective)
         data = data.map(lambda row: {"messages": [{"role": "system", "content": token}, *row["messages"]]})
@@ -277,7 +292,8 @@ def train(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks: 
     if p.args.merge and (p.trainer.is_fsdp_enabled or p.trainer.is_deepspeed_enabled):
         raise CodigitError("merge: the weights are sharded under FSDP/DeepSpeed; train without merge")
     prov_path = p.run / "provenance.json"
-    record = p.record.model_copy(update={"started_at": utc_now(), "resumed_from": p.resume})
+    record = p.record.model_copy(update={"started_at": utc_now(), "resumed_from": p.resume,
+                                         "slurm_job_id": os.environ.get("SLURM_JOB_ID")})  # fmt: skip
     if main:
         handoff.write(prov_path, record)
     result = p.trainer.train(resume_from_checkpoint=p.resume)

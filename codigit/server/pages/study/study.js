@@ -78,6 +78,7 @@
     renderStories();
     renderTexts();
     renderRounds();
+    window.codigitUsecases.render(state, { say, date, session, reload: load });
     let n = 0; // steps are numbered as shown: the texts step is there only when the study asks for texts
     for (const step of document.querySelectorAll(".steps > .step")) {
       if (!step.hidden) step.querySelector(".n").textContent = String(++n);
