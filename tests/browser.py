@@ -15,6 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import ARTIFACTS, Server
 
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+# a test that takes `viewport` runs at both sizes: participants use phones as much as computers
+at_desktop_and_phone_size = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -79,11 +79,11 @@ def start_server(home: Path, port: int | None = None, extra: tuple[str, ...] = (
 
 
 @contextlib.contextmanager
-def own_study_server(home: Path):
-    """A server of a test's own (so snapshots hold only that test's data) with the study initialised."""
+def own_study_server(home: Path, study: Path = STUDY):
+    """A server of a test's own (so snapshots hold only that test's data) with the study (`study`) initialised."""
     srv = start_server(home)
     try:
-        init = codigit("init", "--study", str(STUDY), home=srv.home)
+        init = codigit("init", "--study", str(study), home=srv.home)
         assert init.returncode == 0, init.stderr
         yield srv
     finally:

@@ -7,7 +7,7 @@ import csv
 import re
 
 import pytest
-from browser import chromium, option_name, playwright_or_fail
+from browser import PHONE, chromium, option_name, playwright_or_fail
 from conftest import ARTIFACTS, REPO, add_participants, codigit, own_study_server
 
 from codigit.coding.codebook import load_codebook
@@ -15,7 +15,6 @@ from codigit.coding.codebook import load_codebook
 pytestmark = pytest.mark.slow  # a server of its own and a browser
 
 STORY = "Tomas had the steadiest hands on the ward, and nobody asked why a man was the night nurse."
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture

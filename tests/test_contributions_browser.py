@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import chromium, option_name, playwright_or_fail
-from conftest import ARTIFACTS, REPO, codigit, start_server
+from browser import at_desktop_and_phone_size, chromium, option_name, playwright_or_fail
+from conftest import ARTIFACTS, REPO, own_study_server
 from test_participant_journey import NO_SIDEWAYS_SCROLL, accounts, home_state, refused, step
 
 from codigit.study import load_study
@@ -35,17 +35,11 @@ def sign_in(page, expect, row: dict[str, str]) -> None:
 @pytest.fixture
 def served(tmp_path):
     playwright_or_fail()
-    server = start_server(tmp_path / "home")
-    try:
-        init = codigit("init", "--study", str(STUDY), home=server.home)
-        assert init.returncode == 0, init.stderr
+    with own_study_server(tmp_path / "home", STUDY) as server:
         yield server
-    finally:
-        server.stop()
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1400, "height": 1000}, {"width": 390, "height": 844}],
-                         ids=["desktop", "phone"])  # fmt: skip
+@at_desktop_and_phone_size
 def test_a_contributor_gives_a_text_from_the_study_home(served, tmp_path, viewport):
     size = "phone" if viewport["width"] < 500 else "desktop"
     row = accounts(served, tmp_path, 1)[0]

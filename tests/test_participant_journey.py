@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from browser import chromium, option_name, playwright_or_fail
+from browser import DESKTOP, PHONE, chromium, option_name, playwright_or_fail
 from conftest import ARTIFACTS, STUDY, Participant, codigit, feedback_study_server, login
 
 from codigit.languages import shared_review_form
@@ -25,8 +25,6 @@ from codigit.study import load_study
 
 pytestmark = pytest.mark.slow  # a browser, and a server of its own for each test
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 S = load_study(STUDY)
 T = S.participant_words()
 PROMPT = "My daughter asked whether girls can be engineers. What should I say?"

@@ -101,7 +101,7 @@ def test_a_snapshot_without_hashes_is_refused_by_release_but_still_read(tmp: Pat
     snap = write_snapshot(snapshot(*base()), tmp / "snaps")
     meta = json.loads((snap / META_FILE).read_text(encoding="utf-8"))
     assert set(meta["files"]) == {f"{p}.jsonl" for p in ("stories", "reviews", "consent", "positionality",
-                                                         "withdrawals", "contributions")}  # fmt: skip
+                                                         "withdrawals", "contributions", "text_reviews")}  # fmt: skip
     del meta["files"]  # as codigit wrote snapshots before it recorded hashes
     (snap / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     one_line_error(release(tmp, "0.1.0", snap), "snapshot without file hashes")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import chromium, option_name, playwright_or_fail
-from conftest import ARTIFACTS, REPO, codigit, login, start_server
+from browser import at_desktop_and_phone_size, chromium, option_name, playwright_or_fail
+from conftest import ARTIFACTS, REPO, codigit, login, own_study_server
 from test_contributions import essay
 from test_contributions_browser import sign_in
 from test_participant_journey import NO_SIDEWAYS_SCROLL, accounts, home_state, step
@@ -28,17 +28,11 @@ CONSENT = {"training": "yes", "public": "yes", "attribution": "none"}
 @pytest.fixture
 def served(tmp_path):
     playwright_or_fail()
-    server = start_server(tmp_path / "home")
-    try:
-        init = codigit("init", "--study", str(STUDY), home=server.home)
-        assert init.returncode == 0, init.stderr
+    with own_study_server(tmp_path / "home", STUDY) as server:
         yield server
-    finally:
-        server.stop()
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1400, "height": 1000}, {"width": 390, "height": 844}],
-                         ids=["desktop", "phone"])  # fmt: skip
+@at_desktop_and_phone_size
 def test_a_texts_only_study_has_no_writing_step_and_its_texts_are_reviewed(served, tmp_path, viewport):
     size = "phone" if viewport["width"] < 500 else "desktop"
     reviewer, writer = accounts(served, tmp_path, 2)

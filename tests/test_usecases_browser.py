@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import chromium, playwright_or_fail
-from conftest import ARTIFACTS, REPO, codigit, start_server
+from browser import at_desktop_and_phone_size, chromium, playwright_or_fail
+from conftest import ARTIFACTS, REPO, codigit, own_study_server
 from test_contributions_browser import sign_in
 from test_participant_journey import NO_SIDEWAYS_SCROLL, accounts
 
@@ -26,13 +26,8 @@ USE = {"title": "Story time", "who": "Librarians of the co-op's town",
 @pytest.fixture
 def served(tmp_path):
     playwright_or_fail()
-    server = start_server(tmp_path / "home")
-    try:
-        init = codigit("init", "--study", str(STUDY), home=server.home)
-        assert init.returncode == 0, init.stderr
+    with own_study_server(tmp_path / "home", STUDY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def fill(form, values: dict[str, str]) -> None:
@@ -40,8 +35,7 @@ def fill(form, values: dict[str, str]) -> None:
         form.locator(f'[name="{name}"]').fill(value)
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1400, "height": 1000}, {"width": 390, "height": 844}],
-                         ids=["desktop", "phone"])  # fmt: skip
+@at_desktop_and_phone_size
 def test_a_member_proposes_a_use_and_everyone_sees_the_boards_decision(served, tmp_path, viewport):
     size = "phone" if viewport["width"] < 500 else "desktop"
     proposer, reader = accounts(served, tmp_path, 2)
