@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codigit import memorisation_texts
 from codigit.analysis.metrics import words
 from codigit.cli_types import Parents, at_least
 from codigit.errors import CodigitError
 from codigit.generate import BATCH_SIZE
 from codigit.home import atomic_write
+from codigit.probe_options import add_options as add_text_options
 
 if TYPE_CHECKING:
     from codigit.handoff import MemorisationSummary
@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> None:
     if args.texts and not corpus:
         raise CodigitError(f"{args.run}: --texts needs a run on a corpus release; this one trained on stories")
     if args.texts:
-        return memorisation_texts.run_texts(args)
+        from codigit.memorisation_texts import run_texts
+
+        return run_texts(args)
     s = memorisation(args.run, args.prefix_words, args.extract_words, args.max_records, args.batch_size)
     print(f"{s.records} training stories: extraction rate {s.extraction_rate:.1%} (a run of "
           f"{s.extract_words}+ words repeated), median longest run after a {s.prefix_words}-word prefix "
@@ -155,5 +157,5 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--texts", action="store_true",
                    help="a run on a corpus release: per contributed text, verbatim and near-verbatim extraction "
                         "rates, greedy and sampled -> RUN/analysis/memorisation_texts.json")  # fmt: skip
-    memorisation_texts.add_options(p)
+    add_text_options(p)
     p.set_defaults(func=run)

@@ -22,12 +22,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from codigit.cli_types import at_least
 from codigit.errors import CodigitError
 from codigit.generate import BATCH_SIZE, sample_seed
+from codigit.probe_options import MIN_PREFIX, NEW_TOKENS, PREFIX_TOKENS, WINDOWS
 
-WINDOWS, PREFIX_TOKENS, NEW_TOKENS = 8, 64, 48  # `--windows`, `--prefix-tokens`, `--new-tokens`
-MIN_PREFIX = 16  # a text too short for a full prefix is probed once with all it has before its last N tokens
 NEAR = 0.75
 TEMPERATURE, TOP_P = 0.8, 0.95
 FILE = "memorisation_texts.json"
@@ -244,16 +242,6 @@ def read_memorisation_texts(run: Path) -> MemorisationTexts | None:
     if not path.is_file():
         return None
     return read(MemorisationTexts, path, f"{path}: unreadable ({{why}}); run `codigit memorisation RUN --texts` again")
-
-
-def add_options(p: argparse.ArgumentParser) -> None:
-    """`codigit memorisation`'s options for `--texts` (a corpus run), beside its stories options."""
-    g = p.add_argument_group("with --texts (a run on a corpus release)")
-    g.add_argument("--windows", type=at_least(1), default=WINDOWS, help="windows per text (fewer in a short text)")
-    g.add_argument("--prefix-tokens", type=at_least(1), default=PREFIX_TOKENS,
-                   help="tokens of the text given before each window")  # fmt: skip
-    g.add_argument("--new-tokens", type=at_least(1), default=NEW_TOKENS, help="tokens generated and compared")
-    g.add_argument("--seed", type=int, default=0, help="seeds each window's sampled continuation")
 
 
 def run_texts(args: argparse.Namespace) -> None:

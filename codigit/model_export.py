@@ -18,12 +18,15 @@ import re
 import shutil
 import unicodedata
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from codigit.cli_types import Parents
 from codigit.errors import CodigitError
 from codigit.gguf_file import GGUFType
-from codigit.memorisation_texts import MIN_PREFIX, MemorisationTexts, Rates, TextMemorisation
+from codigit.probe_options import MIN_PREFIX
+
+if TYPE_CHECKING:
+    from codigit.memorisation_texts import MemorisationTexts, Rates, TextMemorisation
 
 GGUF_CHOICES = (*get_args(GGUFType), "none")
 GGUF_DEFAULT = "q8_0"  # half the size of f16 (8.5 GB for an 8B model), the usual choice for running one locally

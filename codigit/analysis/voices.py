@@ -53,7 +53,7 @@ def voices(generations: pandas.DataFrame) -> pandas.DataFrame | None:
 def per_collective(
     voice_rows: pandas.DataFrame, metrics: pandas.DataFrame | None = None, n_boot: int = 2000, seed: int = 0
 ) -> tuple[pandas.DataFrame, pandas.DataFrame]:
-    """(means, pairs). `metrics` is `report.metric_frame(voice_rows)`, row for row (computed when None). Each
+    """(means, pairs). `metrics` is `metrics.metric_frame(voice_rows)`, row for row (computed when None). Each
     prompt is one unit: a collective's samples for it are averaged first, so `means` are means over prompts and a
     pair is compared over the prompts both collectives answered (tuned rows of one run: the same prompts, so the
     pairing removes what the prompt alone decides). BH adjusts across every pair x metric test."""

@@ -32,7 +32,10 @@ def install(api: FastAPI, home: Path) -> None:
         title: str = Body(""), who: str = Body(""), purpose: str = Body(""), not_for: str = Body(""),
         db: AsyncSession = Depends(get_async_db), user=Security(auth.get_current_user),
     ) -> dict:  # fmt: skip
-        current = deployed.current_study(home)
+        try:
+            current = deployed.current_study(home)
+        except deployed.StudyUnavailable:  # logged by `deployed`; refused rather than stored without the rules
+            raise HTTPException(503, submit_rules.UNAVAILABLE) from None
         if current is None or current[0].use_cases is None:
             raise HTTPException(404, "this study keeps no use-case register (`use_cases:` in the study file)")
         study = current[0]
