@@ -90,6 +90,16 @@ def own_study_server(home: Path, study: Path = STUDY):
         srv.stop()
 
 
+@pytest.fixture
+def served(request, tmp_path):
+    """For a browser test: a server of its own with its module's STUDY initialised."""
+    from browser import playwright_or_fail
+
+    playwright_or_fail()
+    with own_study_server(tmp_path / "home", request.module.STUDY) as server:
+        yield server
+
+
 @contextlib.contextmanager
 def feedback_study_server(tmp: Path):
     """A server of a test's own, started with `--snapshots` in `tmp`, serving a copy of the study whose authors see

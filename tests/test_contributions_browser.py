@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import at_desktop_and_phone_size, chromium, option_name, playwright_or_fail
-from conftest import ARTIFACTS, REPO, own_study_server
+from browser import at_desktop_and_phone_size, chromium, option_name
+from conftest import ARTIFACTS, REPO
 from test_participant_journey import NO_SIDEWAYS_SCROLL, accounts, home_state, refused, step
 
 from codigit.study import load_study
@@ -30,13 +30,6 @@ def sign_in(page, expect, row: dict[str, str]) -> None:
     page.get_by_label("Password").fill(row["password"])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/study/$"))
-
-
-@pytest.fixture
-def served(tmp_path):
-    playwright_or_fail()
-    with own_study_server(tmp_path / "home", STUDY) as server:
-        yield server
 
 
 @at_desktop_and_phone_size

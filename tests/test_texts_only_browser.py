@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import at_desktop_and_phone_size, chromium, option_name, playwright_or_fail
-from conftest import ARTIFACTS, REPO, codigit, login, own_study_server
+from browser import at_desktop_and_phone_size, chromium, option_name
+from conftest import ARTIFACTS, REPO, codigit, login
 from test_contributions import essay
 from test_contributions_browser import sign_in
 from test_participant_journey import NO_SIDEWAYS_SCROLL, accounts, home_state, step
@@ -23,13 +23,6 @@ STUDY = REPO / "annotation" / "texts-only-study.yaml"
 S = load_study(STUDY)
 T = S.participant_words()
 CONSENT = {"training": "yes", "public": "yes", "attribution": "none"}
-
-
-@pytest.fixture
-def served(tmp_path):
-    playwright_or_fail()
-    with own_study_server(tmp_path / "home", STUDY) as server:
-        yield server
 
 
 @at_desktop_and_phone_size

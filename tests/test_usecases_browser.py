@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import at_desktop_and_phone_size, chromium, playwright_or_fail
-from conftest import ARTIFACTS, REPO, codigit, own_study_server
+from browser import at_desktop_and_phone_size, chromium
+from conftest import ARTIFACTS, REPO, codigit
 from test_contributions_browser import sign_in
 from test_participant_journey import NO_SIDEWAYS_SCROLL, accounts
 
@@ -21,13 +21,6 @@ STUDY = REPO / "annotation" / "texts-study.yaml"
 T = load_study(STUDY).participant_words()
 USE = {"title": "Story time", "who": "Librarians of the co-op's town",
        "purpose": "Reading prompts for children's writing groups", "not_for": "Grading children's writing"}  # fmt: skip
-
-
-@pytest.fixture
-def served(tmp_path):
-    playwright_or_fail()
-    with own_study_server(tmp_path / "home", STUDY) as server:
-        yield server
 
 
 def fill(form, values: dict[str, str]) -> None:

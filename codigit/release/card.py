@@ -61,31 +61,20 @@ def demographics(snapshot: Snapshot, authors: set[str], study: Study, k: int) ->
     return "\n".join(lines)
 
 
-def collectives(manifest: Manifest, snapshot: Snapshot, authors: set[str], k: int) -> str:
-    """Stories and people per collective in this view of the release (the `collective` column's labels: a
-    collective of fewer than k authors is pooled as "other", and a pool of fewer than k people shows "<k")."""
-    from collections import defaultdict
-
-    from codigit.collectives import pooled
-    from codigit.release.build import record_id
-
-    ids = {r.id for r in manifest.records}
-    stories = [s for s in snapshot.stories if s.author in authors and record_id(s.prompt, s.story) in ids]
-    if not any(s.collective for s in stories):
+def collectives(rows: list[dict], row_authors: dict[str, str], k: int) -> str:
+    """Records and people per label of the `collective` column in this view of the release (a collective of fewer
+    than k authors is already pooled as "other" there; a pool of fewer than k people shows "<k")."""
+    if not rows or "collective" not in rows[0]:
         return ""
-    members: defaultdict[str | None, set[str]] = defaultdict(set)
-    for s in stories:
-        members[s.collective].add(s.author)
-    label = pooled(members, k)
-    shown: defaultdict[str, list] = defaultdict(lambda: [0, set()])
-    for s in stories:
-        shown[label[s.collective] or "(none)"][0] += 1
-        shown[label[s.collective] or "(none)"][1].add(s.author)
-    rows = "\n".join(f"| {name} | {n} | {len(people) if len(people) >= k else f'<{k}'} |"
-                     for name, (n, people) in sorted(shown.items()))  # fmt: skip
+    records = Counter(row["collective"] or "(none)" for row in rows)
+    people: dict[str, set[str]] = {}
+    for row in rows:
+        people.setdefault(row["collective"] or "(none)", set()).add(row_authors[row["id"]])
+    table = "\n".join(f"| {name} | {n} | {len(people[name]) if len(people[name]) >= k else f'<{k}'} |"
+                      for name, n in sorted(records.items()))  # fmt: skip
     return (f"\n### Collectives\nEach record's `collective` is its author's collective; collectives of fewer than "
             f"{k} authors in this release are pooled as \"other\".\n\n| collective | records | people |\n"
-            f"| --- | --- | --- |\n{rows}\n")  # fmt: skip
+            f"| --- | --- | --- |\n{table}\n")  # fmt: skip
 
 
 def configs(counts: dict[str, int]) -> list[dict]:
@@ -94,7 +83,9 @@ def configs(counts: dict[str, int]) -> list[dict]:
     return [{"config_name": "default", "data_files": files}]
 
 
-def dataset_card(manifest: Manifest, policy: Policy, snapshot: Snapshot, authors: set[str], study: Study) -> str:
+def dataset_card(manifest: Manifest, policy: Policy, snapshot: Snapshot, authors: set[str], study: Study,
+                 groups: str = "") -> str:  # fmt: skip
+    """`groups`: this view's `collectives` table, for a study of several collectives."""
     total = manifest.counts["train"] + manifest.counts["test"]
     meta = {
         "license": policy.license,
@@ -111,7 +102,6 @@ def dataset_card(manifest: Manifest, policy: Policy, snapshot: Snapshot, authors
                          for reason, n in manifest.excluded.items())  # fmt: skip
     considered = total + sum(manifest.excluded.values())
     p = policy
-    groups = collectives(manifest, snapshot, authors, p.min_group_size)
     return f"""---
 {yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()}
 ---

@@ -96,10 +96,12 @@ def make_release(
 
     def texts(manifest: Manifest, public: bool) -> dict[str, str]:
         authors = p.public_authors if public else p.authors
+        groups = card.collectives([r for r in p.rows if r["public"] or not public], p.row_authors,
+                                  policy.min_group_size)  # fmt: skip
         previous = (earlier_public if public else earlier)[-1:]
         before = read_manifest(previous[0]) if previous else None
         return {
-            "README.md": card.dataset_card(manifest, policy, snapshot, authors, study),
+            "README.md": card.dataset_card(manifest, policy, snapshot, authors, study, groups),
             "CHANGELOG.md": card.changelog(manifest, before, reasons=not public),
             "CONTRIBUTORS.md": card.contributors(manifest, snapshot, authors),
         }
