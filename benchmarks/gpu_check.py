@@ -50,7 +50,8 @@ def step(name: str, command: list[str], limit: int, log: Path) -> tuple[bool, li
 
 def run_figures(run: Path) -> str:
     """tokens/s, MFU and peak memory over the logged steps after the first (the first includes warm-up)."""
-    logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    entries = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logs = [e for e in entries if "loss" in e]  # training steps; evaluations have lines of their own
     later = logs[1:] or logs
     rate = sorted(e["tokens_per_s"] for e in later)[len(later) // 2]
     mfus = sorted(e["mfu"] for e in later if e["mfu"] is not None)
@@ -98,8 +99,9 @@ def main() -> None:
             overrides = ["--model_name_or_path", str(model), "--random_init", "true", "--release", str(release),
                          "--output_dir", str(run), "--max_steps", str(2 if dry else args.steps),
                          "--save_strategy", "no", "--logging_steps", "1" if dry else "5"]  # fmt: skip
-            if dry:  # CPU: fp32 weights, shorter rows
-                overrides += ["--use_cpu", "true", "--dtype", "float32", "--max_length", "512"]
+            if dry:  # CPU: fp32 weights, shorter rows, a smaller memorisation probe at each evaluation
+                overrides += ["--use_cpu", "true", "--dtype", "float32", "--max_length", "512",
+                              "--memorisation_probe", "2", "--memorisation_tokens", "8"]  # fmt: skip
             command = [py, "-m", "codigit.cli", "train", str(REPO / "experiments" / "llama31-8b-lora.yaml"), *overrides]
             ok, lines, seconds = step("LoRA run of experiments/llama31-8b-lora.yaml", command, 300 if dry else 240,
                                       out / "lora_run.log")  # fmt: skip

@@ -91,11 +91,12 @@ def take_snapshot(study: Study, home: Path, database_url_override: str | None = 
             "collect reads Argilla's database in one statement for a consistent snapshot: with an external "
             "Argilla, pass --database-url postgresql://USER@HOST/DB (its ARGILLA_DATABASE_URL)"
         )
-    from codigit.snapshot import build_snapshot
+    from codigit.snapshot import build_snapshot, paused_gc
 
     url = database_url(home, database_url_override)
     source = "embedded" if database_url_override is None else url.split("@")[-1]  # never the password
-    return build_snapshot(read_rows(url, study), study, source)
+    with paused_gc():  # the rows read stay alive until the snapshot is made from them
+        return build_snapshot(read_rows(url, study), study, source)
 
 
 def collect(study: Study, home: Path, out: Path, database_url_override: str | None = None) -> tuple[Path, Snapshot]:

@@ -75,6 +75,10 @@ def open_compare(client, study, run: Path, round_name: str, per_pair: int = PER_
         frame = pd.read_parquet(Path(run) / "generations.parquet")
     except (OSError, ValueError) as e:
         raise CodigitError(f"{run}: no readable generations.parquet ({e}); run `codigit generate {run}`") from None
+    if "train_seed" in frame.columns and frame["train_seed"].nunique() > 1:  # several tuned answers per prompt
+        one = Path(run) / "seed-N"
+        raise CodigitError(f"{run} is a sweep of several seeds: open a blind comparison on one seed's run, e.g. "
+                           f"`codigit generate {one}` then `codigit compare open` on that folder")  # fmt: skip
     frame = frame[frame["suite"] != "bbq"]  # letter answers are not for human comparison
     base = frame[frame["model"] == "base"].set_index(["prompt_id", "sample"])
     tuned = frame[frame["model"] == "tuned"].set_index(["prompt_id", "sample"])

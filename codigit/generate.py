@@ -224,25 +224,56 @@ def generate_run(run: Path, suites: list[Path], samples: int = SAMPLES, seed: in
                  max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = BATCH_SIZE, temperature: float = TEMPERATURE,
                  top_p: float = TOP_P, models: tuple[str, ...] = ("base", "tuned"), out: Path | None = None,
                  backend: str = BACKENDS[0]) -> Path:  # fmt: skip
-    """Base and tuned generations for a training run (its provenance names the base model and its adapter)."""
-    import sys
+    """Base and tuned generations for a training run (its provenance names the base model and its adapter), or
+    for a sweep of seeds (`codigit train --seeds`): the base once, then each seed's tuned model, on the same
+    sampling seeds; the sweep's parquet has a `train_seed` column, the run's seed on its tuned rows."""
+    import io
 
     import pandas as pd
+
+    check_options(samples, max_new_tokens, batch_size, temperature, top_p, greedy)
+    run = Path(run)
+    prompts = [(str(s).removeprefix("builtin:") if str(s).startswith("builtin:") else Path(s).stem, p)
+               for s in suites for p in load_suite(s)]  # fmt: skip
+    options = {"samples": 1 if greedy else samples, "seed": seed, "greedy": greedy, "max_new_tokens": max_new_tokens,
+               "batch_size": batch_size, "temperature": temperature, "top_p": top_p, "backend": backend}  # fmt: skip
+    from codigit.train.seeds import SWEEP, sweep_runs
+
+    if (run / SWEEP).is_file() and not (run / "provenance.json").exists():
+        if backend == "vllm":  # one engine per seed would hold the GPU K times over in one process
+            raise CodigitError(f"{run}: a sweep of seeds is generated with --backend hf; --backend vllm takes one run")
+        rows, columns = [], [*COLUMNS, "train_seed"]
+        for k, (train_seed, seed_run) in enumerate(sweep_runs(run)):  # checked: one recipe and release, all done
+            own = tuple(m for m in models if m != "base" or k == 0)  # the base is the same model in every run
+            rows += [{**r, "train_seed": train_seed if r["model"] == "tuned" else None}
+                     for r in answer_rows(seed_run, prompts, own, **options)]  # fmt: skip
+    else:
+        rows, columns = answer_rows(run, prompts, models, **options), list(COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns)
+    if "train_seed" in columns:
+        frame["train_seed"] = frame["train_seed"].astype("Int64")  # a whole number, missing on base rows
+    out = Path(out or run / "generations.parquet")
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write(out, buffer.getvalue())
+    return out
+
+
+def answer_rows(run: Path, prompts: list[tuple[str, dict]], models: tuple[str, ...], *, samples: int, seed: int,
+                greedy: bool, max_new_tokens: int, batch_size: int, temperature: float, top_p: float,
+                backend: str) -> list[dict]:  # fmt: skip
+    """The rows of generations.parquet for one run: `prompts` as (suite, prompt), answered by each of `models`."""
+    import sys
+
     import torch
     from tqdm import tqdm
 
     from codigit.handoff import read_provenance
 
-    check_options(samples, max_new_tokens, batch_size, temperature, top_p, greedy)
-    run = Path(run)
     recipe = read_provenance(run).recipe
     base_name, collective = recipe.model["model_name_or_path"], recipe.codigit.get("collective") or ""
     if not (run / "adapter").is_dir():
         raise CodigitError(f"{run}: no adapter/ (has the run finished?)")
-    prompts = [(str(s).removeprefix("builtin:") if str(s).startswith("builtin:") else Path(s).stem, p)
-               for s in suites for p in load_suite(s)]  # fmt: skip
-    if greedy:
-        samples = 1
 
     from transformers import AutoTokenizer
 
@@ -289,13 +320,7 @@ def generate_run(run: Path, suites: list[Path], samples: int = SAMPLES, seed: in
                          "seed": None if greedy else s, "prompt": p["prompt"], **a,
                          "meta": json.dumps(meta, ensure_ascii=False)})  # fmt: skip
     progress.close()
-    out = Path(out or run / "generations.parquet")
-    import io
-
-    buffer = io.BytesIO()
-    pd.DataFrame(rows, columns=list(COLUMNS)).to_parquet(buffer, index=False)
-    atomic_write(out, buffer.getvalue())
-    return out
+    return rows
 
 
 def run(args: argparse.Namespace) -> None:
@@ -306,9 +331,10 @@ def run(args: argparse.Namespace) -> None:
 
 def add_parser(sub, parents: Parents) -> None:
     p = sub.add_parser("generate", help="base and tuned answers to the prompt suites -> RUN/generations.parquet")
-    p.add_argument("run", type=Path, help="a finished training run folder (runs/NAME)")
+    p.add_argument("run", type=Path, help="a finished training run folder (runs/NAME), or a sweep (train --seeds)")
     p.add_argument("--suite", action="append",
-                   help="prompt suite JSONL or builtin:occupations (repeatable; default: the open suite)")  # fmt: skip
+                   help="prompt suite JSONL, or builtin:occupations, builtin:bbq, builtin:gb-creative(-full) "
+                        "(repeatable; default: the open suite)")  # fmt: skip
     p.add_argument("--samples", type=int, default=SAMPLES, help="samples per prompt and model (each with its own seed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--greedy", action="store_true", help="greedy decoding (one sample)")

@@ -61,7 +61,8 @@ def ngram_overlap(generated: list[str], reference: list[str], n: int = 8) -> flo
 
 
 def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int = EXTRACT_WORDS, max_records: int = 0,
-                 batch_size: int = BATCH_SIZE) -> MemorisationSummary:  # fmt: skip
+                 batch_size: int = BATCH_SIZE, max_new_tokens: int = 0) -> MemorisationSummary:  # fmt: skip
+    """`max_new_tokens`: how far each continuation goes (0: far enough to repeat the longest story whole)."""
     import pandas as pd
     from transformers import AutoTokenizer
 
@@ -94,7 +95,7 @@ def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int
         prefixes.append(prefix)
         rests.append(words(text[len(prefix) :]))  # what the continuation could give back
     longest = max((len(s) for s in stories), default=0)
-    answers = hf_generate(model, tokenizer, chats, None, max_new_tokens=min(2 * longest + 16, 1024),
+    answers = hf_generate(model, tokenizer, chats, None, max_new_tokens=max_new_tokens or min(2 * longest + 16, 1024),
                           batch_size=batch_size, continue_last=True)  # fmt: skip
     rows = []
     for k, (story, rest) in enumerate(zip(stories, rests, strict=True)):

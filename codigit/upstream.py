@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Packages whose internals codigit patches or reads, pinned with == in pyproject.toml.
-PINNED = ("argilla", "argilla-server", "rq", "uvicorn", "starlette", "trl", "transformers")
+PINNED = ("argilla", "argilla-server", "rq", "uvicorn", "starlette", "trl", "transformers", "trackio",
+          "sqlalchemy", "aiosqlite")  # fmt: skip
 # Packages that appear in HOOKS without an exact pin, and why that is enough.
 NOT_PINNED = {
     "fakeredis": "its public API only (FakeStrictRedis), in a range",

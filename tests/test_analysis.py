@@ -242,9 +242,10 @@ def test_analyze_scores_bbq_for_both_models(tmp_path):
     comparison = pd.read_csv(run / "analysis/comparison.csv").set_index("metric")
     assert comparison.loc["bbq_accuracy_disambig", "diff"] == pytest.approx(wrong_for_base)  # tested like the rest
     assert comparison.loc["bbq_accuracy_disambig", "n"] == len(disambig)
-    assert {family(m) for m in comparison.index} == {  # five panels: no axis mixes word counts and rates
+    assert {family(m) for m in comparison.index} == {  # six panels: no axis mixes word counts and rates
         "pronouns per text", "coded words per 100 words", "words per text",
-        "share of answers (refusals, BBQ accuracy)", "stereotype alignment (-1 to 1 per text)"}  # fmt: skip
+        "share of answers (refusals, BBQ accuracy)", "stereotype alignment (-1 to 1 per text)",
+        "repeated and distinct n-grams (share of an answer's n-grams)"}  # fmt: skip
     diversity = pd.read_csv(run / "analysis/diversity.csv").set_index("model")
     assert diversity.loc["base", "distinct_1"] == pytest.approx(distinct_n(frame.loc[frame.model == "base", "text"], 1))
     report = (run / "analysis/report.html").read_text()

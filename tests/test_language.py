@@ -119,3 +119,12 @@ def test_excerpt_is_the_sentence_cut_around_the_term() -> None:
     assert quote.startswith("…word") and quote.endswith("more…") and len(quote) <= EXCERPT_CHARS + 2
     assert excerpt("Short one. My wife said hi!", "my wife") == "My wife said hi"
     assert excerpt("Ends here. Wife said", "here wife") is None  # a bigram never spans sentences
+
+
+def test_an_excerpt_does_not_open_with_the_quote_that_closed_the_previous_sentence() -> None:
+    from codigit.analysis.language import excerpt
+
+    assert excerpt('She asked "why?" and Yusra laughed, which was not planned.', "laughed") == (
+        "and Yusra laughed, which was not planned"
+    )
+    assert excerpt('"Why?" she asked. "Because," Yusra laughed.', "laughed") == '"Because," Yusra laughed'

@@ -4,6 +4,7 @@ one runs)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from codigit.analysis.report import N_BOOT
@@ -14,8 +15,14 @@ from codigit.places import Recorded
 def run_analyze(args: argparse.Namespace) -> None:
     from codigit.analysis.report import analyze
 
-    out = analyze(args.run, args.n_boot, args.seed)
-    print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, bbq.csv, differences.png)")
+    def warn(line: str) -> None:  # the report says it at the top; a terminal user hears it here
+        print(f"warning: {line}", file=sys.stderr)
+
+    out = analyze(args.run, args.n_boot, args.seed, args.degeneration, on_warning=warn)
+    print(f"analysis: {out} (report.html, comparison.csv, metrics.csv, diversity.csv, degeneration.csv, bbq.csv, "
+          "differences.png)")  # fmt: skip
+    if (out / "seeds.csv").is_file():  # generations of a sweep of seeds
+        print(f"effects against seed noise: {out / 'seeds.csv'} and the report's section Effects beyond seed noise")
 
 
 def run_positionality(args: argparse.Namespace) -> None:
@@ -43,6 +50,8 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("run", type=Path, help="a run folder with generations.parquet")
     p.add_argument("--n-boot", type=at_least(1), default=N_BOOT, help="bootstrap resamples per metric")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--degeneration", type=Path, help="when the tuned model is said to degenerate "
+                   "(default: analysis/degeneration.yaml)")  # fmt: skip
     p.set_defaults(func=run_analyze)
 
 

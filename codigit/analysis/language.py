@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # letters and digits, with apostrophes and hyphens inside a word kept ("don't", "non-binary")
 WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 SENTENCE_END = re.compile(r"[.!?;\n]+")
+CLOSING_QUOTE = re.compile(r"[\"”’]\s+")  # a quote mark then a space, opening a sentence
 EXCERPT_CHARS = 200
 STOPWORDS = frozenset(
     "a about above after again against all am an and any are as at be because been before being below between both "
@@ -91,6 +92,8 @@ def excerpt(text: str, term: str) -> str | None:
 def _trim(sentence: str, lo: int, hi: int) -> str:
     """sentence[lo:hi] (the term) with context up to about EXCERPT_CHARS, cut only between words."""
     first = len(sentence) - len(sentence.lstrip())
+    if closing := CLOSING_QUOTE.match(sentence, first):  # it closed the speech the previous sentence ended
+        first = closing.end()
     last = len(sentence.rstrip())
     left, right = first, last
     if last - first > EXCERPT_CHARS:

@@ -146,8 +146,10 @@ def family(metric: str) -> str:
         return "pronouns per text"
     if metric in PER_WORD:
         return "coded words per 100 words"
-    if metric == "words":
+    if metric in ("words", "longest_repeat"):  # length, and the longest span said twice: both in words
         return "words per text"
+    if metric.startswith(("rep_", "answer_distinct_")):  # degeneration.py: shares of one answer's n-grams
+        return "repeated and distinct n-grams (share of an answer's n-grams)"
     if metric == "refusal" or metric.startswith("bbq_"):
         return "share of answers (refusals, BBQ accuracy)"
     return "stereotype alignment (-1 to 1 per text)" if metric == "stereotype_alignment" else "other"

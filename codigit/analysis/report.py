@@ -3,14 +3,19 @@
 Writes RUN/analysis/: `metrics.csv` (one row per generation; a BBQ reply has only its 0/1 accuracy),
 `comparison.csv` (one row per metric: means, the tuned-minus-base difference with a bootstrap 95% CI, permutation p,
 Benjamini-Hochberg adjusted p across all these metrics, BBQ accuracy per item included), `bbq.csv` (BBQ scores with
-bootstrap CIs), `diversity.csv` (distinct-1/2 per model), `differences.png` (one panel per scale), and
-`report.html` (everything above, inline, with example generations from every suite).
+bootstrap CIs), `diversity.csv` (distinct-1/2 per model), `degeneration.csv` (repetition per answer:
+`degeneration.py`), `differences.png` (one panel per scale), and `report.html` (everything above, inline, with
+example generations from every suite, and a warning at the top when the tuned model repeats itself). Generations
+of a sweep of seeds (`codigit train --seeds`) add `seeds.csv`: each effect against the spread between seeds.
+Answers to GenderBench's creative probes (`builtin:gb-creative`) add `creative.csv` and `creative_generations.csv`
+(`creative.py`).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from codigit.analysis.metrics import family, metric_frame
@@ -19,15 +24,18 @@ from codigit.errors import CodigitError
 from codigit.home import atomic_write
 
 COLUMNS = ("model", "suite", "prompt_id", "sample", "prompt", "text", "meta")
-BUILTIN = ("occupations", "bbq")  # `builtin:` suites; the study's own open prompts come first in the report
+# `builtin:` suites; the study's own open prompts come first in the report
+BUILTIN = ("occupations", "bbq", "gb-creative", "gb-creative-full")
 EXAMPLES_PER_SUITE = 4
 N_BOOT = 2000  # bootstrap resamples per metric (`codigit analyze --n-boot`)
 
 
-def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
+def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0, degeneration_rules: Path | None = None,
+            on_warning: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+    """`on_warning` hears the one-line degeneration warning, if any (the CLI prints it to stderr)."""
     import pandas as pd
 
-    from codigit.analysis import bbq
+    from codigit.analysis import bbq, degeneration
     from codigit.analysis.metrics import distinct_n
     from codigit.analysis.stats import benjamini_hochberg, paired
 
@@ -40,8 +48,11 @@ def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
         raise CodigitError(f"{run}/generations.parquet lacks {', '.join(missing)}: write it with `codigit generate`")
     if not {"base", "tuned"} <= set(generations["model"]):
         raise CodigitError(f"{run}/generations.parquet needs both base and tuned generations")
-    texts = generations[generations["suite"] != "bbq"]  # BBQ replies are letters: scored apart, per item
-    metrics = pd.concat([f for f in (metric_frame(texts), bbq.correctness(generations)) if not f.empty])
+    texts = generations[generations["suite"] != "bbq"].reset_index(drop=True)  # BBQ replies: scored apart, per item
+    rules = degeneration.load_rules(degeneration_rules)
+    answers = degeneration.answer_frame(texts, rules)  # repetition per answer, row for row beside metric_frame's
+    per_text = metric_frame(texts).join(answers[list(degeneration.PAIRED)])
+    metrics = pd.concat([f for f in (per_text, bbq.correctness(generations)) if not f.empty])
     names = [c for c in metrics.columns if c not in ("model", "prompt_id", "sample")]
     per_prompt = metrics.groupby(["model", "prompt_id"])[names].mean(numeric_only=True)
     base, tuned = per_prompt.loc["base"], per_prompt.loc["tuned"]
@@ -60,8 +71,14 @@ def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
     bbq_frame = bbq.compare(generations, n_boot=min(n_boot, 1000), seed=seed)
     out = run / "analysis"
     out.mkdir(exist_ok=True)
-    for name, frame in (("metrics", metrics), ("comparison", comparison), ("diversity", diversity), ("bbq", bbq_frame)):
+    for name, frame in (("metrics", metrics), ("comparison", comparison), ("diversity", diversity), ("bbq", bbq_frame),
+                        ("degeneration", answers)):  # fmt: skip
         atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
+    warning = degeneration.warning(answers, comparison, diversity, rules)
+    if warning and on_warning:
+        on_warning(warning)
+    repetition = (degeneration.banner(warning), degeneration.section(answers, texts, comparison, diversity, rules,
+                                                                     warning))  # fmt: skip
     png = differences_plot(comparison.dropna(subset=["diff"]))
     atomic_write(out / "differences.png", png)
     from codigit.analysis.voices import section
@@ -69,8 +86,20 @@ def analyze(run: Path, n_boot: int = N_BOOT, seed: int = 0) -> Path:
     voices = section(generations, n_boot=min(n_boot, 1000), seed=seed)  # a run trained in several collectives' voices
     for name, frame in (voices[1] if voices else {}).items():
         atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
+    from codigit.analysis.creative import section as creative_section
+
+    creative = creative_section(generations, n_boot=min(n_boot, 1000), seed=seed)  # GenderBench's creative probes
+    for name, frame in (creative[1] if creative else {}).items():
+        atomic_write(out / f"{name}.csv", frame.to_csv(index=False))
+    voices_html = (voices[0] if voices else "") + (creative[0] if creative else "")
+    from codigit.analysis.seeds import section as seeds_section
+
+    seeds = seeds_section(generations, metrics, n_boot=n_boot, seed=seed)  # a sweep: tuned rows of several seeds
+    if seeds:
+        atomic_write(out / "seeds.csv", seeds[1].to_csv(index=False))
     atomic_write(out / "report.html", render(run, generations, comparison, diversity, png, bbq_frame,
-                                             voices[0] if voices else ""))  # fmt: skip
+                                             voices_html, repetition,
+                                             seeds=seeds[0] if seeds else ""))  # fmt: skip
     return out
 
 
@@ -110,7 +139,9 @@ def examples(generations, per_suite: int = EXAMPLES_PER_SUITE) -> list:
     return out
 
 
-def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None, voices: str = "") -> str:
+def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None, voices: str = "",
+           repetition: tuple[str, str] = ("", ""), seeds: str = "") -> str:  # fmt: skip
+    """`repetition`: the degeneration warning for the top (or "") and the "Repetition and diversity" section."""
     table = html_table
 
     pairs = []
@@ -137,6 +168,7 @@ def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=
 <html lang="en"><head><meta charset="utf-8"><title>codigit report: {html.escape(run.name)}</title>
 <style>{REPORT_CSS}</style></head><body>
 <h1>Base vs tuned: {html.escape(run.name)}</h1>
+{repetition[0]}
 <p>{len(generations)} generations over {n_prompts} prompts. Each prompt is one unit: its samples are averaged,
 then tuned minus base is compared with a bootstrap 95% CI and a sign-flip permutation test;
 p-values are adjusted across metrics with Benjamini-Hochberg. Coded-word metrics are per 100 words. BBQ accuracy
@@ -148,8 +180,10 @@ is the share of items answered right (one unit per item).</p>
 <p>Distinct n-grams over all of a model's free-text generations (BBQ replies left out): one number per model, so
 there is no per-prompt pairing and no test; read it as a description.</p>
 {table(diversity)}
+{repetition[1]}
 {bbq_section}
 {voices}
+{seeds}
 {extra_sections(run)}
 <h2>Examples (first sample, side by side, a few from each suite)</h2>
 {"".join(pairs)}
@@ -158,10 +192,12 @@ there is no per-prompt pairing and no test; read it as a description.</p>
 
 
 def extra_sections(run: Path) -> str:
-    """The memorisation probe and blind comparisons of this run, when they have been run (their own commands)."""
+    """The training log (curves, memorisation during training), the memorisation probe and blind comparisons of
+    this run, when they have been run (their own commands)."""
+    from codigit.analysis.training import section
     from codigit.handoff import compare_results_of, read_memorisation
 
-    parts = []
+    parts = [section(run)]
     if m := read_memorisation(run):
         worst = ", ".join(f"record {w.record}: {w.lcs_with_prefix} words" for w in m.worst)
         parts.append(

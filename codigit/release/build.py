@@ -14,6 +14,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codigit import __version__
 from codigit.errors import CodigitError
@@ -23,6 +24,9 @@ from codigit.records import Snapshot, counted_reviews, utc_now
 from codigit.release.pii import names_pattern, scan
 from codigit.release.policy import Policy, judge
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 SCHEMA_VERSION = MANIFEST_SCHEMA
 SPLITS = ("train", "test")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
@@ -30,7 +34,7 @@ SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-
 REASONS = ("withdrawn", "no_consent", "rejected", "flagged_personal_data", "duplicate")
 # The public view also leaves out the records whose authors did not allow public release: its counts add up too.
 NOT_PUBLIC = "not_public"
-# The oldest `datasets` that reads a release: `features()` uses `datasets.List`, which 4.0 introduced; the parquet
+# The oldest `datasets` that reads a release: its features are `datasets.List`s, which 4.0 introduced; the parquet
 # metadata then says "_type": "List", which 3.x refuses. pyproject.toml pins the same; the card states it.
 DATASETS_MIN = "4.0.0"
 
@@ -176,36 +180,62 @@ def plan_release(
     return plan
 
 
-def features(collective: bool = False):
-    """The release's columns; `collective` for a study of several collectives."""
-    from datasets import Features, List, Value
+# The release's columns: a `datasets` Value dtype, a list of one ([x]) or a struct ({name: x}).
+COLUMNS = {
+    "id": "string", "messages": [{"role": "string", "content": "string"}], "prompt": "string", "response": "string",
+    "themes": ["string"], "review_count": "int32", "review_mean_rating": "float64", "review_include": "int32",
+    "review_revise": "int32", "review_exclude": "int32", "attribution": "string", "public": "bool",
+    "language": "string", "license": "string",
+}  # fmt: skip
+# How `datasets` (5.x) writes parquet, kept so a release's bytes stay what they were when it wrote them: row groups
+# of about 100 MB of arrow data, content-defined pages (which let the Hub store an edited release's unchanged
+# parts once), snappy and a dictionary for every column, a page index.
+ROW_GROUP_BYTES = 100_000_000
+CDC = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
 
-    return Features({
-        "id": Value("string"),
-        "messages": List({"role": Value("string"), "content": Value("string")}),
-        "prompt": Value("string"),
-        "response": Value("string"),
-        "themes": List(Value("string")),
-        "review_count": Value("int32"),
-        "review_mean_rating": Value("float64"),
-        "review_include": Value("int32"),
-        "review_revise": Value("int32"),
-        "review_exclude": Value("int32"),
-        "attribution": Value("string"),
-        "public": Value("bool"),
-        "language": Value("string"),
-        "license": Value("string"),
-        **({"collective": Value("string")} if collective else {}),
-    })  # fmt: skip
+
+def parquet_schema(collective: bool = False) -> tuple[pa.Schema, list[str]]:
+    """The release's arrow schema (`collective` for a study of several collectives), whose metadata holds the
+    `datasets` features that `datasets.load_dataset` reads (as `Features(...).arrow_schema` would, without importing
+    `datasets`, which takes seconds), and parquet's leaf column paths, which its per-column options name."""
+    import pyarrow as pa
+
+    columns = {name: _column(name, kind) for name, kind in COLUMNS.items()}
+    columns |= {"collective": _column("collective", "string")} if collective else {}
+    meta = {"info": {"features": {name: c[1] for name, c in columns.items()}}}
+    schema = pa.schema([(name, c[0]) for name, c in columns.items()], metadata={"huggingface": json.dumps(meta)})
+    return schema, [leaf for c in columns.values() for leaf in c[2]]
+
+
+def _column(path: str, kind) -> tuple:
+    """One column or part of one: its arrow type, its `datasets` feature, its parquet leaf paths."""
+    import pyarrow as pa
+
+    if isinstance(kind, list):
+        arrow, feature, leaves = _column(f"{path}.list.element", kind[0])
+        return pa.list_(arrow), {"feature": feature, "_type": "List"}, leaves
+    if isinstance(kind, dict):
+        parts = {name: _column(f"{path}.{name}", k) for name, k in kind.items()}
+        return (pa.struct([(name, p[0]) for name, p in parts.items()]), {name: p[1] for name, p in parts.items()},
+                [leaf for p in parts.values() for leaf in p[2]])  # fmt: skip
+    return pa.type_for_alias(kind), {"dtype": kind, "_type": "Value"}, [path]
 
 
 def write_parquet(rows: list[dict], path: Path) -> None:
-    import datasets
+    """The rows as one parquet file, written by pyarrow as `datasets.Dataset.to_parquet` writes them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    datasets.disable_progress_bars()  # one file of a few MB; codigit reports the release as a whole
-    feats = features("collective" in rows[0])
-    columns = {name: [row[name] for row in rows] for name in feats}  # by column: an empty split works too
-    datasets.Dataset.from_dict(columns, features=feats).to_parquet(str(path))
+    schema, leaves = parquet_schema("collective" in rows[0])
+    table = pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
+    batch = max(1, table.num_rows * ROW_GROUP_BYTES // table.nbytes) if table.nbytes else 1
+    cdc = {"use_content_defined_chunking": CDC} if int(pa.__version__.split(".")[0]) >= 21 else {}  # pyarrow 21
+    with pq.ParquetWriter(path, schema, compression=dict.fromkeys(leaves, "snappy"), use_dictionary=leaves,
+                          column_encoding={}, write_page_index=True, **cdc) as writer:  # fmt: skip
+        for offset in range(0, table.num_rows, batch):
+            writer.write_table(table.slice(offset, batch))
+        if cdc:
+            writer.add_key_value_metadata({"content_defined_chunking": json.dumps(CDC)})
 
 
 def split_file(root: Path, split: str) -> Path:
@@ -221,12 +251,13 @@ def sha256_file(path: Path) -> str:
 
 
 def view_manifest(
-    version: str, rows: list[dict], policy: Policy, story_ids: dict[str, str] | None = None, **extra
-) -> Manifest:
+    version: str, rows: list[dict], policy: Policy, story_ids: dict[str, str] | None = None,
+    known: dict[str, str] | None = None, **extra,
+) -> Manifest:  # fmt: skip
     """The manifest of a view holding these rows (files and its own hash come when it is written); `story_ids`
-    and `extra` add what only the organisers' copy carries."""
+    and `extra` add what only the organisers' copy carries; `known` holds record hashes by id already computed."""
     policy_dump = policy.hashed()
-    hashes = [record_hash(r) for r in rows]
+    hashes = [known[r["id"]] if known else record_hash(r) for r in rows]
     splits = [split_of(r["id"], policy.test_fraction) for r in rows]
     records = []
     for r, h, s in zip(rows, hashes, splits, strict=True):
@@ -281,8 +312,9 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
     if not plan.rows:
         raise CodigitError(f"no story qualifies for release {version}: see `codigit collect` and the policy")
     consent_versions = Counter(c.version for c in snapshot.consent if c.participant in plan.authors)
+    known = {r["id"]: record_hash(r) for r in plan.rows}  # the public view's records are among them
     manifest = view_manifest(
-        version, plan.rows, policy, plan.story_ids,
+        version, plan.rows, policy, plan.story_ids, known,
         pseudonyms=sorted(plan.authors),
         public_pseudonyms=sorted(plan.public_authors),  # whose text the public view holds: `release affected`
         excluded={reason: plan.excluded.get(reason, 0) for reason in REASONS},
@@ -297,7 +329,7 @@ def write_release(root: Path, version: str, plan: Plan, policy: Policy, snapshot
     # the reasons a story is in neither view, and those the organisers' view holds but the public one may not
     excluded = {**manifest.excluded, NOT_PUBLIC: len(plan.rows) - len(public_rows)}
     public = view_manifest(
-        version, public_rows, policy, scope="public", excluded=excluded,
+        version, public_rows, policy, known=known, scope="public", excluded=excluded,
         source={"snapshot_id": snapshot.meta.snapshot_id}, created_at=manifest.created_at,
     )  # fmt: skip
     with atomic_dir(final) as tmp:

@@ -26,6 +26,7 @@ from codigit.release.build import (
 )
 from codigit.release.pii import roster_names
 from codigit.release.policy import Policy, check_policy
+from codigit.snapshot import paused_gc
 from codigit.study import Study
 
 DECISIONS_FILE = "decisions.jsonl"
@@ -73,6 +74,7 @@ def all_withdrawn(snapshots_root: Path) -> set[str]:
     return out
 
 
+@paused_gc()  # the snapshot's records live throughout a release
 def make_release(
     version: str, snapshot_path: Path, policy: Policy, study: Study, out: Path, names_from: Path | None
 ) -> tuple[Path, Manifest | None, Plan]:

@@ -155,7 +155,16 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     study's rules at submit time and the participants' pages."""
     from argilla_server.jobs import queues
 
-    from codigit.server import jobs, privacy, sqlite_writes, study_pages, submit_rules, usecase_pages
+    from codigit.server import (
+        hot_path,
+        jobs,
+        privacy,
+        sqlite_calls,
+        sqlite_writes,
+        study_pages,
+        submit_rules,
+        usecase_pages,
+    )
     from codigit.server import ui as ui_edits
 
     # private: listed in codigit/upstream.py
@@ -173,6 +182,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     quiet_validation_errors(api_v1)
     close_docs(app, api_v1)
     submit_rules.install(home)
+    hot_path.install(app)
     study_pages.install(api_v1, home, snapshots)
     usecase_pages.install(api_v1, home)
     if (ui := ui_directory(app)) is not None:
@@ -180,6 +190,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
         study_pages.copy_pages(ui)
     if async_engine.dialect.name == "sqlite":
         sqlite_writes.install(app, async_engine)
+        sqlite_calls.install()
     return app
 
 

@@ -13,10 +13,16 @@ SLURM_ONLY = {"nodes": "--nodes", "gpus_per_node": "--gpus-per-node", "partition
 
 
 def run_train(args: argparse.Namespace) -> None:
-    if misplaced := [o for o in args.overrides if o.split("=")[0] in {"--slurm", *SLURM_ONLY.values()}]:
+    if misplaced := [o for o in args.overrides if o.split("=")[0] in {"--slurm", "--seeds", *SLURM_ONLY.values()}]:
         raise CodigitError(f"{misplaced[0]} goes before the recipe (what follows the recipe are recipe overrides)")
     given = [flag for key, flag in SLURM_ONLY.items() if getattr(args, key) not in (None, False)]
+    if args.seeds is not None and args.each_collective:
+        raise CodigitError("--seeds and --each-collective: train one at a time (a sweep of seeds per collective is "
+                           "--seeds K --only_collective NAME --output_dir RUN/NAME after the recipe)")  # fmt: skip
     if args.slurm:
+        if args.seeds is not None:
+            raise CodigitError("--seeds trains here; submit one job per seed with --slurm and --seed S "
+                               "--output_dir RUN/seed-S after the recipe")  # fmt: skip
         if args.each_collective:
             raise CodigitError("--each-collective trains here; submit one job per collective with --slurm and "
                                "--only_collective NAME --output_dir RUN/NAME after the recipe")  # fmt: skip
@@ -29,10 +35,17 @@ def run_train(args: argparse.Namespace) -> None:
         for run in each_collective(args.recipe, args.overrides):
             print(f"run {run}: the adapter of collective {run.name}, in {run / 'adapter'}")
         return
+    if args.seeds is not None:
+        from codigit.train.seeds import SWEEP, train_seeds
+
+        runs = train_seeds(args.recipe, args.overrides, args.seeds)
+        print(f"sweep {runs[0].parent}: {len(runs)} seeds in {', '.join(r.name for r in runs)}, listed in {SWEEP}")
+        return
     from codigit.train.run import train
 
     run = train(args.recipe, args.overrides)
-    print(f"run {run}: adapter in {run / 'adapter'}, metrics in {run / 'metrics.jsonl'}, provenance.json")
+    tracked = f" (and trackio: {run / 'trackio'})" if (run / "trackio").is_dir() else ""
+    print(f"run {run}: adapter in {run / 'adapter'}, metrics in {run / 'metrics.jsonl'}{tracked}, provenance.json")
 
 
 def run_slurm(args: argparse.Namespace) -> None:
@@ -80,6 +93,9 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--each-collective", action="store_true",
                    help="one adapter per collective of the release, in OUTPUT_DIR/<collective>/ (a community "
                         "garden; not with --slurm)")  # fmt: skip
+    p.add_argument("--seeds", type=at_least(2), metavar="K",
+                   help="a sweep: the recipe K times with seed, seed+1, …, in OUTPUT_DIR/seed-<s>/, listed in "
+                        "OUTPUT_DIR/sweep.json (generate and analyze read the sweep; not with --slurm)")  # fmt: skip
     p.add_argument("recipe", type=Path, help="e.g. experiments/cpu-demo.yaml")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs")
     p.set_defaults(func=run_train)

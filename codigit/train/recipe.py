@@ -27,6 +27,24 @@ class CodigitArgs:
         default="",
         metadata={"help": "release split to compute the eval loss on (e.g. test), at SFTConfig's eval_strategy"},
     )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={"help": "stop after this many evaluations without a better eval loss (0: never; needs eval_split)"},
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "how much lower the eval loss must be to count as better"}
+    )
+    memorisation_probe: int = field(
+        default=0,
+        metadata={"help": "at each evaluation, how much of this many training stories the model continues word for "
+                  "word (metrics.jsonl `memorisation`; 0: not measured; needs eval_split)"},
+    )  # fmt: skip
+    memorisation_tokens: int = field(
+        default=32, metadata={"help": "the probe's prefix and continuation, in tokens each"}
+    )
+    trackio: bool = field(
+        default=True, metadata={"help": "also log the run's figures to trackio, offline, in OUTPUT_DIR/trackio/"}
+    )
     max_records: int = field(default=0, metadata={"help": "train on the first N records only (0: all)"})
     collectives: list[str] = field(
         default_factory=list,
@@ -52,6 +70,9 @@ class CodigitArgs:
     random_init: bool = field(
         default=False, metadata={"help": "build the model from its config with random weights (throughput benchmarks)"}
     )
+
+
+N_MIN = 4  # memorisation_tokens: a continuation shorter than the probe's 4-grams cannot be scored
 
 
 class Recipe(NamedTuple):
@@ -81,6 +102,17 @@ def check_recipe(recipe: Recipe, where: str = "recipe") -> None:
     if evaluating and not args.eval_split:
         raise CodigitError(f"{where}: eval_strategy {sft.eval_strategy.value} needs eval_split (e.g. test): the "
                            "release split to evaluate on")  # fmt: skip
+    for key in ("early_stopping_patience", "memorisation_probe"):
+        if getattr(args, key) < 0:
+            raise CodigitError(f"{where}: {key} must be 0 or more")
+        if getattr(args, key) and not evaluating:
+            raise CodigitError(f"{where}: {key} acts at each evaluation: add eval_split (e.g. test) and "
+                               "eval_strategy steps with eval_steps")  # fmt: skip
+    if args.memorisation_tokens < N_MIN:
+        raise CodigitError(f"{where}: memorisation_tokens must be at least {N_MIN} (the probe scores 4-grams)")
+    if args.early_stopping_patience and (sft.metric_for_best_model or "loss") not in ("loss", "eval_loss"):
+        raise CodigitError(f"{where}: early stopping watches the eval loss; metric_for_best_model is "
+                           f"{sft.metric_for_best_model!r}")  # fmt: skip
     if args.eval_split and args.eval_split == args.release_split:
         raise CodigitError(f"{where}: eval_split and release_split are both {args.eval_split!r}: evaluate on "
                            "records the run does not train on")  # fmt: skip

@@ -173,7 +173,7 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
 
     import torch
     from accelerate import PartialState
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 
@@ -235,6 +235,7 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
         if peft_config is not None:  # LoRA leaves embeddings frozen: train just the new tokens' rows
             peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(tokens)}
     n_params = parameter_count(model.config)
+    ours, bar = tracking_callbacks(recipe, run, data, tokenizer, n_params)
     trainer_class = SFTTrainer
     if args.label_only_loss:
         from codigit.train.loss import LabelOnlyLossSFTTrainer as trainer_class
@@ -245,13 +246,44 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
         eval_dataset=evaluation,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[run_log_callback(run / "metrics.jsonl", n_params), *(callbacks or [])],
+        callbacks=[*ours, *(callbacks or [])],
     )
+    if bar is not None:  # in place of transformers' bar, which would print every log as a dict
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(bar)
     trainer.loss_chunk_tokens = args.loss_chunk_tokens
     _require_learning(source, trainer)
     record = record.model_copy(update={"parameters": n_params})
     resume = get_last_checkpoint(str(run)) if run.is_dir() and any(run.glob("checkpoint-*")) else None
     return Prepared(trainer, tokenizer, args, run, record, resume)
+
+
+def tracking_callbacks(recipe: Recipe, run: Path, data, tokenizer, n_params: int) -> tuple[list, object | None]:
+    """The callbacks that report a run's figures (metrics.jsonl, trackio), evaluate it (eval loss, memorisation)
+    and stop it early, as the recipe asks; and the progress bar (None when the recipe disables tqdm)."""
+    from accelerate import PartialState
+    from transformers import EarlyStoppingCallback
+
+    from codigit.train import evaluation, tracking
+
+    args, sft, _ = recipe
+    callbacks, sinks, bar = [], [tracking.metrics_file(run / "metrics.jsonl")], None
+    if args.trackio and PartialState().is_main_process:
+        callbacks.append(tracker := tracking.trackio_callback(run, json.loads(sft.to_json_string())))
+        sinks.append(tracker.log)
+    if not sft.disable_tqdm:
+        bar = tracking.training_bar_callback()
+        sinks.append(bar.show)
+    callbacks.append(run_log_callback(sinks, n_params))
+    chosen = evaluation.probes(data, tokenizer, args.memorisation_probe, args.memorisation_tokens, sft.seed)
+    if args.memorisation_probe and not chosen:
+        raise CodigitError(f"memorisation_probe: no training story is {2 * args.memorisation_tokens} tokens long or "
+                           "more; lower memorisation_tokens")  # fmt: skip
+    callbacks.append(evaluation.evaluation_callback(sinks, chosen, tokenizer.pad_token_id))
+    if args.early_stopping_patience:
+        sft.metric_for_best_model, sft.greater_is_better = "eval_loss", False
+        callbacks.append(EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold))
+    return callbacks, bar
 
 
 def _require_learning(recipe: str, trainer) -> None:

@@ -1,12 +1,10 @@
-"""What a run logs as it trains: metrics.jsonl (loss, tokens/s, MFU, peak memory, eval loss) and the figures
-behind it (parameters, the device's peak FLOP/s)."""
+"""What a run logs as it trains: loss, tokens/s, MFU, peak memory per logged step, and the figures behind them
+(parameters, the device's peak FLOP/s). Where the entries go: `codigit.train.tracking`."""
 
 from __future__ import annotations
 
 import copy
-import json
 import time
-from pathlib import Path
 
 from codigit.records import utc_now
 
@@ -42,9 +40,10 @@ def mfu(n_params: int, tokens_per_s: float, peak: float | None, devices: int = 1
     return round(6 * n_params * tokens_per_s / (peak * devices), 4) if peak else None
 
 
-def run_log_callback(path: Path, n_params: int):
-    """metrics.jsonl: loss, tokens/s since the last log (all processes together, as TRL counts them), MFU
-    (6·N·tokens/s over the peak of all the devices), peak memory (of this process's device)."""
+def run_log_callback(sinks: list, n_params: int):
+    """An entry per logged step to every sink (metrics.jsonl, trackio, the progress bar): loss, tokens/s since the
+    last log (all processes together, as TRL counts them), MFU (6·N·tokens/s over the peak of all the devices),
+    peak memory (of this process's device). Evaluations have their own callback (`codigit.train.evaluation`)."""
     import resource
 
     import torch
@@ -59,12 +58,7 @@ def run_log_callback(path: Path, n_params: int):
             self.last = (time.perf_counter(), state.num_input_tokens_seen or 0)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
-                return
-            if "eval_loss" in logs:  # an evaluation on the release's eval_split
-                self._write({"step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                             "eval_loss": logs["eval_loss"], "time": utc_now()})  # fmt: skip
-            if "loss" not in logs:
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return
             now, tokens = time.perf_counter(), logs.get("num_tokens", state.num_input_tokens_seen or 0)
             rate = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
@@ -84,10 +78,7 @@ def run_log_callback(path: Path, n_params: int):
                 "peak_memory_gib": round(memory, 3),
                 "time": utc_now(),
             }
-            self._write(entry)
-
-        def _write(self, entry: dict) -> None:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
+            for sink in sinks:
+                sink(entry)
 
     return RunLog()
