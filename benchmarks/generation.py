@@ -1,9 +1,13 @@
-"""Batched vs one-at-a-time generation on CPU, same model, same prompts, greedy, in one run.
+"""Batched vs one-at-a-time generation on CPU, same model, same prompts, greedy (or sampled), in one run.
 
 64 conversations (the open prompt suite, twice over, with the chat template) answered by `codigit.generate.
 hf_generate` at batch 64 (left padding, prompts sorted by length) and at batch 1. Reported: generated tokens per
 second for each, whether every output is identical, and the speedup. Last line: `generation_batched_speedup: X`
 (goal >= 8).
+
+`--sampled` samples as `codigit generate` does (temperature 0.7, top-p 0.9, a seed per conversation): each row
+draws from its own generator, so a conversation's answer is the same at batch 64 as alone. Last line:
+`generation_sampled_batched_speedup: X` (goal >= 12).
 
     .venv/bin/python benchmarks/generation.py            # SmolLM2-135M-Instruct (codigit:smollm2), 96 new tokens
     .venv/bin/python benchmarks/generation.py --quick    # a small random Llama, Llama-3's vocabulary (< 1 min)
@@ -85,12 +89,13 @@ def main() -> None:
     parser.add_argument("--one-at-a-time", type=int, help="conversations generated at batch 1 (default all; 8 with "
                         "--llama8b)")  # fmt: skip
     parser.add_argument("--model", help="a Llama-3 or ChatML model name or folder (default: SmolLM2 or --quick's)")
+    parser.add_argument("--sampled", action="store_true", help="sample with a seed per conversation, not greedy")
     args = parser.parse_args()
 
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from codigit.generate import conversations, hf_generate
+    from codigit.generate import TEMPERATURE, TOP_P, conversations, hf_generate
     from codigit.suites import load_suite
     from codigit.train.formats import prepare_tokenizer
     from codigit.train.models import resolve_model
@@ -130,23 +135,29 @@ def main() -> None:
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     single = chats[: args.one_at_a_time or (8 if args.llama8b else len(chats))]
+    seeds = list(range(len(chats))) if args.sampled else None  # conversation k keeps seed k in both runs
     results = {}
     for batch, subset in ((args.batch_size, chats), (1, single)):
-        results[batch] = timed(f"batch {batch:>3}", hf_generate, model, tokenizer, subset, None,
-                               max_new_tokens=new_tokens, batch_size=batch)  # fmt: skip
+        results[batch] = timed(f"batch {batch:>3}", hf_generate, model, tokenizer, subset,
+                               seeds[: len(subset)] if seeds else None, max_new_tokens=new_tokens, batch_size=batch,
+                               temperature=TEMPERATURE, top_p=TOP_P)  # fmt: skip
     same = sum(a["text"] == b["text"] for a, b in zip(results[args.batch_size][0], results[1][0], strict=False))
     label = args.model or ("small random Llama (4 layers, 128k vocab)" if args.quick else "SmolLM2-135M-Instruct")
     if args.llama8b:
         label = "random Llama-3.1-8B shapes, bf16"
     where = torch.cuda.get_device_name() if args.llama8b else "CPU"
-    print(f"model: {label}, greedy, {len(chats)} conversations, up to {new_tokens} new tokens each, {where}")
+    mode = f"sampled (temperature {TEMPERATURE}, top-p {TOP_P}, seed per conversation)" if args.sampled else "greedy"
+    print(f"model: {label}, {mode}, {len(chats)} conversations, up to {new_tokens} new tokens each, {where}")
     print(f"identical outputs batched vs one at a time (first {len(single)}): {same}/{len(single)}")
-    print(f"generation_batched_speedup: {results[args.batch_size][1] / results[1][1]:.2f}")
+    sampled = "_sampled" if args.sampled else ""
+    print(f"generation{sampled}_batched_speedup: {results[args.batch_size][1] / results[1][1]:.2f}")
     from record import machine, record
 
-    record("generation", {"model": label, f"batch {args.batch_size} tokens/s": round(results[args.batch_size][1], 1),
-           "batch 1 tokens/s": round(results[1][1], 1), "identical": f"{same}/{len(single)}",
-           "generation_batched_speedup": round(results[args.batch_size][1] / results[1][1], 2)}, machine())  # fmt: skip
+    speedup = round(results[args.batch_size][1] / results[1][1], 2)
+    record("generation (sampled)" if args.sampled else "generation",
+           {"model": label, f"batch {args.batch_size} tokens/s": round(results[args.batch_size][1], 1),
+            "batch 1 tokens/s": round(results[1][1], 1), "identical": f"{same}/{len(single)}",
+            f"generation{sampled}_batched_speedup": speedup}, machine())  # fmt: skip
 
 
 if __name__ == "__main__":

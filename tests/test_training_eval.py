@@ -131,3 +131,14 @@ def test_two_runs_in_one_process_each_keep_their_own_trackio_files(tmp_path):
     assert [(e["step"], e["loss"]) for e in read_trackio(tmp_path / "b")] == [(1, 9.0)]
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/trackio/*.db")) == [
         "a/trackio/codigit.db", "b/trackio/codigit.db"]  # fmt: skip
+
+
+def test_too_few_long_stories_to_probe_is_a_warning_and_the_run_prepares(world, caplog):
+    from codigit.train.run import prepare
+
+    # the world's stories are under 100 tokens: a 500-token probe finds none; the run still prepares (and trains)
+    with caplog.at_level("WARNING", logger="codigit.train"):
+        prepare(recipe(world, "probe-none", eval_split="test", eval_strategy="steps", eval_steps=2,
+                       memorisation_probe=3, memorisation_tokens=500))  # fmt: skip
+    assert "memorisation_probe 3: only 0 training stories are 1000 tokens long or more" in caplog.text
+    assert "memorisation is not measured" in caplog.text

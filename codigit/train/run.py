@@ -276,9 +276,12 @@ def tracking_callbacks(recipe: Recipe, run: Path, data, tokenizer, n_params: int
         sinks.append(bar.show)
     callbacks.append(run_log_callback(sinks, n_params))
     chosen = evaluation.probes(data, tokenizer, args.memorisation_probe, args.memorisation_tokens, sft.seed)
-    if args.memorisation_probe and not chosen:
-        raise CodigitError(f"memorisation_probe: no training story is {2 * args.memorisation_tokens} tokens long or "
-                           "more; lower memorisation_tokens")  # fmt: skip
+    if len(chosen) < args.memorisation_probe:  # a diagnostic: the run goes on with what can be probed
+        then = "probing those" if chosen else "memorisation is not measured; lower memorisation_tokens"
+        _LOGGER.warning(
+            f"memorisation_probe {args.memorisation_probe}: only {len(chosen)} training stories are "
+            f"{2 * args.memorisation_tokens} tokens long or more (twice memorisation_tokens): {then}"
+        )
     callbacks.append(evaluation.evaluation_callback(sinks, chosen, tokenizer.pad_token_id))
     if args.early_stopping_patience:
         sft.metric_for_best_model, sft.greater_is_better = "eval_loss", False
