@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,16 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=60)
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
+    """`predicate()`'s first truthy value, asked every `every` s; an AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met in {timeout}s")
 
 
 def codigit(*args: str, home: Path | None = None, env: dict | None = None, timeout: float = 300):

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import argilla as rg
 import pytest
-from conftest import STUDY, codigit, make_dataset, start_server
-
-
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s")
+from conftest import STUDY, codigit, make_dataset, start_server, wait_for
 
 
 def test_distribution_change_runs_the_status_job_in_process(server):

@@ -7,21 +7,11 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import argilla as rg
-from conftest import REPO, make_dataset
-
-
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s")
+from conftest import REPO, make_dataset, wait_for
 
 
 class Listener:
