@@ -331,7 +331,12 @@ def train(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks: 
                                          "slurm_job_id": os.environ.get("SLURM_JOB_ID")})  # fmt: skip
     if main:
         handoff.write(prov_path, record)
-    result = p.trainer.train(resume_from_checkpoint=p.resume)
+    try:
+        result = p.trainer.train(resume_from_checkpoint=p.resume)
+    finally:  # an interrupted run's trackio logs are flushed too
+        for callback in p.trainer.callback_handler.callbacks:
+            if callable(close := getattr(callback, "close", None)):
+                close()
     p.trainer.save_model(str(p.run / "adapter"))  # every process takes part (sharded weights), the first writes
     if main:
         p.tokenizer.save_pretrained(p.run / "adapter")

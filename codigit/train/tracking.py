@@ -63,6 +63,11 @@ def trackio_callback(run: Path, config: dict):
             self.run.log(figures, step=entry["step"])
 
         def on_train_end(self, args, state, control, **kwargs):
+            self.close()
+
+        def close(self) -> None:
+            """Flush and finish the trackio run; also after a run that stopped with an exception (train's
+            `finally`), so that its sender thread does not outlive it into the next run's folder."""
             if self.run is not None:
                 import trackio
 
