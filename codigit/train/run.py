@@ -346,4 +346,5 @@ def train(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks: 
             p.tokenizer.save_pretrained(p.run / "merged")
         done = {"finished_at": utc_now(), "train_loss": result.training_loss, "global_step": result.global_step}
         handoff.write(prov_path, record.model_copy(update=done))
+    p.trainer.accelerator.wait_for_everyone()  # no rank leaves (its launcher may then stop the rest) mid-write
     return p.run
