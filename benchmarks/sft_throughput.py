@@ -33,7 +33,7 @@ COMMON = {"dtype": "float32", "use_peft": True, "lora_r": 16, "lora_alpha": 32,
           "assistant_only_loss": True, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
           "use_cpu": True, "disable_tqdm": True, "max_length": 1024}  # fmt: skip
 CPU_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "padding_free",
-            "activation_checkpointing", "bf16")  # fmt: skip
+            "activation_checkpointing", "bf16", "attn_implementation", "fast_lora_dropout")  # fmt: skip
 
 
 def cpu_settings() -> dict[str, dict]:
@@ -177,7 +177,8 @@ def child(setting: str, work: Path, model: str, steps: int, quick: bool, gpu: bo
 
 
 def loss_equality(work: Path, model: str, gpu: bool) -> tuple[float, float]:
-    """fp32: the model's own loss on a padded batch vs codigit's label-only loss on the same examples packed."""
+    """fp32: the model's own loss on a padded batch vs codigit's label-only loss (and attention) on the same examples
+    packed."""
     import torch
     import yaml
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -185,8 +186,11 @@ def loss_equality(work: Path, model: str, gpu: bool) -> tuple[float, float]:
     from codigit.train.loss import label_only_loss
     from codigit.train.run import prepare
 
+    # codigit's attention: the padded batch goes through sdpa either way, the packed one per conversation with it
+    attention = (gpu_settings() if gpu else cpu_settings())["codigit"].get("attn_implementation")
     recipe = {**COMMON, "release": str(work / "releases" / "1.0.0"), "model_name_or_path": model,
               "output_dir": str(work / "runs" / "equality"), "max_steps": 1,
+              **({"attn_implementation": attention} if attention else {}),
               **({"use_cpu": False, "random_init": True} if gpu else {})}  # fmt: skip
     path = work / "equality.yaml"
     path.write_text(yaml.safe_dump(recipe))

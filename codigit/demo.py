@@ -271,7 +271,7 @@ def add_parser(sub, parents: Parents) -> None:
                    help="the contributed-texts flow instead: texts, corpus release, continued pretraining, model "
                         "copies for contributors, retention")  # fmt: skip
     p.add_argument("--port", type=port, help="port for the demo's server (default: any free one)")
-    p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~2.5 minutes)")
+    p.add_argument("--quick", action="store_true", help="a fraction of the model work (same steps; ~1.5 minutes)")
     p.add_argument("--serve", action="store_true", help="keep the demo's server running at the end (Ctrl-C stops)")
     p.add_argument("--policy", type=Path, default=Path("annotation/policy.yaml"), help="release policy")
     p.add_argument("--recipe", type=Path, help="training recipe (default: experiments/cpu-demo.yaml; with --corpus "

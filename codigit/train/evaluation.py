@@ -54,25 +54,30 @@ def probes(data, tokenizer, count: int, tokens: int, seed: int) -> list[Probe]:
     return chosen
 
 
-def memorisation(model, chosen: list[Probe], pad_token_id: int) -> dict[str, float]:
-    """Greedy continuations of the probes, one at a time (no padding to get wrong), scored against the truth."""
+def continuations(model, chosen: list[Probe], pad_token_id: int) -> list[list[int]]:
+    """Each probe's greedy continuation, all in one batch: left-padded, as a decoder continues from the last
+    position (the same tokens as one at a time, tested; ~4x faster on CPU)."""
     import torch
 
+    longest, new = max(len(p.prompt) for p in chosen), len(chosen[0].truth)  # every probe continues as far
+    ids = torch.tensor([[pad_token_id] * (longest - len(p.prompt)) + p.prompt for p in chosen], device=model.device)
+    mask = torch.tensor([[0] * (longest - len(p.prompt)) + [1] * len(p.prompt) for p in chosen], device=model.device)
     was_training = model.training
     model.eval()
-    scores, exact = [], 0
     try:
         with torch.no_grad():
-            for probe in chosen:
-                ids = torch.tensor([probe.prompt], device=model.device)
-                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                     max_new_tokens=len(probe.truth), min_new_tokens=len(probe.truth),
-                                     pad_token_id=pad_token_id, use_cache=True)  # fmt: skip
-                generated = out[0, ids.shape[1] :].tolist()
-                scores.append(ngram_precision(generated, probe.truth))
-                exact += generated == probe.truth
+            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=new,
+                                 min_new_tokens=new, pad_token_id=pad_token_id, use_cache=True)  # fmt: skip
     finally:
         model.train(was_training)
+    return out[:, longest:].tolist()
+
+
+def memorisation(model, chosen: list[Probe], pad_token_id: int) -> dict[str, float]:
+    """The probes' continuations scored against the truth."""
+    rows = continuations(model, chosen, pad_token_id)
+    scores = [ngram_precision(row, p.truth) for row, p in zip(rows, chosen, strict=True)]
+    exact = sum(row == p.truth for row, p in zip(rows, chosen, strict=True))
     return {"memorisation": round(sum(scores) / len(scores), 4), "verbatim": round(exact / len(chosen), 4)}
 
 

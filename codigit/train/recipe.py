@@ -67,6 +67,11 @@ class CodigitArgs:
         metadata={"help": "score only label positions, in chunks (same loss, less compute); one process only"},
     )
     loss_chunk_tokens: int = field(default=1024, metadata={"help": "label positions per LM-head chunk"})
+    fast_lora_dropout: bool = field(
+        default=False,
+        metadata={"help": "LoRA dropout masks drawn from the gaps between dropped elements: PEFT's distribution, "
+                  "~lora_dropout as many random numbers (another random stream than PEFT's)"},
+    )  # fmt: skip
     random_init: bool = field(
         default=False, metadata={"help": "build the model from its config with random weights (throughput benchmarks)"}
     )

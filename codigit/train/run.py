@@ -27,6 +27,7 @@ from codigit.train.formats import collective_token, prepare_text_tokenizer, prep
 from codigit.train.models import resolve_model
 from codigit.train.recipe import CodigitArgs, Recipe, check_recipe, parse_recipe, require_pinned
 from codigit.train.runlog import parameter_count, run_log_callback
+from codigit.train.speed import register_packed_attention, use_gap_dropout
 from codigit.train.texts import check_corpus_recipe, corpus_texts, release_kind, verified_corpus
 
 _LOGGER = logging.getLogger("codigit.train")
@@ -207,24 +208,20 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
     (prepare_text_tokenizer if corpus else prepare_tokenizer)(tokenizer, tokens)
     sft.eos_token = tokenizer.eos_token  # TRL mirrors it onto model.config, so a merged model stops there too
 
+    register_packed_attention()  # before loading: `attn_implementation: codigit_packed` names it
     quantization = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
+    load = {"dtype": dtype, "attn_implementation": model_args.attn_implementation}
     if args.random_init:  # same shapes and code path, no weights to download: throughput is weight-independent
         config = AutoConfig.from_pretrained(model_path, revision=model_args.model_revision)
         # built where it trains: initialising 8B random weights on the CPU takes minutes of a rented GPU's time
         with torch.device(PartialState().device if torch.cuda.is_available() and not sft.use_cpu else "cpu"):
-            model = AutoModelForCausalLM.from_config(
-                config, dtype=dtype, attn_implementation=model_args.attn_implementation
-            )
+            model = AutoModelForCausalLM.from_config(config, **load)
     else:
         model = AutoModelForCausalLM.from_pretrained(
-            model_path,
-            revision=model_args.model_revision,
-            dtype=dtype,
-            attn_implementation=model_args.attn_implementation,
-            quantization_config=quantization,
+            model_path, revision=model_args.model_revision, quantization_config=quantization, **load,
             device_map={"": PartialState().local_process_index} if quantization is not None else None,  # k-bit
-        )
+        )  # fmt: skip
     model.config.use_cache = False  # training; and padding-free packing is exact only without the cache
     if not corpus:  # the tuned model stops at the end of its turn (a text run: TRL adds end-of-document to its own)
         model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -252,6 +249,8 @@ def prepare(recipe: Recipe | Path, overrides: list[str] | None = None, callbacks
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(bar)
     trainer.loss_chunk_tokens = args.loss_chunk_tokens
+    if args.fast_lora_dropout:  # after the trainer has wrapped the model in PEFT's LoRA layers
+        use_gap_dropout(trainer.model)
     _require_learning(source, trainer)
     record = record.model_copy(update={"parameters": n_params})
     resume = get_last_checkpoint(str(run)) if run.is_dir() and any(run.glob("checkpoint-*")) else None
