@@ -1,8 +1,9 @@
 """`codigit generate RUN`: the base and the tuned model answer the prompt suites; one parquet of generations.
 
-Batched Hugging Face generation with left padding, prompts sorted by length so a batch pads little. Sampling is
-done per row by a logits processor with that row's own seeded generator, so every (prompt, sample) output is
-reproducible from its recorded seed alone and identical whether it ran in a batch or by itself. On a GPU the
+Batched decoding on Hugging Face models (`codigit.decoding`): left padding, prompts sorted by length so a batch
+pads little, and each answer leaving its batch when it ends. Sampling is done per row with that row's own seeded
+generator, so every (prompt, sample) output is reproducible from its recorded seed alone and identical whether it
+ran in a batch or by itself. On a GPU the
 model runs in bf16. vLLM is an optional GPU backend (`--backend vllm`): one engine serves base and tuned (the
 adapter per request), fed the same prompt token ids; its seeds are per request too, but its sampler is its own,
 so a seed reproduces an answer within a backend, not across them.
@@ -20,7 +21,6 @@ from pathlib import Path
 from codigit.cli_types import Parents
 from codigit.errors import CodigitError
 from codigit.home import atomic_write
-from codigit.sampling import row_sampler
 from codigit.suites import OPEN_SUITE, load_suite
 
 # `codigit generate`'s defaults, one definition for its parser and for in-process callers (the demo, benchmarks)
@@ -63,35 +63,13 @@ def hf_generate(
     """Answer each conversation; `seeds` None means greedy. With `continue_last`, a conversation that ends with
     an assistant message is continued from it (memorisation probes). Returns text, token counts, finished,
     seconds."""
-    import torch
-    from transformers import LogitsProcessorList
+    from codigit.decoding import decode
 
-    tokenizer.padding_side = "left"  # a decoder continues from the last position: pad on the left
     encoded = encode_chats(tokenizer, conversations, continue_last)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    results: list[dict | None] = [None] * len(encoded)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt").to(model.device)
-        processors = LogitsProcessorList()
-        if seeds is not None:
-            processors.append(row_sampler([seeds[i] for i in rows], temperature, top_p))
-        began = time.perf_counter()
-        with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=processors,
-                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                 temperature=None, top_p=None, top_k=None)  # fmt: skip
-        seconds = (time.perf_counter() - began) / len(rows)
-        new = out[:, batch["input_ids"].shape[1] :]
-        for k, i in enumerate(rows):
-            tokens = new[k].tolist()
-            finished = tokenizer.eos_token_id in tokens
-            if finished:
-                tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
-            results[i] = _answer(tokenizer, tokens, len(encoded[i]), finished, seconds)
-        if progress is not None:
-            progress.update(len(rows))
-    return results
+    out = decode(model, encoded, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                 max_new_tokens=max_new_tokens, batch_size=batch_size, seeds=seeds, temperature=temperature,
+                 top_p=top_p, progress=progress)  # fmt: skip
+    return [_answer(tokenizer, d.tokens, len(e), d.finished, d.seconds) for d, e in zip(out, encoded, strict=True)]
 
 
 # vLLM compiles kernels for these LoRA ranks only (vllm.config.lora.MaxLoRARanks, 1 in newer releases too)

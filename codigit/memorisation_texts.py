@@ -145,30 +145,14 @@ def run_corpus(run: Path, provenance):
 
 def continue_ids(model, tokenizer, prompts: list[list[int]], seeds: list[int] | None, new_tokens: int,
                  batch_size: int) -> list[list[int]]:  # fmt: skip
-    """Generated token ids after each prompt (up to end of text). `hf_generate`'s batching - left padding, prompts
-    sorted by length, `row_sampler`'s per-row seeded sampling, so a window's output does not depend on its batch -
-    on token ids in and out: it takes chats and returns text, and a probe must compare ids."""
-    import torch
-    from transformers import LogitsProcessorList
+    """Generated token ids after each prompt (up to end of text), with `hf_generate`'s decoding and seeded
+    sampling, on token ids in and out: it takes chats and returns text, and a probe must compare ids."""
+    from codigit.decoding import decode
 
-    from codigit.sampling import row_sampler
-
-    tokenizer.padding_side = "left"
-    eos = tokenizer.eos_token_id
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[list[int]] = [[] for _ in prompts]
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = tokenizer.pad({"input_ids": [prompts[i] for i in rows]}, return_tensors="pt").to(model.device)
-        sampler = [row_sampler([seeds[i] for i in rows], TEMPERATURE, TOP_P)] if seeds is not None else []
-        with torch.no_grad():
-            ids = model.generate(**batch, max_new_tokens=new_tokens, do_sample=False, eos_token_id=eos,
-                                 logits_processor=LogitsProcessorList(sampler), pad_token_id=tokenizer.pad_token_id,
-                                 temperature=None, top_p=None, top_k=None)  # fmt: skip
-        for k, i in enumerate(rows):
-            tokens = ids[k, batch["input_ids"].shape[1] :].tolist()
-            out[i] = tokens[: tokens.index(eos)] if eos in tokens else tokens
-    return out
+    out = decode(model, prompts, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                 max_new_tokens=new_tokens, batch_size=batch_size, seeds=seeds, temperature=TEMPERATURE,
+                 top_p=TOP_P)  # fmt: skip
+    return [d.tokens for d in out]
 
 
 def memorisation_texts(run: Path, windows: int = WINDOWS, prefix_tokens: int = PREFIX_TOKENS,

@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
 
+# Under pytest-xdist each worker gets one core's worth of threads: two workers' torch (and its children's) spinning
+# for both cores at once runs many times slower than sharing them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """The random order's seed again at the end: the header has scrolled away by then, and `-q` hides it."""

@@ -1,0 +1,79 @@
+"""Batched decoding with a KV cache that lets each row go once it has ended (`codigit generate`, memorisation).
+
+`model.generate` keeps every row of a batch to the end, computing padding for the answers that are done, so a
+batch runs as long as its longest answer costs. Here a row that reaches end of text leaves the batch and its
+cache: the rest run on fewer rows. Otherwise it is Hugging Face's greedy loop (left padding, positions from the
+attention mask, the last position's logits in fp32); sampling is `row_sampler`'s, one seeded generator per row,
+so an answer is the same whatever batch it runs in, and whichever rows left it before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from codigit.sampling import row_sampler
+
+
+@dataclass(frozen=True)
+class Decoded:
+    tokens: list[int]  # the new tokens, end of text left out
+    finished: bool  # it ended with end of text (not cut at the limit)
+    seconds: float  # its batch's time divided by the batch's rows
+
+
+def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: int, max_new_tokens: int,
+           batch_size: int, seeds: list[int] | None = None, temperature: float = 1.0, top_p: float = 1.0,
+           progress=None) -> list[Decoded]:  # fmt: skip
+    """Continue each prompt (token ids); `seeds` None means greedy, else one seed per prompt. Prompts are sorted
+    by length so that a batch pads little; results come back in the prompts' order."""
+    import torch
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    results: list[Decoded | None] = [None] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        sampler = row_sampler([seeds[i] for i in rows], temperature, top_p) if seeds is not None else None
+        longest = max(len(prompts[i]) for i in rows)
+        ids = torch.tensor([[pad_token_id] * (longest - len(prompts[i])) + prompts[i] for i in rows])
+        mask = (torch.arange(longest) >= torch.tensor([longest - len(prompts[i]) for i in rows]).unsqueeze(1)).long()
+        began = time.perf_counter()
+        with torch.no_grad():
+            tokens, finished = _decode_batch(model, ids.to(model.device), mask.to(model.device), max_new_tokens,
+                                             eos_token_id, sampler)  # fmt: skip
+        seconds = (time.perf_counter() - began) / len(rows)
+        for k, i in enumerate(rows):
+            results[i] = Decoded(tokens[k], finished[k], seconds)
+        if progress is not None:
+            progress.update(len(rows))
+    return results
+
+
+def _decode_batch(model, ids, mask, max_new_tokens: int, eos: int, sampler) -> tuple[list[list[int]], list[bool]]:
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate: pads at position 0, then 0, 1, ...
+    live = torch.arange(len(ids), device=ids.device)  # the batch rows still being decoded
+    tokens: list[list[int]] = [[] for _ in range(len(ids))]
+    finished = [False] * len(ids)
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                       logits_to_keep=1).logits[:, -1, :].float()  # fmt: skip
+        chosen = logits.argmax(dim=-1) if sampler is None else sampler(logits, live)
+        ended = chosen == eos
+        for row, token, end in zip(live.tolist(), chosen.tolist(), ended.tolist(), strict=True):
+            if end:
+                finished[row] = True
+            else:
+                tokens[row].append(token)
+        if bool(ended.any()):
+            going = (~ended).nonzero().squeeze(-1)
+            if not len(going):
+                break
+            cache.batch_select_indices(going)
+            live, chosen, mask, positions = live[going], chosen[going], mask[going], positions[going]
+        ids, positions = chosen.unsqueeze(-1), positions[:, -1:] + 1
+        mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=-1)
+    return tokens, finished
