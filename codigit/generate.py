@@ -26,7 +26,7 @@ from codigit.suites import OPEN_SUITE, load_suite
 # `codigit generate`'s defaults, one definition for its parser and for in-process callers (the demo, benchmarks)
 SAMPLES = 1
 MAX_NEW_TOKENS = 256
-BATCH_SIZE = 64  # ~10x the tokens/s of one at a time on SmolLM2 here, greedy or sampled (benchmarks/generation.py)
+BATCH_SIZE = 64  # ~12x the tokens/s of one at a time on SmolLM2 here, greedy or sampled (benchmarks/generation.py)
 TEMPERATURE = 0.7
 TOP_P = 0.9
 BACKENDS = ("hf", "vllm")  # the first is the default: vllm needs a GPU
