@@ -2,7 +2,7 @@
 
 `model.generate` keeps every row of a batch to the end, computing padding for the answers that are done, so a
 batch runs as long as its longest answer costs. Here a row that reaches end of text leaves the batch and its
-cache: the rest run on fewer rows. Otherwise it is Hugging Face's greedy loop (left padding, positions from the
+cache: the rest run on fewer rows. The cache grows by doubling its buffers, not by concatenation each step. Otherwise it is Hugging Face's greedy loop (left padding, positions from the
 attention mask, the last position's logits in fp32); sampling is `row_sampler`'s, one seeded generator per row,
 so an answer is the same whatever batch it runs in, and whichever rows left it before.
 """
@@ -49,11 +49,48 @@ def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: 
     return results
 
 
+def growing_cache(config):
+    """A `DynamicCache` whose layers keep keys and values in buffers that double when full, instead of
+    concatenating a step's keys and values onto all the earlier ones (a copy of the whole cache per layer and step:
+    12% of the memorisation probe's time here, 5% of a batch-64 generation step)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self._used, self._keys, self._values = 0, key_states[..., :0, :], value_states[..., :0, :]
+            used, new = self._used, key_states.shape[-2]
+            if used + new > self._keys.shape[-2]:
+                room = max(2 * self._keys.shape[-2], used + new, 64)
+                self._keys, self._values = (self._grown(b, room) for b in (self._keys, self._values))
+            self._keys[..., used : used + new, :] = key_states
+            self._values[..., used : used + new, :] = value_states
+            self._used = used + new
+            self.keys, self.values = self._keys[..., : self._used, :], self._values[..., : self._used, :]
+            return self.keys, self.values
+
+        def _grown(self, buffer, room: int):
+            shape = (*buffer.shape[:-2], room, buffer.shape[-1])
+            bigger = buffer.new_empty(shape)
+            bigger[..., : self._used, :] = buffer[..., : self._used, :]
+            return bigger
+
+        def batch_select_indices(self, indices) -> None:
+            if self.is_initialized:
+                self._keys, self._values = self._keys[indices, ...], self._values[indices, ...]
+                self.keys, self.values = self._keys[..., : self._used, :], self._values[..., : self._used, :]
+
+    cache = DynamicCache(config=config)
+    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
 def _decode_batch(model, ids, mask, max_new_tokens: int, eos: int, sampler) -> tuple[list[list[int]], list[bool]]:
     import torch
-    from transformers import DynamicCache
 
-    cache = DynamicCache(config=model.config)
+    cache = growing_cache(model.config)
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate: pads at position 0, then 0, 1, ...
     live = torch.arange(len(ids), device=ids.device)  # the batch rows still being decoded
     tokens: list[list[int]] = [[] for _ in range(len(ids))]

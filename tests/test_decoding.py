@@ -73,3 +73,23 @@ def test_seeded_rows_get_the_same_tokens_in_a_batch_that_shrinks_as_one_at_a_tim
     assert [d.tokens for d in together] == [d.tokens for d in alone]
     other = decode(model, texts, batch_size=8, **{**kwargs, "seeds": [s + 1 for s in seeds]})
     assert [d.tokens for d in other] != [d.tokens for d in together]
+
+
+def test_the_growing_cache_holds_what_concatenation_would_through_growth_and_rows_leaving(model):
+    from transformers import DynamicCache
+
+    from codigit.decoding import growing_cache
+
+    grown, plain = growing_cache(model.config), DynamicCache(config=model.config)
+    shape = (5, model.config.num_key_value_heads, 7, model.config.head_dim)  # a 7-token prompt, then one at a time
+    for step in range(150):  # past 64 and 128 positions: the buffers double twice
+        keys, values = torch.randn(shape), torch.randn(shape)
+        for layer in range(model.config.num_hidden_layers):
+            got, want = grown.update(keys, values, layer), plain.update(keys, values, layer)
+            assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        if step == 100:  # rows 1 and 3 end
+            for cache in (grown, plain):
+                cache.batch_select_indices(torch.tensor([0, 2, 4]))
+            shape = (3, *shape[1:])
+        shape = (shape[0], shape[1], 1, shape[3])
+    assert grown.get_seq_length() == plain.get_seq_length() == 7 + 149
