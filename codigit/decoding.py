@@ -2,9 +2,10 @@
 
 `model.generate` keeps every row of a batch to the end, computing padding for the answers that are done, so a
 batch runs as long as its longest answer costs. Here a row that reaches end of text leaves the batch and its
-cache: the rest run on fewer rows. The cache grows by doubling its buffers, not by concatenation each step. Otherwise it is Hugging Face's greedy loop (left padding, positions from the
-attention mask, the last position's logits in fp32); sampling is `row_sampler`'s, one seeded generator per row,
-so an answer is the same whatever batch it runs in, and whichever rows left it before.
+cache: the rest run on fewer rows. The cache grows by doubling its buffers, not by concatenation each step.
+Otherwise it is Hugging Face's greedy loop (left padding, positions from the attention mask, the last position's
+logits in fp32); sampling is `row_sampler`'s, one seeded generator per row, so an answer is the same whatever
+batch it runs in, and whichever rows left it before.
 """
 
 from __future__ import annotations
