@@ -53,7 +53,8 @@ def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: 
 def growing_cache(config):
     """A `DynamicCache` whose layers keep keys and values in buffers that double when full, instead of
     concatenating a step's keys and values onto all the earlier ones (a copy of the whole cache per layer and step:
-    12% of the memorisation probe's time here, 5% of a batch-64 generation step)."""
+    12% of the memorisation probe's time here, 5% of a batch-64 generation step). Only for `decode`: its layers
+    keep rows (`batch_select_indices`) but do not crop or reorder for beam search."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 

@@ -3,10 +3,9 @@
 Batched decoding on Hugging Face models (`codigit.decoding`): left padding, prompts sorted by length so a batch
 pads little, and each answer leaving its batch when it ends. Sampling is done per row with that row's own seeded
 generator, so every (prompt, sample) output is reproducible from its recorded seed alone and identical whether it
-ran in a batch or by itself. On a GPU the
-model runs in bf16. vLLM is an optional GPU backend (`--backend vllm`): one engine serves base and tuned (the
-adapter per request), fed the same prompt token ids; its seeds are per request too, but its sampler is its own,
-so a seed reproduces an answer within a backend, not across them.
+ran in a batch or by itself. On a GPU the model runs in bf16. vLLM is an optional GPU backend (`--backend
+vllm`): one engine serves base and tuned (the adapter per request), fed the same prompt token ids; its seeds are
+per request too, but its sampler is its own, so a seed reproduces an answer within a backend, not across them.
 """
 
 from __future__ import annotations

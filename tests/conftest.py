@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
 
-# Under pytest-xdist each worker gets one core's worth of threads: two workers' torch (and its children's) spinning
-# for both cores at once runs many times slower than sharing them.
+# Under pytest-xdist each worker gets one core's worth of threads: torch in two workers (and in their children),
+# each spinning threads for every core, contend (concurrent torch jobs have run up to 10x slower here).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
