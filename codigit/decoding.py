@@ -59,30 +59,33 @@ def growing_cache(config):
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):
+        # the buffers (`held`: keys, values) and how many positions of them are in use; keys and values are views
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
-                self._used, self._keys, self._values = 0, key_states[..., :0, :], value_states[..., :0, :]
-            used, new = self._used, key_states.shape[-2]
-            if used + new > self._keys.shape[-2]:
-                room = max(2 * self._keys.shape[-2], used + new, 64)
-                self._keys, self._values = (self._grown(b, room) for b in (self._keys, self._values))
-            self._keys[..., used : used + new, :] = key_states
-            self._values[..., used : used + new, :] = value_states
-            self._used = used + new
-            self.keys, self.values = self._keys[..., : self._used, :], self._values[..., : self._used, :]
-            return self.keys, self.values
+                self.used, self.held = 0, (key_states[..., :0, :], value_states[..., :0, :])
+            used, new = self.used, key_states.shape[-2]
+            if used + new > self.held[0].shape[-2]:
+                room = max(2 * self.held[0].shape[-2], used + new, 64)
+                self.held = tuple(self._grown(b, room) for b in self.held)
+            self.held[0][..., used : used + new, :] = key_states
+            self.held[1][..., used : used + new, :] = value_states
+            self.used = used + new
+            return self._views()
 
         def _grown(self, buffer, room: int):
-            shape = (*buffer.shape[:-2], room, buffer.shape[-1])
-            bigger = buffer.new_empty(shape)
-            bigger[..., : self._used, :] = buffer[..., : self._used, :]
+            bigger = buffer.new_empty((*buffer.shape[:-2], room, buffer.shape[-1]))
+            bigger[..., : self.used, :] = buffer[..., : self.used, :]
             return bigger
+
+        def _views(self):
+            self.keys, self.values = (b[..., : self.used, :] for b in self.held)
+            return self.keys, self.values
 
         def batch_select_indices(self, indices) -> None:
             if self.is_initialized:
-                self._keys, self._values = self._keys[indices, ...], self._values[indices, ...]
-                self.keys, self.values = self._keys[..., : self._used, :], self._values[..., : self._used, :]
+                self.held = tuple(b[indices, ...] for b in self.held)
+                self._views()
 
     cache = DynamicCache(config=config)
     cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]

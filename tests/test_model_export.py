@@ -156,29 +156,33 @@ def test_windows_are_spread_apart_and_fewer_in_short_texts():
 
 
 class Repeater:
-    """A stand-in model that continues each prompt from the text it was cut from: exactly for `exact` texts, with
-    one token changed for `near` ones, and with a token no text holds for the rest. Sampling or not, the same."""
+    """A stand-in model, and its decoding (`codigit.decoding.decode`), that continue each prompt from the text it
+    was cut from: exactly for `exact` texts, with one token changed for `near` ones, and with a token no text holds
+    for the rest. Sampling or not, the same."""
 
     def __init__(self, encoded: dict[str, list[int]], exact: set[str], near: set[str]):
         self.encoded, self.exact, self.near, self.device = encoded, exact, near, torch.device("cpu")
 
-    def generate(self, input_ids, attention_mask, max_new_tokens, **_):
-        rows = []
-        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
-            prompt = [t for t, m in zip(ids, mask, strict=True) if m]
+    def decode(self, model, prompts: list[list[int]], *, max_new_tokens: int, **_):
+        from codigit.decoding import Decoded
+
+        assert model is self
+        out = []
+        for prompt in prompts:
             key, at = next((k, i + len(prompt)) for k, t in self.encoded.items() for i in range(len(t))
                            if t[i : i + len(prompt)] == prompt)  # fmt: skip
             new = self.encoded[key][at : at + max_new_tokens]
             if key not in self.exact:
                 new = [new[0], 128000, *new[2:]] if key in self.near else [128000] * max_new_tokens
-            rows.append(ids + new)
-        return torch.tensor(rows)
+            out.append(Decoded(new, False, 0.0))
+        return out
 
 
 def test_a_model_that_repeats_shows_in_the_rates_and_in_the_notices(corpus, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
+    import codigit.decoding
     import codigit.generate
     from codigit.corpus.release import DATA_FILE
     from codigit.memorisation_texts import memorisation_texts, read_memorisation_texts
@@ -189,7 +193,9 @@ def test_a_model_that_repeats_shows_in_the_rates_and_in_the_notices(corpus, tmp_
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
     encoded = {r["id"]: tokenizer(r["text"], add_special_tokens=False)["input_ids"] for r in rows.values()}
     exact, near = {rows["The Mill"]["id"]}, {rows["Wind & <Sea>"]["id"]}
-    monkeypatch.setattr(codigit.generate, "load_tuned", lambda *a: Repeater(encoded, exact, near))
+    repeater = Repeater(encoded, exact, near)
+    monkeypatch.setattr(codigit.generate, "load_tuned", lambda *a: repeater)
+    monkeypatch.setattr(codigit.decoding, "decode", repeater.decode)
 
     result = memorisation_texts(run, **PROBE)
     assert read_memorisation_texts(run) == result and result.weights == "lora"
