@@ -46,7 +46,7 @@ system-deps:
 # `make test ARGS="-m 'not slow'"` the quick tier (no server of its own, browser, training run or demo).
 # Test processes: one per core, at most 4 (pytest-xdist). A test file stays in one process, so its module fixtures
 # (a demo, a trained run) are made once; the suite is mostly single-threaded CLI, server and browser work, and took
-# 34 min in one process on a 2-core machine, 21 min in two. `JOBS=0` runs them in this one process.
+# 34 min in one process on a 2-core machine, 20 min in two. `JOBS=0` runs them in this one process.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: install system-deps
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile $(ARGS)
