@@ -27,7 +27,8 @@ def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: 
            batch_size: int, seeds: list[int] | None = None, temperature: float = 1.0, top_p: float = 1.0,
            progress=None) -> list[Decoded]:  # fmt: skip
     """Continue each prompt (token ids); `seeds` None means greedy, else one seed per prompt. Prompts are sorted
-    by length so that a batch pads little; results come back in the prompts' order."""
+    by length so that a batch pads little; results come back in the prompts' order. An `eos_token_id` no token
+    has (-1) lets every answer run to `max_new_tokens`."""
     import torch
 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))

@@ -23,7 +23,7 @@ def nucleus_sample(probs, draw, top_p: float, cdf=None):
         floor = torch.empty(len(probs), dtype=probs.dtype, device=probs.device)
         wider = torch.arange(len(probs), device=probs.device)  # rows whose nucleus may not fit in the top k yet
         while len(wider):
-            k, rows = min(k, vocab), probs if k == 256 else probs[wider]  # at first, every row: no copy
+            k, rows = min(k, vocab), probs if len(wider) == len(probs) else probs[wider]  # every row: no copy
             top = rows.topk(k, dim=-1).values if k < vocab else rows.sort(dim=-1, descending=True).values
             before = top.double().cumsum(dim=-1) - top  # the mass of the tokens ranked above each
             floor[wider] = top.masked_fill(before >= top_p, float("inf")).min(dim=-1).values

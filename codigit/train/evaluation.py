@@ -55,22 +55,18 @@ def probes(data, tokenizer, count: int, tokens: int, seed: int) -> list[Probe]:
 
 
 def continuations(model, chosen: list[Probe], pad_token_id: int) -> list[list[int]]:
-    """Each probe's greedy continuation, all in one batch: left-padded, as a decoder continues from the last
-    position (the same tokens as one at a time, tested; one generate call instead of one per probe)."""
-    import torch
+    """Each probe's greedy continuation, all in one batch (`codigit.decoding.decode`, the same tokens as one at a
+    time, tested), each as long as its truth: no end token stops it."""
+    from codigit.decoding import decode
 
-    longest, new = max(len(p.prompt) for p in chosen), len(chosen[0].truth)  # every probe continues as far
-    ids = torch.tensor([[pad_token_id] * (longest - len(p.prompt)) + p.prompt for p in chosen], device=model.device)
-    mask = torch.tensor([[0] * (longest - len(p.prompt)) + [1] * len(p.prompt) for p in chosen], device=model.device)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=new,
-                                 min_new_tokens=new, pad_token_id=pad_token_id, use_cache=True)  # fmt: skip
+        out = decode(model, [p.prompt for p in chosen], eos_token_id=-1, pad_token_id=pad_token_id,
+                     max_new_tokens=len(chosen[0].truth), batch_size=len(chosen))  # fmt: skip
     finally:
         model.train(was_training)
-    return out[:, longest:].tolist()
+    return [d.tokens for d in out]
 
 
 def memorisation(model, chosen: list[Probe], pad_token_id: int) -> dict[str, float]:
