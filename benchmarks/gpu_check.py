@@ -1,5 +1,5 @@
 """The GPU path in one go (run by `benchmarks/gpu_check.sh`): SFT throughput on Llama-3.1-8B's shapes (codigit's
-recipe vs TRL's defaults), a 30-step LoRA run of experiments/llama31-8b-lora.yaml on random weights with the real
+recipe vs TRL's defaults), a 20-step LoRA run of experiments/llama31-8b-lora.yaml on random weights with the real
 Llama-3.1 chat template, and batched HF generation; then one summary.
 
 Each step runs in its own process under its own time limit, so one failure or overrun still leaves the others'
@@ -20,6 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
+STEPS = ("throughput", "lora", "generation")
 
 
 def versions() -> str:
@@ -61,16 +62,50 @@ def run_figures(run: Path) -> str:
             f"loss {logs[0]['loss']:.3f} -> {logs[-1]['loss']:.3f}")  # fmt: skip
 
 
+def lora_run(py: str, dry: bool, steps: int, out: Path) -> tuple[bool, list[str], float]:
+    """The recipe itself, `steps` steps, on random weights in its model's shapes and a synthetic release."""
+    sys.path.insert(0, str(BENCH))
+    from sft_throughput import llama8b_shapes, make_release, tiny_model
+
+    try:  # the release and model folders are built here: a failure is this step's, not the whole check's
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            release = make_release(work, 24 if dry else 120)
+            model = tiny_model(work) if dry else llama8b_shapes(work)
+            run = work / "runs" / "llama31-8b-lora"
+            overrides = ["--model_name_or_path", str(model), "--random_init", "true", "--release", str(release),
+                         "--output_dir", str(run), "--max_steps", str(2 if dry else steps),
+                         "--save_strategy", "no", "--logging_steps", "1" if dry else "5",
+                         "--trackio", "false"]  # fmt: skip  # the figures are in metrics.jsonl; trackio: not there
+            if dry:  # CPU: fp32 weights, shorter rows, a smaller memorisation probe at each evaluation
+                overrides += ["--use_cpu", "true", "--dtype", "float32", "--max_length", "512",
+                              "--memorisation_probe", "2", "--memorisation_tokens", "8"]  # fmt: skip
+            command = [py, "-m", "codigit.cli", "train", str(REPO / "experiments" / "llama31-8b-lora.yaml"), *overrides]
+            ok, lines, seconds = step("LoRA run of experiments/llama31-8b-lora.yaml", command, 300 if dry else 270,
+                                      out / "lora_run.log")  # fmt: skip
+            if ok:
+                lines.append(run_figures(run))
+            return ok, lines, seconds
+    except Exception as e:  # noqa: BLE001
+        return False, [f"{type(e).__name__}: {e}"], 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="every step on CPU with tiny models")
     parser.add_argument("--out", type=Path, help="where the logs and summary.txt go (default $OUT, else a new "
                         "gpu-check-DATE folder)")  # fmt: skip
-    parser.add_argument("--steps", type=int, default=30, help="optimizer steps of the LoRA run (default 30)")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps of the LoRA run (default 20)")
+    parser.add_argument("--only", type=lambda v: set(v.split(",")), default=set(STEPS),
+                        help=f"some of {','.join(STEPS)}, comma-separated (to rerun one in a lease)")  # fmt: skip
     args = parser.parse_args()
+    if args.only - set(STEPS):
+        parser.error(f"--only: unknown step {', '.join(sorted(args.only - set(STEPS)))} (steps: {', '.join(STEPS)})")
     dry = args.dry_run
     out = args.out or Path(os.environ.get("OUT") or f"gpu-check-{datetime.now(UTC):%Y%m%dT%H%M}")
     out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("OUT"):  # a lent machine: its checkout is thrown away, $OUT comes back (see record.py)
+        os.environ.setdefault("CODIGIT_BENCHMARK_RESULTS", str(out / "results.jsonl"))
     py = sys.executable
     if not dry:
         import torch
@@ -82,40 +117,17 @@ def main() -> None:
     print(header, flush=True)
     summary, results = [header], {}
 
-    # 1. throughput: its own temporary release and model; the comparison and the loss identity
-    command = [py, str(BENCH / "sft_throughput.py"), *(["--quick"] if dry else ["--llama8b"])]
-    results["throughput"] = step("SFT throughput", command, 300 if dry else 220, out / "sft_throughput.log")
+    if "throughput" in args.only:  # its own temporary release and model; the comparison and the loss identity
+        command = [py, str(BENCH / "sft_throughput.py"), *(["--quick"] if dry else ["--llama8b"])]
+        results["throughput"] = step("SFT throughput", command, 300 if dry else 200, out / "sft_throughput.log")
 
-    # 2. the recipe itself, 30 steps, on random weights in its model's shapes and a synthetic release
-    sys.path.insert(0, str(BENCH))
-    from sft_throughput import llama8b_shapes, make_release, tiny_model
+    if "lora" in args.only:
+        results["lora"] = lora_run(py, dry, args.steps, out)
 
-    try:  # the release and model folders are built here: a failure is this step's, not the whole check's
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            release = make_release(work, 24 if dry else 120)
-            model = tiny_model(work) if dry else llama8b_shapes(work)
-            run = work / "runs" / "llama31-8b-lora"
-            overrides = ["--model_name_or_path", str(model), "--random_init", "true", "--release", str(release),
-                         "--output_dir", str(run), "--max_steps", str(2 if dry else args.steps),
-                         "--save_strategy", "no", "--logging_steps", "1" if dry else "5"]  # fmt: skip
-            if dry:  # CPU: fp32 weights, shorter rows, a smaller memorisation probe at each evaluation
-                overrides += ["--use_cpu", "true", "--dtype", "float32", "--max_length", "512",
-                              "--memorisation_probe", "2", "--memorisation_tokens", "8"]  # fmt: skip
-            command = [py, "-m", "codigit.cli", "train", str(REPO / "experiments" / "llama31-8b-lora.yaml"), *overrides]
-            ok, lines, seconds = step("LoRA run of experiments/llama31-8b-lora.yaml", command, 300 if dry else 240,
-                                      out / "lora_run.log")  # fmt: skip
-            if ok:
-                lines.append(run_figures(run))
-            results["lora"] = (ok, lines, seconds)
-
-    except Exception as e:  # noqa: BLE001
-        results["lora"] = (False, [f"{type(e).__name__}: {e}"], 0.0)
-
-    # 3. generation: batch 64 vs one at a time
-    command = [py, str(BENCH / "generation.py"),
-               *(["--quick", "--one-at-a-time", "8", "--max-new-tokens", "16"] if dry else ["--llama8b"])]  # fmt: skip
-    results["generation"] = step("batched HF generation", command, 240 if dry else 100, out / "generation.log")
+    if "generation" in args.only:  # batch 64 vs one at a time
+        tiny = ["--quick", "--one-at-a-time", "8", "--max-new-tokens", "16"]
+        command = [py, str(BENCH / "generation.py"), *(tiny if dry else ["--llama8b"])]
+        results["generation"] = step("batched HF generation", command, 240 if dry else 100, out / "generation.log")
 
     summary.append("")
     wanted = {
@@ -135,7 +147,8 @@ def main() -> None:
     from record import record
 
     figures = {name: ("ok" if ok else "FAILED") + f" in {seconds:.0f} s" for name, (ok, _, seconds) in results.items()}
-    figures["lora"] += "".join(f"; {ln}" for ln in results["lora"][1] if ln.startswith("recipe run:"))
+    if "lora" in results:
+        figures["lora"] += "".join(f"; {ln}" for ln in results["lora"][1] if ln.startswith("recipe run:"))
     record("gpu_check" + dry_note, figures, versions())  # the steps' own figures: their scripts' lines
     sys.exit(0 if all(ok for ok, _, _ in results.values()) else 1)
 

@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # What a machine with PyTorch, transformers, peft and accelerate still needs, at the versions codigit is tested
 # with (transformers and peft too: the recipes use keys older transformers lacks, e.g. activation_checkpointing).
-# pydantic: codigit's records. pyarrow (>= 24, for datasets) is not among them: its wheel alone is 55 MB; the machine's own must do.
+# pydantic: codigit's records; ahocorasick-rs: the personal-data scan of the synthetic releases. pyarrow (>= 24, for datasets) is not among them: its wheel alone is 55 MB; the machine's own must do.
 WHEELS="trl==1.16.0 datasets==5.2.0 transformers==5.24.0 peft==0.21.2 quicktok-v1==0.4.0 dill==0.4.1
-multiprocess==0.70.19 fsspec==2026.9.0 regex==2026.11.19 pydantic==2.9.2 pydantic-core==2.23.4 annotated-types==0.8.0"
+multiprocess==0.70.19 fsspec==2026.9.0 regex==2026.11.19 pydantic==2.9.2 pydantic-core==2.23.4 annotated-types==0.8.0
+ahocorasick-rs==1.0.3"
 
 if [ "${1:-}" = --fetch-wheels ]; then
   # for the GPU machine's Python (3.12, x86-64 Linux), whatever this machine is

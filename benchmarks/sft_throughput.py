@@ -31,7 +31,8 @@ WORDS = ("care work family career nurse engineer river coat bridge choir lab coi
 COMMON = {"dtype": "float32", "use_peft": True, "lora_r": 16, "lora_alpha": 32,
           "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "seed": 7, "learning_rate": 1e-4,
           "assistant_only_loss": True, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
-          "use_cpu": True, "disable_tqdm": True, "max_length": 1024}  # fmt: skip
+          "use_cpu": True, "disable_tqdm": True, "max_length": 1024,
+          "trackio": False}  # fmt: skip  # a second log of the same figures, not compared (and not on the GPU image)
 CPU_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "padding_free",
             "activation_checkpointing", "bf16", "attn_implementation", "fast_lora_dropout")  # fmt: skip
 

@@ -164,3 +164,25 @@ def test_the_probes_continue_in_one_batch_as_they_would_one_at_a_time(world):
     batched = continuations(model, chosen, pad)
     assert batched == [continuations(model, [c], pad)[0] for c in chosen]
     assert all(len(row) == 8 for row in batched) and len({tuple(r) for r in batched}) > 1
+
+
+def test_tokens_per_s_leaves_out_the_time_evaluations_take(world):
+    import time
+
+    from transformers import TrainerCallback
+
+    from codigit.train.run import prepare
+
+    class SlowEvaluation(TrainerCallback):  # after codigit's own callbacks: as a long memorisation probe would
+        def on_evaluate(self, args, state, control, **kwargs):
+            time.sleep(2.0)
+
+    p = prepare(recipe(world, "paused", eval_split="test", eval_strategy="steps", eval_steps=1, max_steps=4,
+                       save_strategy="no", memorisation_probe=0, trackio=False))  # fmt: skip
+    p.trainer.add_callback(SlowEvaluation())
+    p.trainer.train()
+    logs, evals = entries(p.run)
+    assert [e["step"] for e in logs] == [1, 2, 3, 4] and len(evals) == 4
+    # each interval after the first holds an evaluation's 2 s; a tiny model's step takes a fraction of that
+    seconds = [(b["tokens"] - a["tokens"]) / b["tokens_per_s"] for a, b in zip(logs, logs[1:], strict=False)]
+    assert all(0 < s < 1.5 for s in seconds), seconds

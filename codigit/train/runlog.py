@@ -43,7 +43,10 @@ def mfu(n_params: int, tokens_per_s: float, peak: float | None, devices: int = 1
 def run_log_callback(sinks: list, n_params: int):
     """An entry per logged step to every sink (metrics.jsonl, trackio, the progress bar): loss, tokens/s since the
     last log (all processes together, as TRL counts them), MFU (6·N·tokens/s over the peak of all the devices),
-    peak memory (of this process's device). Evaluations have their own callback (`codigit.train.evaluation`)."""
+    peak memory (of this process's device). Evaluations have their own callback (`codigit.train.evaluation`).
+
+    tokens/s and MFU are of training: time between optimizer steps that an evaluation or a checkpoint took (the
+    memorisation probe generates; a small release evaluates every few steps) is left out."""
     import resource
 
     import torch
@@ -53,16 +56,31 @@ def run_log_callback(sinks: list, n_params: int):
         def __init__(self):
             self.last = (time.perf_counter(), 0)
             self.peak = peak_flops()
+            self.step_end, self.paused, self.pausing = self.last[0], 0.0, False
 
         def on_train_begin(self, args, state, control, **kwargs):  # a resumed run counts from where it is
             self.last = (time.perf_counter(), state.num_input_tokens_seen or 0)
+            self.paused, self.pausing = 0.0, False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.step_end = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            self.pausing = True
+
+        on_save = on_evaluate
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.pausing:  # the gap since the last step held an evaluation or a save
+                self.paused += time.perf_counter() - self.step_end
+                self.pausing = False
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return
             now, tokens = time.perf_counter(), logs.get("num_tokens", state.num_input_tokens_seen or 0)
-            rate = (tokens - self.last[1]) / max(now - self.last[0], 1e-9)
-            self.last = (now, tokens)
+            rate = (tokens - self.last[1]) / max(now - self.last[0] - self.paused, 1e-9)
+            self.last, self.paused = (now, tokens), 0.0
             if torch.cuda.is_available():
                 memory = torch.cuda.max_memory_allocated() / 2**30
             else:
