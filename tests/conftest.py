@@ -59,6 +59,25 @@ class Server:
         return self.proc.wait(timeout=60)
 
 
+@pytest.fixture
+def gguf_parsed_once(monkeypatch):
+    """transformers parses a GGUF file once for its config and again for its weights (`gguf.GGUFReader`, ~20 s
+    here for a 128k vocabulary, all of it in gguf's own Python): the second read of the same unchanged file gets
+    the first one's reader. The file is still read and parsed by gguf, and a rewritten file is parsed again."""
+    import gguf
+
+    readers, parse = {}, gguf.GGUFReader
+
+    def reader(path, *args, **kwargs):
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = parse(path, *args, **kwargs)
+        return readers[key]
+
+    monkeypatch.setattr(gguf, "GGUFReader", reader)
+
+
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
     """`predicate()`'s first truthy value, asked every `every` s; an AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout

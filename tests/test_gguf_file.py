@@ -3,7 +3,8 @@
 transformers reads a GGUF on its own (`gguf_file=`: config, weights and tokenizer all from the file's metadata,
 with llama.cpp's q/k permutation undone), so the copy is right when that model gives the original's logits and
 that tokenizer the original's ids. The model is a tiny random Llama with the real (offline) Llama-3 tokenizer.
-Reading a GGUF with a 128k vocabulary takes transformers ~15-30 s here, so each file is loaded once.
+Reading a GGUF with a 128k vocabulary takes transformers ~15-30 s here, so each file is loaded once (and parsed
+once: `gguf_parsed_once`, conftest).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def logits(model, tokenizer) -> list:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tied, dtype", [(True, "f32"), (True, "f16"), (True, "q8_0"), (False, "f32")])
-def test_transformers_reads_back_the_same_model(models, tmp_path, tied, dtype):
+def test_transformers_reads_back_the_same_model(models, tmp_path, tied, dtype, gguf_parsed_once):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = write_alone(models[tied], tmp_path, dtype)
@@ -96,7 +97,7 @@ def test_transformers_reads_back_the_same_model(models, tmp_path, tied, dtype):
 
 
 @pytest.mark.slow
-def test_transformers_rebuilds_the_same_tokenizer(models, tmp_path):
+def test_transformers_rebuilds_the_same_tokenizer(models, tmp_path, gguf_parsed_once):
     from transformers import AutoTokenizer
 
     gguf = write_alone(models[True], tmp_path, "f16")

@@ -273,7 +273,7 @@ def test_merged_model_gives_base_plus_adapter_logits(trained, corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_gguf_log_notices_and_card(trained, corpus, tmp_path):
+def test_export_gguf_log_notices_and_card(trained, corpus, tmp_path, gguf_parsed_once):
     """One export with the default q8_0 GGUF, read back by transformers (the one slow load)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
