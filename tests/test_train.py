@@ -258,6 +258,28 @@ def test_bad_recipes_are_one_line_errors(tmp_path, content, extra, message):
     assert result.stderr.strip().count("\n") == 0
 
 
+def test_the_stored_trl_keys_are_the_parsers_own():
+    import importlib.metadata
+
+    from codigit.train.recipe import TRL_KEYS, _parser, recipe_keys
+
+    stored = json.loads(TRL_KEYS.read_text())
+    fix = "rewrite it with `.venv/bin/python -m codigit.train.recipe`"
+    assert stored["versions"] == {n: importlib.metadata.version(n) for n in stored["versions"]}, fix
+    assert recipe_keys() == {a.dest for a in _parser()._actions}, fix
+
+
+def test_a_misspelt_key_is_refused_without_importing_trl(tmp_path):
+    (tmp_path / "r.yaml").write_text("release: x\nlerning_rate: 0.1\n")
+    check = ("import sys\nfrom codigit.errors import CodigitError\nfrom codigit.train.recipe import parse_recipe\n"
+             f"try:\n    parse_recipe({str(tmp_path / 'r.yaml')!r})\nexcept CodigitError as e:\n    print(e)\n"
+             "print(sorted(m for m in ('trl', 'transformers', 'torch') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True)
+    said, imported = out.stdout.strip().splitlines()
+    assert said.endswith("unknown key(s) lerning_rate (not SFTConfig, ModelConfig or codigit's)")
+    assert imported == "[]"
+
+
 @pytest.mark.slow
 def test_rerun_with_a_changed_recipe_is_refused_and_the_same_recipe_resumes(world):
     from codigit.train.run import train

@@ -132,6 +132,36 @@ def require_pinned(args: CodigitArgs, path: Path, dataset_hash: str) -> None:
         )
 
 
+# The keys of TRL's SFTConfig and ModelConfig, for the TRL and transformers that codigit pins: importing TRL to ask
+# its parser takes ~10 s, too long to wait for a misspelt key. `python -m codigit.train.recipe` rewrites the file
+# (tests/test_train.py checks it against the parser).
+TRL_KEYS = Path(__file__).with_name("trl_keys.json")
+
+
+def recipe_keys() -> set[str]:
+    """Every key a recipe file may hold: codigit's, SFTConfig's and ModelConfig's (and argparse's `help`)."""
+    import dataclasses
+    import importlib.metadata
+    import json
+
+    stored = json.loads(TRL_KEYS.read_text(encoding="utf-8"))
+    if any(importlib.metadata.version(name) != version for name, version in stored["versions"].items()):
+        return {a.dest for a in _parser()._actions}  # other versions than the file's: ask TRL itself
+    return set(stored["keys"]) | {f.name for f in dataclasses.fields(CodigitArgs)}
+
+
+def write_trl_keys() -> None:
+    import dataclasses
+    import importlib.metadata
+    import json
+
+    from codigit.home import atomic_write
+
+    keys = {a.dest for a in _parser()._actions} - {f.name for f in dataclasses.fields(CodigitArgs)}
+    versions = {name: importlib.metadata.version(name) for name in ("trl", "transformers")}
+    atomic_write(TRL_KEYS, json.dumps({"versions": versions, "keys": sorted(keys)}, indent=1) + "\n")
+
+
 def _parser():
     from trl import ModelConfig, SFTConfig, TrlParser
 
@@ -156,14 +186,13 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None) -> Recipe:
         raise CodigitError(f"{recipe}: not a readable YAML recipe ({problem})") from None
     if not isinstance(raw, dict):
         raise CodigitError(f"{recipe}: expected a mapping of keys")
-    parser = _parser()
-    known = {a.dest for a in parser._actions}
-    if unknown := sorted(set(raw) - known - {"env"}):
+    if unknown := sorted(set(raw) - recipe_keys() - {"env"}):
         raise CodigitError(f"{recipe}: unknown key(s) {', '.join(unknown)} (not SFTConfig, ModelConfig or codigit's)")
     missing = f"{recipe}: `release` is required (a release folder, e.g. data/releases/0.1.0)"
     given = any(o == "--release" or o.startswith("--release=") for o in overrides or [])
     if not raw.get("release") and not given:  # asked before parsing, whose first complaint would be another
         raise CodigitError(missing)
+    parser = _parser()
     try:
         with warnings.catch_warnings():  # TRL's own default (gradient_checkpointing) trips a transformers rename
             warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
@@ -174,3 +203,7 @@ def parse_recipe(recipe: Path, overrides: list[str] | None = None) -> Recipe:
     parsed = Recipe(codigit_args, sft, model)
     check_recipe(parsed, str(recipe))
     return parsed
+
+
+if __name__ == "__main__":
+    write_trl_keys()
