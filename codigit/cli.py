@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Interrupted) as e:
         kept = str(e) if isinstance(e, Interrupted) else INTERRUPTED
         print(f"codigit: interrupted: {kept}", file=sys.stderr)
+        # Ctrl-C can land inside a library's constructor (tqdm's progress bar, say): the half-built object then
+        # raises as it is collected, once this returns. The user has been told what was kept; that is not news.
+        sys.unraisablehook = lambda unraisable: None
         return 130
     except OSError as e:
         if e.errno not in ENVIRONMENT_ERRNOS:

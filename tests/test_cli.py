@@ -11,6 +11,8 @@ import sys
 import pytest
 from conftest import REPO, STUDY, codigit, free_port, start_server
 
+from codigit.cli import INTERRUPTED
+
 HEAVY = ("torch", "transformers", "trl", "datasets")
 
 
@@ -258,3 +260,20 @@ def test_bad_port_and_unreadable_inputs(tmp_path):
     assert result.returncode == 2 and "not a TCP port" in result.stderr and "Traceback" not in result.stderr
     assert "cannot read the roster" in one_line_error(codigit("participants", "add", str(tmp_path), home=tmp_path))
     assert "cannot read the study" in one_line_error(codigit("init", "--study", str(tmp_path), home=tmp_path))
+
+
+def test_ctrl_c_inside_a_librarys_constructor_is_still_one_line():
+    """An interrupt can land while tqdm builds a progress bar (argilla's, when records are logged): the half-built
+    bar raises as it is collected, after codigit has said what was kept. That complaint is not shown."""
+    script = (
+        "import sys, tqdm.std\n"
+        "from codigit import cli\n"
+        "def cut_short(*args):\n"
+        "    raise KeyboardInterrupt\n"
+        "tqdm.std.tqdm._get_free_pos = staticmethod(cut_short)  # the moment the interrupt arrives\n"
+        "cli.resolve_defaults = lambda args: tqdm.std.tqdm(range(3))\n"
+        "sys.exit(cli.main(['serve']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 130, out.stderr
+    assert out.stderr.strip().splitlines() == [f"codigit: interrupted: {INTERRUPTED}"]
