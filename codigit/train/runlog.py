@@ -54,13 +54,12 @@ def run_log_callback(sinks: list, n_params: int):
 
     class RunLog(TrainerCallback):
         def __init__(self):
-            self.last = (time.perf_counter(), 0)
             self.peak = peak_flops()
-            self.step_end, self.paused, self.pausing = self.last[0], 0.0, False
 
         def on_train_begin(self, args, state, control, **kwargs):  # a resumed run counts from where it is
             self.last = (time.perf_counter(), state.num_input_tokens_seen or 0)
-            self.paused, self.pausing = 0.0, False
+            # an evaluation before the first step (eval_on_start) pauses from here, not from the callback's making
+            self.step_end, self.paused, self.pausing = self.last[0], 0.0, False
 
         def on_step_end(self, args, state, control, **kwargs):
             self.step_end = time.perf_counter()
