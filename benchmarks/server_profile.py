@@ -1,6 +1,6 @@
 """Where the server's CPU goes under load: a py-spy sample of the running `codigit serve`, summarised as a few lines.
 
-Used by server_load.py around its load phase. py-spy (a sampling profiler, in the dev environment) attaches to the
+Used by server_load.py around its load phase. py-spy (a sampling profiler, in the test extra) attaches to the
 server's process from outside, so the server runs exactly as deployed; without py-spy, or without the permission to
 attach (ptrace), the summary says so and the benchmark goes on. Samples are taken only while a thread holds the
 GIL (`--gil`): Python work, which is what one server process can do at most one core of.

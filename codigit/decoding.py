@@ -23,14 +23,18 @@ class Decoded:
     seconds: float  # its batch's time divided by the batch's rows
 
 
-def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: int, max_new_tokens: int,
-           batch_size: int, seeds: list[int] | None = None, temperature: float = 1.0, top_p: float = 1.0,
-           progress=None) -> list[Decoded]:  # fmt: skip
-    """Continue each prompt (token ids); `seeds` None means greedy, else one seed per prompt. Prompts are sorted
-    by length so that a batch pads little; results come back in the prompts' order. An `eos_token_id` no token
-    has (-1) lets every answer run to `max_new_tokens`."""
+def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: int,
+           max_new_tokens: int | list[int], batch_size: int, seeds: list[int] | None = None, temperature: float = 1.0,
+           top_p: float = 1.0, progress=None) -> list[Decoded]:  # fmt: skip
+    """Continue each prompt (token ids); `seeds` None means greedy, else one seed per prompt. `max_new_tokens`:
+    one limit for all, or one per prompt (a row that reaches its own leaves the batch, as one that ends does).
+    Prompts are sorted by length so that a batch pads little; results come back in the prompts' order. An
+    `eos_token_id` no token has (-1) lets every answer run to its limit."""
     import torch
 
+    limits = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(limits) != len(prompts) or (not isinstance(max_new_tokens, int) and min(limits, default=1) < 1):
+        raise ValueError("max_new_tokens: one limit of at least 1 per prompt")
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Decoded | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
@@ -41,8 +45,8 @@ def decode(model, prompts: list[list[int]], *, eos_token_id: int, pad_token_id: 
         mask = (torch.arange(longest) >= torch.tensor([longest - len(prompts[i]) for i in rows]).unsqueeze(1)).long()
         began = time.perf_counter()
         with torch.no_grad():
-            tokens, finished = _decode_batch(model, ids.to(model.device), mask.to(model.device), max_new_tokens,
-                                             eos_token_id, sampler)  # fmt: skip
+            tokens, finished = _decode_batch(model, ids.to(model.device), mask.to(model.device),
+                                             [limits[i] for i in rows], eos_token_id, sampler)  # fmt: skip
         seconds = (time.perf_counter() - began) / len(rows)
         for k, i in enumerate(rows):
             results[i] = Decoded(tokens[k], finished[k], seconds)
@@ -93,7 +97,7 @@ def growing_cache(config):
     return cache
 
 
-def _decode_batch(model, ids, mask, max_new_tokens: int, eos: int, sampler) -> tuple[list[list[int]], list[bool]]:
+def _decode_batch(model, ids, mask, limits: list[int], eos: int, sampler) -> tuple[list[list[int]], list[bool]]:
     import torch
 
     cache = growing_cache(model.config)
@@ -101,22 +105,24 @@ def _decode_batch(model, ids, mask, max_new_tokens: int, eos: int, sampler) -> t
     live = torch.arange(len(ids), device=ids.device)  # the batch rows still being decoded
     tokens: list[list[int]] = [[] for _ in range(len(ids))]
     finished = [False] * len(ids)
-    for _ in range(max_new_tokens):
+    room = torch.tensor(limits, device=ids.device)  # tokens each live row may still add
+    for _ in range(max(limits, default=0)):
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                        logits_to_keep=1).logits[:, -1, :].float()  # fmt: skip
         chosen = logits.argmax(dim=-1) if sampler is None else sampler(logits, live)
-        ended = chosen == eos
+        ended, room = chosen == eos, room - 1
         for row, token, end in zip(live.tolist(), chosen.tolist(), ended.tolist(), strict=True):
             if end:
                 finished[row] = True
             else:
                 tokens[row].append(token)
-        if bool(ended.any()):
-            going = (~ended).nonzero().squeeze(-1)
+        leaving = ended | (room <= 0)
+        if bool(leaving.any()):
+            going = (~leaving).nonzero().squeeze(-1)
             if not len(going):
                 break
             cache.batch_select_indices(going)
-            live, chosen, mask, positions = live[going], chosen[going], mask[going], positions[going]
+            live, chosen, mask, positions, room = (t[going] for t in (live, chosen, mask, positions, room))
         ids, positions = chosen.unsqueeze(-1), positions[:, -1:] + 1
         mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=-1)
     return tokens, finished

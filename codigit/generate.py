@@ -56,7 +56,7 @@ def _answer(tokenizer, tokens: list[int], prompt_tokens: int, finished: bool, se
 
 
 def hf_generate(
-    model, tokenizer, conversations: list[list[dict]], seeds: list[int] | None, *, max_new_tokens: int,
+    model, tokenizer, conversations: list[list[dict]], seeds: list[int] | None, *, max_new_tokens: int | list[int],
     batch_size: int, temperature: float = 1.0, top_p: float = 1.0, progress=None, continue_last: bool = False,
 ) -> list[dict]:  # fmt: skip
     """Answer each conversation; `seeds` None means greedy. With `continue_last`, a conversation that ends with

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 # `codigit memorisation`'s defaults (their meaning is in its --help), also for in-process callers such as the demo
 PREFIX_WORDS = 16
 EXTRACT_WORDS = 24
+# Tokens a continuation may take beyond its story's own length (a short preamble before the story comes back)
+SLACK_TOKENS = 32
 
 
 def longest_common_run(a: list[str], b: list[str]) -> int:
@@ -62,7 +64,8 @@ def ngram_overlap(generated: list[str], reference: list[str], n: int = 8) -> flo
 
 def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int = EXTRACT_WORDS, max_records: int = 0,
                  batch_size: int = BATCH_SIZE, max_new_tokens: int = 0) -> MemorisationSummary:  # fmt: skip
-    """`max_new_tokens`: how far each continuation goes (0: far enough to repeat the longest story whole)."""
+    """`max_new_tokens`: how far each continuation goes (0: far enough to repeat its own story whole, with
+    `SLACK_TOKENS` to spare; a budget per story, so short stories do not run as long as the longest)."""
     import pandas as pd
     from transformers import AutoTokenizer
 
@@ -94,8 +97,9 @@ def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int
         chats.append([*asked, {"role": "assistant", "content": prefix}])  # prompt + start of the story
         prefixes.append(prefix)
         rests.append(words(text[len(prefix) :]))  # what the continuation could give back
-    longest = max((len(s) for s in stories), default=0)
-    answers = hf_generate(model, tokenizer, chats, None, max_new_tokens=max_new_tokens or min(2 * longest + 16, 1024),
+    budgets = [min(len(tokenizer(m[-1]["content"], add_special_tokens=False).input_ids) + SLACK_TOKENS, 1024)
+               for m in records for _ in range(2)]  # fmt: skip
+    answers = hf_generate(model, tokenizer, chats, None, max_new_tokens=max_new_tokens or budgets,
                           batch_size=batch_size, continue_last=True)  # fmt: skip
     rows = []
     for k, (story, rest) in enumerate(zip(stories, rests, strict=True)):

@@ -346,6 +346,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(files, tmp_path):
 def test_ctrl_c_is_one_line_saying_what_was_kept(files):
     """SIGINT in the middle of a long command (a bootstrap of ten million resamples): exit 130, one line, and no
     traceback; the report it was computing is not written at all."""
+    import os
     import signal
     import subprocess
     import sys
@@ -354,15 +355,26 @@ def test_ctrl_c_is_one_line_saying_what_was_kept(files):
     report = files["root"] / "interrupted-report.json"
     args = ["agreement", "--snapshot", str(files["snapshot"].parent), "--n-boot", "10000000", "--out", str(report)]
     proc = subprocess.Popen([sys.executable, "-m", "codigit.cli", *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    # inside the bootstrap, not in start-up: agreement imports numpy only once it computes (`codigit --help` must
-    # not pay for it), so numpy mapped into the process says the command has begun its work
-    maps = Path(f"/proc/{proc.pid}/maps")
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and "numpy" not in maps.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, "the command ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        # inside the bootstrap, not in start-up: agreement imports numpy only once it computes (`codigit --help`
+        # must not pay for it), so numpy mapped into the process says the command has begun its work; two more
+        # seconds of its CPU time put it past the imports that follow, however busy the machine is
+        maps, stat = Path(f"/proc/{proc.pid}/maps"), Path(f"/proc/{proc.pid}/stat")
+        deadline, began = time.monotonic() + 120, None
+        while proc.poll() is None and time.monotonic() < deadline:
+            used = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
+            if began is None and "numpy" in maps.read_text():
+                began = used
+            if began is not None and used - began >= 2:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the command ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed test leaves no ten-million-resample bootstrap running
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [
         "codigit: interrupted: files already written are whole and kept; nothing half-written was left; run the "

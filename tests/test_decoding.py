@@ -75,6 +75,23 @@ def test_seeded_rows_get_the_same_tokens_in_a_batch_that_shrinks_as_one_at_a_tim
     assert [d.tokens for d in other] != [d.tokens for d in together]
 
 
+def test_a_limit_per_row_cuts_each_row_where_its_own_limit_says(model):
+    from codigit.decoding import decode
+
+    texts = prompts(model.config.vocab_size)
+    eos = an_end_some_rows_reach(model, texts)
+    full = decode(model, texts, eos_token_id=eos, pad_token_id=0, max_new_tokens=NEW, batch_size=8)
+    # rows that end have room to end; the others are cut short, each at a limit of its own
+    limits = [NEW if d.finished else 1 + k % (NEW - 1) for k, d in enumerate(full)]
+    cut = decode(model, texts, eos_token_id=eos, pad_token_id=0, max_new_tokens=limits, batch_size=3)
+    for whole, part, limit in zip(full, cut, limits, strict=True):
+        assert part.tokens == whole.tokens[:limit]
+        assert part.finished == (whole.finished and len(whole.tokens) < limit)
+    assert any(not d.finished and d.tokens for d in cut) and any(d.finished for d in cut)
+    with pytest.raises(ValueError, match="at least 1 per prompt"):
+        decode(model, texts, eos_token_id=eos, pad_token_id=0, max_new_tokens=[0] * len(texts), batch_size=8)
+
+
 def test_the_growing_cache_holds_what_concatenation_would_through_growth_and_rows_leaving(model):
     from transformers import DynamicCache
 
