@@ -19,6 +19,7 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from argilla_server.enums import MetadataPropertyType, ResponseStatusFilter
@@ -50,7 +51,7 @@ from argilla_server.search_engine.base import (
 )
 from argilla_server.settings import settings
 from sqlalchemy import Float, Integer, String, cast, column, func, literal, or_, select, table, true
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
 from codigit.server.sqlfilters import FilterSQL, enum_value
@@ -95,6 +96,11 @@ def _read_engine() -> AsyncEngine:
     return create_async_engine(settings.database_url, **pool)
 
 
+# The connection one search's queries share (a search runs 3 to 5 of them; a checkout of its own each cost a pool
+# round trip and a rollback on return), and so they also read one snapshot of the database
+_searching: ContextVar[AsyncConnection | None] = ContextVar("codigit_search_connection", default=None)
+
+
 # private: listed in codigit/upstream.py
 @SearchEngine.register(ENGINE_NAME)
 class SQLSearchEngine(Matching, SearchEngine):
@@ -113,6 +119,8 @@ class SQLSearchEngine(Matching, SearchEngine):
         pass  # each query borrows a connection from the engine's own pool (_read_engine) and returns it
 
     async def _all(self, stmt) -> list:
+        if (conn := _searching.get()) is not None:
+            return list((await conn.execute(stmt)).all())
         async with _read_engine().connect() as conn:
             return list((await conn.execute(stmt)).all())
 
@@ -216,6 +224,14 @@ class SQLSearchEngine(Matching, SearchEngine):
         limit: int = 100,
         user_id: str | None = None,
     ) -> SearchResponses:
+        async with _read_engine().connect() as conn:
+            token = _searching.set(conn)
+            try:
+                return await self._search(dataset, query, filter, sort, offset, limit, user_id)
+            finally:
+                _searching.reset(token)
+
+    async def _search(self, dataset, query, filter, sort, offset: int, limit: int, user_id) -> SearchResponses:
         query = await self._text_query(dataset, query)
         stmt, score = self._matching(dataset, query, filter)
         own = await self._copies_of_own_answers(dataset, user_id) if user_id is not None else []
