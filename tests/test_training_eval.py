@@ -85,9 +85,10 @@ def test_memorisation_rises_on_a_planted_repeated_story_and_the_report_says_so(w
     from codigit.train.run import train
 
     # One story, trained on at every step (max_records 1, full fine-tuning): the probe, which draws from the training
-    # records, must see the model learn it word for word while the held-out loss still falls.
+    # records, must see the model learn it word for word while the held-out loss still falls. (At 3e-2 the run was
+    # chaotic: one torch thread, as under xdist, reached 0.4 by step 30 where two threads reached 1.0.)
     run = train(recipe(world, "planted", use_peft=False, max_records=1, per_device_train_batch_size=1,
-                       learning_rate=3e-2, lr_scheduler_type="constant", max_steps=30, save_steps=100,
+                       learning_rate=1e-2, lr_scheduler_type="constant", max_steps=30, save_steps=100,
                        eval_split="test", eval_strategy="steps", eval_steps=15, memorisation_probe=1,
                        memorisation_tokens=8, trackio=False))  # fmt: skip
     _, evaluations = entries(run)
