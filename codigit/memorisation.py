@@ -98,8 +98,9 @@ def memorisation(run: Path, prefix_words: int = PREFIX_WORDS, extract_words: int
         prefixes.append(prefix)
         rests.append(words(text[len(prefix) :]))  # what the continuation could give back
     budgets = [min(len(tokenizer(m[-1]["content"], add_special_tokens=False).input_ids) + SLACK_TOKENS, 1024)
-               for m in records for _ in range(2)]  # fmt: skip
-    answers = hf_generate(model, tokenizer, chats, None, max_new_tokens=max_new_tokens or budgets,
+               for m in records]  # fmt: skip
+    per_chat = [b for b in budgets for _ in (0, 1)]  # a record's two chats: prompt alone, prompt + prefix
+    answers = hf_generate(model, tokenizer, chats, None, max_new_tokens=max_new_tokens or per_chat,
                           batch_size=batch_size, continue_last=True)  # fmt: skip
     rows = []
     for k, (story, rest) in enumerate(zip(stories, rests, strict=True)):

@@ -116,7 +116,7 @@ class SQLSearchEngine(Matching, SearchEngine):
         return cls()
 
     async def close(self) -> None:
-        pass  # each query borrows a connection from the engine's own pool (_read_engine) and returns it
+        pass  # a query, or a search's queries together, borrow a connection from the engine's own pool
 
     async def _all(self, stmt) -> list:
         if (conn := _searching.get()) is not None:
