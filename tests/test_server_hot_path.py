@@ -4,6 +4,7 @@ that no one receives is skipped, and everything someone does receive is unchange
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import argilla as rg
+import pytest
 from conftest import REPO, make_dataset, wait_for
 
 
@@ -122,9 +124,12 @@ asyncio.run(main())
 """
 
 
-def test_a_submission_without_webhooks_builds_no_event_and_signs_in_once(tmp_path):
+@pytest.mark.parametrize("native", ["1", "0"], ids=["codigit-path", "argilla-path"])
+def test_a_submission_without_webhooks_builds_no_event_and_signs_in_once(tmp_path, native):
+    """On codigit's path for answers (native_submit.py) and on argilla-server's, which it hands requests on to."""
+    env = {**os.environ, "CODIGIT_NATIVE_SUBMIT": native}
     result = subprocess.run([sys.executable, "-c", STATEMENTS, str(tmp_path / "home")], capture_output=True,
-                            text=True, cwd=REPO, timeout=300)  # fmt: skip
+                            text=True, cwd=REPO, env=env, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["status"] == 201
@@ -133,3 +138,4 @@ def test_a_submission_without_webhooks_builds_no_event_and_signs_in_once(tmp_pat
     assert not [s for s in statements if "FROM vectors_settings" in s]
     assert len([s for s in statements if s.startswith("SELECT users.")]) == 1  # by key; not again by username
     assert any(s.startswith("INSERT INTO responses") for s in statements)
+    assert len([s for s in statements if s.startswith("BEGIN")]) == (1 if native == "1" else 2)

@@ -158,6 +158,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     from codigit.server import (
         hot_path,
         jobs,
+        native_submit,
         privacy,
         sqlite_calls,
         sqlite_writes,
@@ -189,6 +190,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
         ui_edits.patch_ui(ui)
         study_pages.copy_pages(ui)
     if async_engine.dialect.name == "sqlite":
+        native_submit.install(app, home)
         sqlite_writes.install(app, async_engine)
         sqlite_calls.install()
     return app

@@ -41,6 +41,7 @@ WEBHOOK_EVENT_BUILDERS = (
 WEBHOOK_CHANGES = ("create_webhook", "update_webhook", "delete_webhook")
 
 
+_adapters: dict[str, Any] = {}  # pydantic TypeAdapters, built once by install()
 # (session, user) of the request's API-key lookup, for the username lookup that follows it in the same session
 _by_key: ContextVar[tuple[AsyncSession, Any] | None] = ContextVar("codigit_user_by_key", default=None)
 
@@ -108,10 +109,15 @@ def install(app: Any) -> None:
     accounts.get_user_by_api_key = _remembering(accounts.get_user_by_api_key)
     accounts.get_user_by_username = _reusing(accounts.get_user_by_username)
 
-    question_settings = TypeAdapter(QuestionSettings)
+    _adapters["question"] = TypeAdapter(QuestionSettings)
     metadata_settings = TypeAdapter(MetadataPropertySettings)
-    Question.parsed_settings = property(lambda self: question_settings.validate_python(self.settings))
+    Question.parsed_settings = property(lambda self: question_settings(self.settings))
     MetadataProperty.parsed_settings = property(lambda self: metadata_settings.validate_python(self.settings))
+
+
+def question_settings(settings: dict) -> Any:
+    """A question's settings as `Question.parsed_settings` gives them (after install)."""
+    return _adapters["question"].validate_python(settings)
 
 
 def _checked_first(build):
