@@ -158,7 +158,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     from codigit.server import (
         hot_path,
         jobs,
-        native_submit,
+        native_route,
         privacy,
         sqlite_calls,
         sqlite_writes,
@@ -190,7 +190,7 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
         ui_edits.patch_ui(ui)
         study_pages.copy_pages(ui)
     if async_engine.dialect.name == "sqlite":
-        native_submit.install(app, home)
+        native_route.install(app, home)
         sqlite_writes.install(app, async_engine)
         sqlite_calls.install()
     return app
