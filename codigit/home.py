@@ -35,12 +35,11 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
 def ensure_writable_home(home: Path) -> Path:
     """Create the home, or check an existing one is writable, and make it private (see `make_private`)."""
     try:
-        if not home.exists():
-            home.mkdir(parents=True, mode=0o700)
+        home.mkdir(parents=True, mode=0o700, exist_ok=True)  # exist_ok: another command may create it meanwhile
         make_private(home)
-        probe = home / ".write-probe"
-        probe.write_text("ok")
-        probe.unlink()
+        # a name of its own: two commands checking the same home at once must not remove each other's probe
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".write-probe-"):
+            pass
     except OSError as e:
         raise CodigitError(f"home directory {home} is not writable: {e.strerror or e}") from None
     return home

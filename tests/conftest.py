@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "annotation" / "study.yaml"
 ARTIFACTS = REPO / "tests" / "artifacts"
 
+# Tests interrupt the CLI with SIGINT as ctrl-c would. A suite started in the background by a non-interactive shell
+# (`make test &`) inherits SIGINT ignored, and so would every child, which then never sees the signal (seen: the
+# ctrl-c tests timed out in such a run). A handler here is reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Under pytest-xdist each worker gets one core's worth of threads: torch in two workers (and in their children),
 # each spinning threads for every core, contend (concurrent torch jobs have run up to 10x slower here).
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -169,6 +169,19 @@ def test_home_not_writable(tmp_path):
     assert "not writable" in line
 
 
+def test_two_commands_checking_one_home_at_once_both_find_it_writable(tmp_path):
+    """Each check writes and removes a probe file of its own (a shared name: one removed the other's, and the other
+    said the home was not writable; seen with two `participants add` at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from codigit.home import ensure_writable_home
+
+    home = tmp_path / "home"
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: ensure_writable_home(home), range(400)))
+    assert results == [home] * 400 and list(home.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_corrupt_database(tmp_path):
     home = tmp_path / "home"

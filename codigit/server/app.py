@@ -154,11 +154,13 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
     """The argilla-server FastAPI app with codigit's engine, job runner, privacy fixes, SQLite write queue, the
     study's rules at submit time and the participants' pages."""
     from argilla_server.jobs import queues
+    from starlette.middleware import Middleware
 
     from codigit.server import (
         hot_path,
         jobs,
-        native_route,
+        native_queue,
+        native_submit,
         privacy,
         sqlite_calls,
         sqlite_writes,
@@ -190,7 +192,8 @@ def create_app(home: Path, snapshots: Path | None, in_process_jobs: bool = True)
         ui_edits.patch_ui(ui)
         study_pages.copy_pages(ui)
     if async_engine.dialect.name == "sqlite":
-        native_route.install(app, home)
+        for route in (native_submit.NativeSubmit, native_queue.NativeQueue):  # innermost: the writers' queue, timing
+            app.user_middleware.append(Middleware(route, home=home))  # and CORS apply to them as to any request
         sqlite_writes.install(app, async_engine)
         sqlite_calls.install()
     return app

@@ -139,15 +139,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
-
-
-def install(app: Any, home: Any) -> None:
-    """Innermost middlewares, so the writers' queue (sqlite_writes), timing and CORS apply to them as to any
-    request."""
-    from starlette.middleware import Middleware
-
-    from codigit.server.native_queue import NativeQueue
-    from codigit.server.native_submit import NativeSubmit
-
-    for route in (NativeSubmit, NativeQueue):
-        app.user_middleware.append(Middleware(route, home=home))
