@@ -61,7 +61,7 @@ async def main():
         assert r.status_code == 201, r.text
     assert (await owner.put(f"/datasets/{ds['id']}/publish")).status_code == 200
     r = await owner.post(f"/datasets/{ds['id']}/records/bulk",
-                         json={"items": [{"fields": {"t": f"text {i}"}} for i in range(6)]})
+                         json={"items": [{"fields": {"t": f"text {i}"}, "metadata": {}} for i in range(6)]})
     records = [item["id"] for item in r.json()["items"]]
     users = {}
     for name in ("ann1", "ann2", "outsider"):
@@ -251,6 +251,7 @@ def test_codigits_queue_answers_as_argilla_server_does_and_hands_on_the_rest(out
     record = first[1]["items"][0]["record"]
     assert first[0] == 200 and first[1]["total"] >= 1 and {"responses", "suggestions", "metadata"} <= set(record)
     assert "vectors" not in record  # not asked for: left out, as argilla-server leaves it out
+    assert record["metadata"] == {}  # as the SDK logs the study's records: answered here, not handed on
     submitted = out["queues"][3][1][1]
     assert submitted["items"]
     assert all(item["record"]["responses"][0]["status"] == "submitted" for item in submitted["items"])

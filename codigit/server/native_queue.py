@@ -11,8 +11,8 @@ Here the same request, in the form the UI sends it, is answered with statements 
 
 Handed on to argilla-server's handler unchanged (native_route.py): a text, vector or sorted query, a filter on a
 question, a suggestion or metadata, include values other than `responses` and `suggestions`, records that carry
-metadata (whose visibility depends on their properties' roles) or suggestions, and anything that does not parse
-or is not allowed. `CODIGIT_NATIVE_QUEUE=0` sends every queue request there.
+metadata values (whose visibility depends on their properties' roles; the study's records carry `{}`) or
+suggestions, and anything that does not parse or is not allowed. `CODIGIT_NATIVE_QUEUE=0` sends every queue request there.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class NativeQueue(NativeRoute):
             )  # fmt: skip
             ids = [item.record_id for item in found.items]
             records = {r["id"]: r for r in (await conn.execute(sql.records, {"ids": ids})).mappings()} if ids else {}
-            if any(r["metadata"] is not None or r["dataset_id"] != dataset_id for r in records.values()):
+            if any(r["metadata"] or r["dataset_id"] != dataset_id for r in records.values()):
                 raise HandOn
             answers = {}
             if ids and "responses" in include:
@@ -105,7 +105,8 @@ class NativeQueue(NativeRoute):
             row = records.get(item.record_id)
             if row is None:  # gone since the search: argilla-server's handler fails on it too, in its own way
                 raise HandOn
-            loaded = _Loaded(**{k: v for k, v in row.items() if k != "metadata"}, metadata_=None)
+            # no metadata, or none ({}, as the SDK logs records): nothing for the metadata policy to hide
+            loaded = _Loaded(**{k: v for k, v in row.items() if k != "metadata"}, metadata_=row["metadata"])
             if "responses" in include:
                 loaded.responses = answers.get(row["id"], [])
             if "suggestions" in include:
