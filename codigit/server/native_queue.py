@@ -12,7 +12,8 @@ Here the same request, in the form the UI sends it, is answered with statements 
 Handed on to argilla-server's handler unchanged (native_route.py): a text, vector or sorted query, a filter on a
 question, a suggestion or metadata, include values other than `responses` and `suggestions`, records that carry
 metadata values (whose visibility depends on their properties' roles; the study's records carry `{}`) or
-suggestions, and anything that does not parse or is not allowed. `CODIGIT_NATIVE_QUEUE=0` sends every queue request there.
+suggestions, and anything that does not parse or is not allowed. `CODIGIT_NATIVE_QUEUE=0` sends every queue
+request there.
 """
 
 from __future__ import annotations
