@@ -30,6 +30,25 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# A child process's start (argilla_server reads its settings when first imported): the app as `codigit serve` builds
+# it on the home in argv[1], the owner's API key, and every SQL statement run from here on in `seen`.
+CHILD_APP = r"""
+import asyncio, json, sqlite3, sys, uuid
+from pathlib import Path
+import httpx
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from codigit.server import app as server_app
+
+home = Path(sys.argv[1])
+url = server_app.configure(home)
+server_app.prepare_database(url)
+key = server_app.ensure_owner(home)["api_key"]
+app = server_app.create_app(home, None)
+seen = []
+event.listen(Engine, "before_cursor_execute", lambda c, cur, statement, *a: seen.append(" ".join(statement.split())))
+"""
+
 # Under pytest-xdist each worker gets one core's worth of threads: torch in two workers (and in their children),
 # each spinning threads for every core, contend (concurrent torch jobs have run up to 10x slower here).
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -14,25 +14,13 @@ import sys
 from datetime import datetime
 
 import pytest
-from conftest import REPO
+from conftest import CHILD_APP, REPO
 
-CHILD = r"""
-import asyncio, json, sqlite3, sys, uuid
-from pathlib import Path
-import httpx
-from codigit.server import app as server_app
-
-home = Path(sys.argv[1])
-url = server_app.configure(home)
-server_app.prepare_database(url)
-key = server_app.ensure_owner(home)["api_key"]
-app = server_app.create_app(home, None)
+CHILD = (
+    CHILD_APP
+    + r"""
 from argilla_server.api.routes import api_v1
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
-seen = []
-event.listen(Engine, "before_cursor_execute", lambda c, cur, statement, *a: seen.append(" ".join(statement.split())))
 
 def db_rows(sql, *args):
     conn = sqlite3.connect(home / "argilla.db")
@@ -180,6 +168,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
 WHEN = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\.\d{6}")

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import argilla as rg
 import pytest
-from conftest import REPO, make_dataset, wait_for
+from conftest import CHILD_APP, REPO, make_dataset, wait_for
 
 
 class Listener:
@@ -85,22 +85,9 @@ def test_each_key_signs_in_its_own_user(server):
 
 # In a child process (argilla_server reads its settings when first imported): the app as `codigit serve` builds it,
 # driven in-process, with every SQL statement a submission runs recorded.
-STATEMENTS = r"""
-import asyncio, json, sys, uuid
-from pathlib import Path
-import httpx
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from codigit.server import app as server_app
-
-home = Path(sys.argv[1])
-url = server_app.configure(home)
-server_app.prepare_database(url)
-key = server_app.ensure_owner(home)["api_key"]
-app = server_app.create_app(home, None)
-seen = []
-event.listen(Engine, "before_cursor_execute", lambda c, cur, statement, *a: seen.append(" ".join(statement.split())))
-
+STATEMENTS = (
+    CHILD_APP
+    + r"""
 async def main():
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1",
@@ -122,6 +109,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 @pytest.mark.parametrize("native", ["1", "0"], ids=["codigit-path", "argilla-path"])

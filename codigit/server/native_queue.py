@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Scope
 
-from codigit.server.native_route import HandOn, NativeRoute, headers_of, may_work_in, signed_in
+from codigit.server.native_route import HandOn, NativeRoute, json_headers, may_work_in, signed_in
 
 INCLUDES = ("responses", "suggestions")
 LIMIT_DEFAULT, LIMIT_MAX = 50, 1000  # argilla-server's LIST_DATASET_RECORDS_LIMIT_DEFAULT and _LE
@@ -69,9 +69,7 @@ class NativeQueue(NativeRoute):
         from pydantic import ValidationError
 
         include, offset, limit = _params(scope["query_string"].decode("latin-1"))
-        headers = headers_of(scope)
-        if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise HandOn
+        headers = json_headers(scope)
         try:
             dataset_id = uuid.UUID(match[1])
             query = SearchRecordsQuery.model_validate(json.loads(body))

@@ -57,8 +57,12 @@ class NativeRoute:
         raise NotImplementedError
 
 
-def headers_of(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+def json_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers (lower-case names); a body that is not declared JSON is argilla-server's to parse."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise HandOn
+    return headers
 
 
 class _Who:

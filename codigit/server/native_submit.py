@@ -34,7 +34,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from codigit.server.native_route import HandOn, NativeRoute, headers_of, may_work_in, signed_in
+from codigit.server.native_route import HandOn, NativeRoute, json_headers, may_work_in, signed_in
 
 # events an answer raises in argilla-server; with a webhook listening to any of them, argilla-server stores it
 EVENTS = frozenset({"response.created", "record.updated", "record.completed"})
@@ -106,9 +106,7 @@ class NativeSubmit(NativeRoute):
         from codigit.server import hot_path, submit_rules
         from codigit.server.hot_path import question_settings
 
-        headers = headers_of(scope)
-        if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise HandOn
+        headers = json_headers(scope)
         try:
             record_uuid = uuid.UUID(match[1])
             answer = ResponseCreate.model_validate(json.loads(body))
