@@ -18,6 +18,7 @@ request there.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -55,10 +56,14 @@ class _Loaded(SimpleNamespace):
         return name in self.__dict__
 
 
+@functools.cache
+def _statements() -> _Statements:
+    return _Statements()
+
+
 class NativeQueue(NativeRoute):
     path = re.compile(r"/api/v1/me/datasets/([^/]+)/records/search")
     switch = "CODIGIT_NATIVE_QUEUE"
-    _sql: _Statements | None = None
     _engine: Any = None
 
     async def answer(self, scope: Scope, match: re.Match, body: bytes) -> tuple[int, dict]:
@@ -77,7 +82,7 @@ class NativeQueue(NativeRoute):
             raise HandOn from None
         if not _plain(query):
             raise HandOn
-        sql = self._sql = self._sql or _Statements()
+        sql = _statements()
         async with AsyncSessionLocal() as db:
             conn = await db.connection()
             user = await signed_in(conn, headers)

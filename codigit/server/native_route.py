@@ -9,6 +9,7 @@ the server's environment switch one off.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -81,13 +82,9 @@ class _Who:
         )
 
 
-_who: list[_Who] = []
-
-
+@functools.cache
 def _statements() -> _Who:
-    if not _who:
-        _who.append(_Who())
-    return _who[0]
+    return _Who()
 
 
 async def signed_in(conn: Any, headers: dict[str, str]) -> SimpleNamespace:

@@ -25,6 +25,7 @@ together here (argilla-server commits the status in a second transaction after t
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -88,12 +89,16 @@ class _Statements:
         )
 
 
+@functools.cache
+def _statements() -> _Statements:
+    return _Statements()
+
+
 class NativeSubmit(NativeRoute):
     """Stores the common answer itself (201 with it); hands every other request on unchanged."""
 
     path = re.compile(r"/api/v1/records/([^/]+)/responses")
     switch = "CODIGIT_NATIVE_SUBMIT"
-    _sql: _Statements | None = None
 
     async def answer(self, scope: Scope, match: re.Match, body: bytes) -> tuple[int, dict]:
         from argilla_server.api.schemas.v1.responses import Response as ResponseSchema
@@ -112,7 +117,7 @@ class NativeSubmit(NativeRoute):
             answer = ResponseCreate.model_validate(json.loads(body))
         except (ValueError, ValidationError):  # json.JSONDecodeError is a ValueError
             raise HandOn from None
-        sql = self._sql = self._sql or _Statements()
+        sql = _statements()
         async with AsyncSessionLocal() as db:
             conn = await db.connection()
             user = await signed_in(conn, headers)
